@@ -1,0 +1,193 @@
+"""The whole Agent over the in-memory edge: real media in, the model double in the middle."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vision_agents.core import Agent, PcmData, User
+from vision_agents.core.edge import ParticipantLeftEvent
+from vision_agents.core.processors import VideoProcessor
+from vision_agents.core.types import Participant
+from vision_agents.testing import (
+    FakeRealtime,
+    InMemoryEdge,
+    make_test_video,
+    read_frame_index,
+    synthesize_speech,
+    tone,
+)
+
+CLIP_SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def speech() -> PcmData:
+    return synthesize_speech("Hello agent, this is a short test of the audio path.")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, speech: PcmData) -> Path:
+    path = tmp_path_factory.mktemp("media") / "speech.mkv"
+    return make_test_video(path, seconds=CLIP_SECONDS, fps=30, audio=speech)
+
+
+def best_lag_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak normalised cross-correlation of two mono signals."""
+    a = (a - a.mean()) / (a.std() * len(a))
+    b = (b - b.mean()) / b.std()
+    n = len(a) + len(b)
+    spec = np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n))
+    return float(np.abs(np.fft.irfft(spec, n)).max() * len(a) / min(len(a), len(b)))
+
+
+class CountingProcessor(VideoProcessor):
+    name = "counter"
+    fps = 10.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[int] = []
+        self.left: list[Participant] = []
+
+    async def process_video(self, frame: av.VideoFrame, participant: Participant) -> None:
+        self.frames.append(read_frame_index(frame))
+
+    async def on_participant_left(self, participant: Participant) -> None:
+        self.left.append(participant)
+
+
+async def test_agent_hears_sees_and_speaks_and_leaves_nothing_running(
+    clip: Path, speech: PcmData
+) -> None:
+    threads_before = set(threading.enumerate())
+    model = FakeRealtime(fps=5)
+    counter = CountingProcessor()
+    edge = InMemoryEdge()
+    agent = Agent(
+        edge=edge,
+        agent_user=User(name="tester"),
+        instructions="Be brief.",
+        llm=model,
+        processors=[counter],
+    )
+    call = await agent.create_call("default", "call-1")
+    async with agent.join(call):
+        assert model.is_connected and model.instructions == "Be brief."
+        await edge.add_participant("alice", clip)
+        seconds = max(CLIP_SECONDS, speech.duration)  # the clip lasts as long as its speech
+        await asyncio.sleep(seconds + 0.8)  # it plays in real time
+
+        # video: the model got frames at its fps, newest first, in order
+        got = len(model.frames)
+        assert 0.9 * 5 * seconds <= got <= 1.1 * 5 * seconds + 1, (got, seconds)
+        indices = [read_frame_index(f) for f in model.latest_frames]
+        assert indices == sorted(indices) and indices[-1] >= 30 * seconds - 10
+        # the processor ran at its own fps from the same forwarder
+        assert 0.9 * 10 * seconds <= len(counter.frames) <= 1.1 * 10 * seconds + 1
+
+        # audio: all of it arrived, and it is the speech that was played
+        assert model.audio_received == pytest.approx(speech.duration, abs=0.05)
+        heard = PcmData(
+            np.concatenate([c.samples for c in model.audio_chunks], axis=1), 48000, 2
+        ).resample(speech.sample_rate, 1)
+        assert (
+            best_lag_correlation(heard.to_float32().samples[0], speech.to_float32().samples[0])
+            > 0.95
+        )
+
+        # the model speaks: its audio reaches the published track
+        reply = tone(1000, 0.5, sample_rate=24000)
+        model.respond("a beep", reply)
+        await asyncio.sleep(1.0)
+        published = edge.published.audio.to_float32().samples[0]
+        spectrum = np.abs(np.fft.rfft(published))
+        freqs = np.fft.rfftfreq(len(published), 1 / 48000)
+        assert abs(freqs[spectrum.argmax()] - 1000) < 5
+        # a 0.5-amplitude sine is above 0.1 for 1 - 2/pi*asin(0.2) of the time
+        loud_seconds = (np.abs(published) > 0.1).sum() / 48000 / (1 - 2 / np.pi * np.arcsin(0.2))
+        assert loud_seconds == pytest.approx(0.5, abs=0.03)
+
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert tasks == [], f"tasks left running: {tasks}"
+    leaked = [t for t in set(threading.enumerate()) - threads_before if t.is_alive()]
+    assert leaked == [], f"threads left running: {leaked}"
+    assert not model.is_connected
+
+
+async def test_participant_leaving_stops_their_frames_at_once(clip: Path) -> None:
+    model = FakeRealtime(fps=10)
+    counter = CountingProcessor()
+    edge = InMemoryEdge()
+    agent = Agent(edge=edge, llm=model, processors=[counter])
+    left = asyncio.Event()
+
+    @agent.events.subscribe
+    async def on_left(event: ParticipantLeftEvent) -> None:
+        left.set()
+
+    async with agent.join(await agent.create_call()):
+        alice = await edge.add_participant("alice", clip)
+        await asyncio.sleep(1.0)
+        assert len(model.frames) > 3
+        await edge.remove_participant(alice)
+        await asyncio.wait_for(left.wait(), 2)
+        frames, processed = len(model.frames), len(counter.frames)
+        await asyncio.sleep(0.5)
+        assert len(model.frames) == frames and len(counter.frames) == processed
+        assert counter.left == [alice]
+
+
+async def test_model_watches_the_newest_camera_and_falls_back(clip: Path, tmp_path: Path) -> None:
+    model = FakeRealtime(fps=10)
+    edge = InMemoryEdge()
+    agent = Agent(edge=edge, llm=model)
+    async with agent.join(await agent.create_call()):
+        await edge.add_participant("alice", clip, loop=True)
+        await asyncio.sleep(0.6)
+        first = agent._video_in.watched_track_id
+        bob = await edge.add_participant("bob", clip, loop=True)
+        await asyncio.sleep(0.6)
+        assert agent._video_in.watched_track_id not in (None, first)
+        await edge.remove_participant(bob)
+        await asyncio.sleep(0.4)
+        assert agent._video_in.watched_track_id == first
+        before = len(model.frames)
+        await asyncio.sleep(0.5)
+        assert len(model.frames) > before, "the model stopped getting frames after bob left"
+
+
+async def test_finish_returns_when_the_call_ends() -> None:
+    edge = InMemoryEdge()
+    agent = Agent(edge=edge, llm=FakeRealtime())
+    async with agent.join(await agent.create_call()):
+        waiter = asyncio.create_task(agent.finish())
+        await asyncio.sleep(0.1)
+        assert not waiter.done()
+        await edge.end_call()
+        await asyncio.wait_for(waiter, 2)
+
+
+async def test_interrupted_reply_is_dropped_from_the_published_track() -> None:
+    model = FakeRealtime()
+    edge = InMemoryEdge()
+    agent = Agent(edge=edge, llm=model)
+    async with agent.join(await agent.create_call()):
+        for chunk in tone(1000, 5.0, sample_rate=24000).chunks(20):
+            model._emit_audio_output_event(chunk, response_id="r1")
+        await model.events.wait(timeout=5)
+        await asyncio.sleep(0.3)
+        assert agent.audio_track.buffered_ms > 3000
+        model._emit_audio_output_done_event(response_id="r1", interrupted=True)
+        await model.events.wait(timeout=5)
+        assert agent.audio_track.buffered_ms == 0
+
+
+def test_agent_without_llm_is_refused() -> None:
+    with pytest.raises(ValueError, match="llm"):
+        Agent(edge=InMemoryEdge())

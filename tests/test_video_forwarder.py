@@ -1,0 +1,405 @@
+"""Behaviour of VideoForwarder: per-consumer rates, freshness, isolation, errors and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import statistics
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import av
+import pytest
+
+from tests.media_tracks import VIDEO_TIME_BASE, SyntheticVideoTrack
+from vision_agents.core.utils.video_forwarder import FrameHandlerStats, VideoForwarder
+
+
+@dataclass
+class Recorder:
+    """An async frame handler that records when each frame came, how old and how fresh it was."""
+
+    track: SyntheticVideoTrack
+    work_s: float = 0.0
+    times: list[float] = field(default_factory=list)
+    ages: list[float] = field(default_factory=list)
+    stale: int = 0  # deliveries of a frame that was not the newest one made
+    frames: list[av.VideoFrame] = field(default_factory=list)
+    got_frame: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, frame: av.VideoFrame) -> None:
+        self.note(frame)
+        if self.work_s:
+            await asyncio.sleep(self.work_s)
+
+    def note(self, frame: av.VideoFrame) -> None:
+        now = time.monotonic()
+        self.times.append(now)
+        self.ages.append(self.track.age(frame, now))
+        if frame.pts != self.track.latest_pts:
+            self.stale += 1
+        self.frames.append(frame)
+        self.got_frame.set()
+
+    def rate(self) -> float:
+        """Mean delivery rate over the recorded deliveries (fixed cadence: spacing matters)."""
+        assert len(self.times) >= 3, self.times
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+    async def wait_frames(self, n: int, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.times) < n:
+                self.got_frame.clear()
+                await self.got_frame.wait()
+
+
+@contextlib.asynccontextmanager
+async def no_leaks() -> AsyncIterator[None]:
+    """Fail if the block leaves tasks or threads behind."""
+    tasks_before = asyncio.all_tasks()
+    threads_before = set(threading.enumerate())
+    yield
+    leftover_tasks = asyncio.all_tasks() - tasks_before - {asyncio.current_task()}
+    assert not leftover_tasks, leftover_tasks
+    leftover_threads = [t for t in threading.enumerate() if t not in threads_before]
+    assert not leftover_threads, leftover_threads
+
+
+def stats_by_name(fwd: VideoForwarder) -> dict[str, FrameHandlerStats]:
+    return {s.name: s for s in fwd.handler_stats()}
+
+
+async def test_each_consumer_gets_its_own_rate_of_fresh_frames() -> None:
+    """0.5/1/5 fps consumers hit their rates next to a 300 ms consumer, with the newest frames."""
+    track = SyntheticVideoTrack(fps=30)
+    slow_sync_calls: list[float] = []
+
+    def slow_sync(frame: av.VideoFrame) -> None:
+        slow_sync_calls.append(track.age(frame))
+        time.sleep(0.3)
+
+    consumers = {
+        0.5: Recorder(track),
+        1.0: Recorder(track),
+        5.0: Recorder(track),
+    }
+    slow = Recorder(track, work_s=0.3)
+    async with no_leaks():
+        fwd = VideoForwarder(track)
+        for fps, rec in consumers.items():
+            fwd.add_frame_handler(rec, fps=fps, name=f"at-{fps}")
+        fwd.add_frame_handler(slow, name="slow-async")
+        fwd.add_frame_handler(slow_sync, name="slow-sync")
+        # 0.5 fps delivers at about 0, 2 and 4 s: three deliveries give two intervals.
+        await consumers[0.5].wait_frames(3, timeout=6.0)
+        await fwd.stop()
+
+    for fps, rec in consumers.items():
+        assert rec.rate() == pytest.approx(fps, rel=0.10), (fps, rec.times)
+        assert rec.stale == 0
+    fast = consumers[5.0]
+    assert statistics.median(fast.ages) < 0.05, fast.ages
+    # The 300 ms consumers get fewer frames, but the newest ones, not a backlog.
+    assert 2.5 < slow.rate() < 3.5
+    assert slow.stale == 0 and statistics.median(slow.ages) < 0.05, slow.ages
+    assert len(slow_sync_calls) >= 8 and statistics.median(slow_sync_calls) < 0.1
+    # Frames arrive untouched and in order.
+    pts = [f.pts for f in fast.frames]
+    assert pts == sorted(pts) and len(set(pts)) == len(pts)
+    assert all(f.time_base == VIDEO_TIME_BASE for f in fast.frames)
+    # The source was read once per frame, whatever the number of consumers.
+    assert fwd.frames_received == track.frames_sent
+    assert track.recv_calls - track.frames_sent <= 1
+    assert fwd.ended and not track.readyState == "ended"
+
+
+async def test_stats_count_delivered_and_skipped_frames() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    fast, every = Recorder(track), Recorder(track)
+    async with no_leaks():
+        fwd = VideoForwarder(track, name="cam")
+        fwd.add_frame_handler(fast, fps=10, name="ten")
+        fwd.add_frame_handler(every, name="all")
+        assert fwd.handler_count == 2
+        await fast.wait_frames(5)
+        stats = stats_by_name(fwd)
+        await fwd.stop()
+    ten, all_ = stats["ten"], stats["all"]
+    assert ten.fps == 10.0 and all_.fps is None
+    assert ten.frames_delivered == len(fast.times)
+    assert ten.frames_skipped >= ten.frames_delivered
+    assert ten.last_frame_age is not None and ten.last_frame_age < 0.1
+    assert all_.frames_skipped <= 2
+    assert fwd.handler_count == 0
+
+
+async def test_forwarder_fps_caps_every_consumer() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    async with no_leaks():
+        fwd = VideoForwarder(track, fps=2)
+        fwd.add_frame_handler(Recorder(track), name="uncapped")
+        fwd.add_frame_handler(Recorder(track), fps=10, name="faster")
+        fwd.add_frame_handler(Recorder(track), fps=0.25, name="slower")
+        caps = {s.name: s.fps for s in fwd.handler_stats()}
+        await fwd.stop()
+    assert caps == {"uncapped": 2.0, "faster": 2.0, "slower": 0.25}
+
+
+async def test_same_frame_object_goes_to_every_consumer() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    a, b = Recorder(track), Recorder(track)
+    async with no_leaks():
+        fwd = VideoForwarder(track)
+        fwd.add_frame_handler(a)
+        fwd.add_frame_handler(b)
+        await a.wait_frames(3)
+        await b.wait_frames(3)
+        await fwd.stop()
+    assert a.frames[0] is b.frames[0]
+
+
+async def test_slow_sync_callback_runs_in_one_thread_and_never_blocks_the_loop() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    threads: set[str] = set()
+    running = 0
+    overlaps = 0
+    lock = threading.Lock()
+
+    def blocking(frame: av.VideoFrame) -> None:
+        nonlocal running, overlaps
+        with lock:
+            running += 1
+            overlaps += running > 1
+        threads.add(threading.current_thread().name)
+        time.sleep(0.3)
+        with lock:
+            running -= 1
+
+    lateness: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(0.01)
+            lateness.append(time.monotonic() - start - 0.01)
+
+    realtime = Recorder(track)
+    async with no_leaks():
+        fwd = VideoForwarder(track)
+        fwd.add_frame_handler(blocking, name="blocking")
+        fwd.add_frame_handler(realtime, fps=5, name="realtime")
+        tick = asyncio.create_task(ticker())
+        await realtime.wait_frames(8)
+        tick.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tick
+        await fwd.stop()
+    assert max(lateness) < 0.1, max(lateness)
+    assert threads and threading.main_thread().name not in threads and len(threads) == 1
+    assert overlaps == 0
+    assert realtime.stale == 0
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_failing_callback_is_logged_and_keeps_receiving(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    track = SyntheticVideoTrack(fps=30)
+    calls = 0
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def fail(frame: av.VideoFrame) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            loop.call_soon_threadsafe(done.set)
+        raise RuntimeError(f"broken processor on frame {frame.pts}")
+
+    async def fail_async(frame: av.VideoFrame) -> None:
+        fail(frame)
+
+    async with no_leaks():
+        fwd = VideoForwarder(track, name="cam")
+        fwd.add_frame_handler(fail_async if kind == "async" else fail, name="detector")
+        async with asyncio.timeout(5):
+            await done.wait()
+        errors = fwd.handler_stats()[0].errors
+        await fwd.stop()
+    assert errors >= 2
+    failures = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failures) >= 2
+    assert "detector" in failures[0].getMessage() and "cam" in failures[0].getMessage()
+    assert failures[0].exc_info is not None
+
+
+async def test_track_end_stops_everything() -> None:
+    track = SyntheticVideoTrack(fps=30, max_frames=10)
+    rec = Recorder(track)
+    sync_calls: list[int | None] = []
+    async with no_leaks():
+        fwd = VideoForwarder(track)
+        fwd.add_frame_handler(rec, fps=5)
+        fwd.add_frame_handler(lambda f: sync_calls.append(f.pts), name="sync")
+        await asyncio.wait_for(fwd.wait_ended(), 5)
+        assert fwd.ended
+        with pytest.raises(RuntimeError, match="ended"):
+            fwd.add_frame_handler(Recorder(track))
+        await fwd.stop()
+    assert track.frames_sent == 10 and sync_calls and rec.times
+
+
+async def test_stopping_the_track_ends_a_low_rate_consumer_promptly() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    rec = Recorder(track)
+    async with no_leaks():
+        fwd = VideoForwarder(track)
+        fwd.add_frame_handler(rec, fps=0.2)  # next delivery would be 5 s away
+        await rec.wait_frames(1)
+        track.stop()
+        start = time.monotonic()
+        await asyncio.wait_for(fwd.wait_ended(), 2)
+        assert time.monotonic() - start < 0.5
+        assert fwd.ended
+        await fwd.stop()
+
+
+async def test_removing_the_last_handler_stops_reading_and_adding_restarts() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    first, second = Recorder(track), Recorder(track)
+    async with no_leaks():
+        fwd = VideoForwarder(track)
+        fwd.add_frame_handler(first)
+        await first.wait_frames(3)
+        await fwd.remove_frame_handler(first)
+        assert fwd.handler_count == 0 and not fwd.ended
+        calls_at_removal = track.recv_calls
+        removed_pts = first.frames[-1].pts
+        await asyncio.sleep(0.2)  # a window in which a running reader would pull ~6 frames
+        assert track.recv_calls == calls_at_removal
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("video:")]
+
+        fwd.add_frame_handler(second)
+        await second.wait_frames(2)
+        # The first frame after the restart is new, not the one held before the pause.
+        assert second.frames[0].pts > removed_pts
+        assert second.stale == 0
+        await fwd.remove_frame_handler(second)
+
+
+async def test_removing_one_handler_leaves_the_others_running() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    stays, goes = Recorder(track), Recorder(track)
+    async with no_leaks():
+        fwd = VideoForwarder(track)
+        fwd.add_frame_handler(stays)
+        fwd.add_frame_handler(goes)
+        await goes.wait_frames(2)
+        await fwd.remove_frame_handler(goes)
+        count = len(goes.times)
+        seen = len(stays.times)
+        await stays.wait_frames(seen + 3)
+        assert len(goes.times) == count
+        await fwd.stop()
+
+
+async def test_handler_can_remove_itself() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    fwd = VideoForwarder(track)
+    removed = asyncio.Event()
+
+    async def once(frame: av.VideoFrame) -> None:
+        await fwd.remove_frame_handler(once)
+        removed.set()
+
+    async with no_leaks():
+        fwd.add_frame_handler(once)
+        await asyncio.wait_for(removed.wait(), 5)
+        await fwd.stop()
+    assert fwd.handler_count == 0
+
+
+async def test_stop_cancels_busy_handlers_and_is_idempotent() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    started = asyncio.Event()
+    sync_started = threading.Event()
+    loop = asyncio.get_running_loop()
+
+    async def stuck(frame: av.VideoFrame) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    def busy(frame: av.VideoFrame) -> None:
+        loop.call_soon_threadsafe(sync_started.set)
+        time.sleep(0.2)
+
+    async with no_leaks():
+        fwd = VideoForwarder(track)
+        fwd.add_frame_handler(stuck)
+        fwd.add_frame_handler(busy)
+        await asyncio.wait_for(started.wait(), 5)
+        while not sync_started.is_set():
+            await asyncio.sleep(0.01)
+        begin = time.monotonic()
+        await fwd.stop()
+        await fwd.stop()
+        assert time.monotonic() - begin < 1.0
+        await asyncio.wait_for(fwd.wait_ended(), 1)
+    assert fwd.ended and fwd.handler_count == 0
+
+
+async def test_argument_errors() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    fwd = VideoForwarder(track)
+    rec = Recorder(track)
+    for bad in (0, -1, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="fps"):
+            fwd.add_frame_handler(rec, fps=bad)
+        with pytest.raises(ValueError, match="fps"):
+            VideoForwarder(track, fps=bad)
+    with pytest.raises(TypeError, match="callable"):
+        fwd.add_frame_handler("not a function")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a frame handler"):
+        await fwd.remove_frame_handler(rec)
+    fwd.add_frame_handler(rec)
+    with pytest.raises(ValueError, match="already"):
+        fwd.add_frame_handler(rec)
+    await fwd.stop()
+
+
+def test_audio_track_is_rejected() -> None:
+    from aiortc.mediastreams import AudioStreamTrack
+
+    with pytest.raises(ValueError, match="kind='audio'"):
+        VideoForwarder(AudioStreamTrack())
+
+
+def test_adding_a_handler_needs_a_running_loop() -> None:
+    track = SyntheticVideoTrack(fps=30)
+    fwd = VideoForwarder(track)
+    with pytest.raises(RuntimeError, match="running event loop"):
+        fwd.add_frame_handler(lambda f: None)
+
+
+async def test_bound_methods_are_matched_by_owner_and_function() -> None:
+    class Processor:
+        def __init__(self) -> None:
+            self.frames = 0
+
+        async def on_frame(self, frame: av.VideoFrame) -> None:
+            self.frames += 1
+
+    track = SyntheticVideoTrack(fps=30)
+    one, two = Processor(), Processor()
+    async with no_leaks():
+        fwd = VideoForwarder(track)
+        fwd.add_frame_handler(one.on_frame)
+        fwd.add_frame_handler(two.on_frame)  # another object's method is another handler
+        with pytest.raises(ValueError, match="already"):
+            fwd.add_frame_handler(one.on_frame)
+        await fwd.remove_frame_handler(one.on_frame)
+        assert fwd.handler_count == 1
+        await fwd.stop()

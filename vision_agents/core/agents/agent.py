@@ -1,0 +1,208 @@
+"""`Agent`: joins a call, routes media between the call, the LLM and processors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from vision_agents.core.agents.audio_input import AudioInput
+from vision_agents.core.agents.audio_output import AudioOutputTrack
+from vision_agents.core.agents.video_input import VideoInput
+from vision_agents.core.audio import PcmData
+from vision_agents.core.edge.events import (
+    AudioReceivedEvent,
+    CallEndedEvent,
+    ParticipantJoinedEvent,
+    ParticipantLeftEvent,
+    TrackAddedEvent,
+    TrackRemovedEvent,
+)
+from vision_agents.core.edge.transport import Call, EdgeTransport
+from vision_agents.core.events.manager import EventManager
+from vision_agents.core.llm.events import RealtimeAudioOutputDoneEvent, RealtimeAudioOutputEvent
+from vision_agents.core.llm.llm import LLM
+from vision_agents.core.llm.realtime import Realtime
+from vision_agents.core.processors.base import (
+    AudioProcessor,
+    AudioPublisher,
+    Processor,
+    VideoProcessor,
+    VideoPublisher,
+)
+from vision_agents.core.types import Participant, User
+
+logger = logging.getLogger(__name__)
+
+EdgeEvent = (
+    ParticipantJoinedEvent
+    | ParticipantLeftEvent
+    | TrackAddedEvent
+    | TrackRemovedEvent
+    | CallEndedEvent
+)
+
+
+class Agent:
+    """An AI participant in a call.
+
+    It hears every participant (audio goes to the Realtime model and audio processors), watches
+    them (video goes through one shared forwarder per track to the model at its ``fps`` and to
+    each video processor at theirs) and speaks back (the model's audio is published into the
+    call). The work is split into small owners: ``AudioInput``, ``VideoInput`` and
+    ``AudioOutputTrack``; the agent only wires them to the edge's and the model's events.
+    """
+
+    def __init__(
+        self,
+        edge: EdgeTransport,
+        agent_user: User | None = None,
+        instructions: str = "",
+        llm: LLM | None = None,
+        processors: Sequence[Processor] = (),
+    ) -> None:
+        if llm is None:
+            raise ValueError("Agent needs an llm, e.g. gemini.Realtime() or openai.Realtime()")
+        self.edge = edge
+        self.llm = llm
+        self.agent_user = agent_user or User(name="Agent")
+        self.instructions = instructions
+        self.processors = list(processors)
+        self.events = EventManager(name="agent.events")
+        self.participant: Participant | None = None
+
+        realtime = llm if isinstance(llm, Realtime) else None
+        self.audio_track = AudioOutputTrack()
+        self._audio_in = AudioInput(self._on_participant_audio)
+        self._video_in = VideoInput(
+            realtime, [p for p in self.processors if isinstance(p, VideoProcessor)]
+        )
+        self._audio_processors = [p for p in self.processors if isinstance(p, AudioProcessor)]
+        self._call_ended = asyncio.Event()
+        self._joined = False
+        self._closed = False
+
+    # -- public API ------------------------------------------------------------------------
+
+    async def create_call(self, call_type: str = "default", call_id: str | None = None) -> Call:
+        """Create a call on the edge (a random id if none is given)."""
+        return await self.edge.create_call(call_type, call_id or uuid.uuid4().hex)
+
+    @asynccontextmanager
+    async def join(self, call: Call) -> AsyncIterator[Agent]:
+        """Join ``call`` for the duration of the ``async with`` block, then leave cleanly."""
+        await self._start(call)
+        try:
+            yield self
+        finally:
+            await self.close()
+
+    async def finish(self) -> None:
+        """Wait until the call ends (the edge says so, or the agent is closed)."""
+        await self._call_ended.wait()
+
+    async def simple_response(self, text: str) -> None:
+        """Ask the model to respond to ``text`` as if a participant had said it."""
+        await self.llm.simple_response(text)
+
+    async def close(self) -> None:
+        """Stop everything the agent started; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._call_ended.set()
+        self.edge.events.unsubscribe(self._on_edge_event)
+        self.llm.events.unsubscribe(self._on_model_audio)
+        await self._audio_in.close()
+        await self._video_in.close()
+        if isinstance(self.llm, Realtime):
+            await self.llm.close()
+        for processor in self.processors:
+            try:
+                await processor.close()
+            except Exception:
+                logger.exception("closing processor %s failed", processor.name)
+        await self.edge.close()
+        self.audio_track.stop()
+        await self.llm.events.close()
+        await self.events.close()
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    async def _start(self, call: Call) -> None:
+        if self._joined:
+            raise RuntimeError("this Agent already joined a call; create one Agent per call")
+        self._joined = True
+        self.llm.set_instructions(self.instructions)
+        self.edge.events.subscribe(self._on_edge_event)
+        self.llm.events.subscribe(self._on_model_audio)
+        if isinstance(self.llm, Realtime) and not self.llm.is_connected:
+            await self.llm.connect()
+        self.participant = await self.edge.join(call, self.agent_user)
+        await self.edge.publish_audio(self._pick_audio_track())
+        video_publishers = [p for p in self.processors if isinstance(p, VideoPublisher)]
+        if video_publishers:
+            if len(video_publishers) > 1:
+                logger.warning(
+                    "%d video publishers; publishing %s only",
+                    len(video_publishers),
+                    video_publishers[0].name,
+                )
+            await self.edge.publish_video(video_publishers[0].publish_video_track())
+
+    def _pick_audio_track(self) -> AudioOutputTrack:
+        publishers = [p for p in self.processors if isinstance(p, AudioPublisher)]
+        if publishers:
+            track = publishers[0].publish_audio_track()
+            if isinstance(track, AudioOutputTrack):
+                self.audio_track = track
+            else:
+                raise TypeError(
+                    f"AudioPublisher {publishers[0].name} must return an AudioOutputTrack, "
+                    f"got {type(track).__name__}"
+                )
+        return self.audio_track
+
+    async def _on_edge_event(self, event: EdgeEvent) -> None:
+        # One handler for all call events keeps them in order (added before removed).
+        if isinstance(event, TrackAddedEvent):
+            if event.kind == "audio":
+                self._audio_in.add_track(event.participant, event.track)
+            else:
+                await self._video_in.add_track(event.participant, event.track)
+        elif isinstance(event, TrackRemovedEvent):
+            if event.kind == "audio":
+                await self._audio_in.remove_track(event.track_id)
+            else:
+                await self._video_in.remove_track(event.track_id)
+        elif isinstance(event, ParticipantLeftEvent):
+            await self._audio_in.remove_participant(event.participant)
+            await self._video_in.remove_participant(event.participant)
+            for processor in self.processors:
+                if isinstance(processor, VideoProcessor):
+                    await processor.on_participant_left(event.participant)
+        elif isinstance(event, CallEndedEvent):
+            self._call_ended.set()
+        self.events.send(event)
+
+    async def _on_model_audio(
+        self, event: RealtimeAudioOutputEvent | RealtimeAudioOutputDoneEvent
+    ) -> None:
+        if isinstance(event, RealtimeAudioOutputEvent):
+            self.audio_track.write(event.audio_data)
+        elif event.interrupted:
+            self.audio_track.clear()
+        else:
+            self.audio_track.end_of_response()
+
+    async def _on_participant_audio(self, pcm: PcmData, participant: Participant) -> None:
+        if isinstance(self.llm, Realtime):
+            await self.llm.simple_audio_response(pcm, participant)
+        for processor in self._audio_processors:
+            try:
+                await processor.process_audio(pcm, participant)
+            except Exception:
+                logger.exception("audio processor %s failed", processor.name)
+        self.events.send(AudioReceivedEvent(participant=participant, pcm=pcm))

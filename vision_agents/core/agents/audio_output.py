@@ -1,0 +1,121 @@
+"""The agent's voice as an aiortc audio track: write PCM in, a paced 20 ms frame stream out."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+
+import aiortc
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError
+
+from vision_agents.core.audio import PcmData, Resampler
+
+logger = logging.getLogger(__name__)
+
+
+class AudioOutputTrack(aiortc.MediaStreamTrack):
+    """Plays whatever the model says, in real time, and silence in between.
+
+    ``write`` accepts ``PcmData`` at any rate and resamples it (streaming, so chunk boundaries
+    stay clean); ``recv`` returns 20 ms frames paced by the wall clock; ``clear`` drops what is
+    queued (barge-in). At most ``max_buffer_s`` seconds are queued: past that the oldest audio
+    is dropped and a warning logged, so a runaway producer cannot grow memory without bound.
+    """
+
+    kind = "audio"
+
+    def __init__(
+        self,
+        sample_rate: int = 48000,
+        channels: int = 2,
+        frame_ms: int = 20,
+        max_buffer_s: float = 300.0,
+    ) -> None:
+        super().__init__()
+        if channels not in (1, 2):
+            raise ValueError(f"channels must be 1 or 2, got {channels!r}")
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self._frame_samples = sample_rate * frame_ms // 1000
+        self._bytes_per_sample = 2 * channels
+        self._max_bytes = int(max_buffer_s * sample_rate) * self._bytes_per_sample
+        self._resampler = Resampler(sample_rate, channels, "s16")
+        self._buffer = bytearray()
+        self._pts = 0
+        self._start: float | None = None
+        self.samples_played = 0
+        """Samples of real (non-silence) audio handed out by ``recv``."""
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def buffered_ms(self) -> float:
+        return len(self._buffer) / self._bytes_per_sample / self.sample_rate * 1000
+
+    def write(self, pcm: PcmData) -> None:
+        """Queue audio for playback."""
+        self._append(self._resampler.process(pcm))
+
+    def end_of_response(self) -> None:
+        """Push out the resampler's tail at the end of a reply."""
+        self._append(self._resampler.flush())
+
+    def clear(self) -> None:
+        """Drop everything queued, at once."""
+        self._buffer.clear()
+        self._resampler.reset()
+        self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until everything queued so far has been played."""
+        await self._idle.wait()
+
+    def _append(self, pcm: PcmData) -> None:
+        if len(pcm) == 0:
+            return
+        self._buffer += pcm.to_bytes()
+        self._idle.clear()
+        overflow = len(self._buffer) - self._max_bytes
+        if overflow > 0:
+            del self._buffer[:overflow]
+            logger.warning(
+                "agent audio buffer full: dropped %d ms of the oldest audio",
+                overflow // self._bytes_per_sample * 1000 // self.sample_rate,
+            )
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._pts / self.sample_rate
+        if due > now:
+            await asyncio.sleep(due - now)
+        elif now - due > 0.2:
+            # The reader stalled; re-anchor instead of bursting to catch up.
+            self._start = now - self._pts / self.sample_rate
+
+        want = self._frame_samples * self._bytes_per_sample
+        chunk = bytes(self._buffer[:want])
+        del self._buffer[:want]
+        self.samples_played += len(chunk) // self._bytes_per_sample
+        if not self._buffer:
+            self._idle.set()
+        if len(chunk) < want:
+            chunk += b"\x00" * (want - len(chunk))
+
+        frame = av.AudioFrame.from_ndarray(
+            np.frombuffer(chunk, dtype=np.int16).reshape(1, -1),
+            format="s16",
+            layout="stereo" if self.channels == 2 else "mono",
+        )
+        frame.sample_rate = self.sample_rate
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, self.sample_rate)
+        self._pts += self._frame_samples
+        return frame

@@ -1,0 +1,24 @@
+"""Edges: the calls an agent joins (`EdgeTransport`) and the events they raise."""
+
+from vision_agents.core.edge.events import (
+    AudioReceivedEvent,
+    CallEndedEvent,
+    ParticipantJoinedEvent,
+    ParticipantLeftEvent,
+    TrackAddedEvent,
+    TrackMutedEvent,
+    TrackRemovedEvent,
+)
+from vision_agents.core.edge.transport import Call, EdgeTransport
+
+__all__ = [
+    "AudioReceivedEvent",
+    "Call",
+    "CallEndedEvent",
+    "EdgeTransport",
+    "ParticipantJoinedEvent",
+    "ParticipantLeftEvent",
+    "TrackAddedEvent",
+    "TrackMutedEvent",
+    "TrackRemovedEvent",
+]

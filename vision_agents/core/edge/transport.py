@@ -1,0 +1,64 @@
+"""`EdgeTransport`: the abstraction over a call that an agent joins."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiortc
+
+from vision_agents.core.events.manager import EventManager
+from vision_agents.core.types import Participant, User
+
+
+@dataclass
+class Call:
+    """A call on an edge: its type and id, plus whatever the edge wants to attach (join links)."""
+
+    call_type: str
+    call_id: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EdgeTransport(ABC):
+    """A place where people and the agent meet: participants, their tracks, and publishing.
+
+    After ``join``, the edge sends events on ``self.events`` (see ``vision_agents.core.edge.events``):
+    joined/left, track added/removed/muted, and call ended. Participants already present are
+    announced right after joining, so the agent sees everyone. Tracks are aiortc
+    ``MediaStreamTrack`` objects that the agent pulls at its own pace.
+    """
+
+    def __init__(self) -> None:
+        self.events = EventManager(name=f"{type(self).__name__}.events")
+
+    @abstractmethod
+    async def create_call(self, call_type: str, call_id: str) -> Call:
+        """Create (or look up) a call."""
+
+    @abstractmethod
+    async def join(self, call: Call, user: User) -> Participant:
+        """Join ``call`` as ``user`` (the agent); returns the agent's participant."""
+
+    @abstractmethod
+    async def publish_audio(self, track: aiortc.MediaStreamTrack) -> None:
+        """Publish the agent's voice into the call."""
+
+    @abstractmethod
+    async def publish_video(self, track: aiortc.MediaStreamTrack) -> None:
+        """Publish a video track (e.g. a processor's annotated video) into the call."""
+
+    @property
+    @abstractmethod
+    def participants(self) -> list[Participant]:
+        """Everyone in the call except the agent."""
+
+    @abstractmethod
+    async def leave(self) -> None:
+        """Leave the call and stop everything the edge started for the agent."""
+
+    async def close(self) -> None:
+        """Leave, then stop the event bus."""
+        await self.leave()
+        await self.events.close()

@@ -1,0 +1,134 @@
+"""Events published by LLMs and realtime speech-to-speech models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from vision_agents.core.audio import PcmData
+from vision_agents.core.events.base import BaseEvent
+
+
+@dataclass(kw_only=True)
+class RealtimeConnectedEvent(BaseEvent):
+    """The provider session is open and ready for audio, video and text."""
+
+    type: ClassVar[str] = "realtime.connected"
+
+    session_config: dict[str, Any] | None = None
+    capabilities: dict[str, Any] | None = None
+
+
+@dataclass(kw_only=True)
+class RealtimeDisconnectedEvent(BaseEvent):
+    """The provider session closed; ``was_clean`` is False for drops and errors."""
+
+    type: ClassVar[str] = "realtime.disconnected"
+
+    reason: str | None = None
+    was_clean: bool = True
+
+
+@dataclass(kw_only=True)
+class RealtimeAudioInputEvent(BaseEvent):
+    """User audio was handed to the model."""
+
+    type: ClassVar[str] = "realtime.audio.input"
+
+    audio_data: PcmData
+    user_metadata: dict[str, Any] | None = None
+
+
+@dataclass(kw_only=True)
+class RealtimeAudioOutputEvent(BaseEvent):
+    """A chunk of the model's voice."""
+
+    type: ClassVar[str] = "realtime.audio.output"
+
+    audio_data: PcmData
+    response_id: str | None = None
+    user_metadata: dict[str, Any] | None = None
+
+
+@dataclass(kw_only=True)
+class RealtimeAudioOutputDoneEvent(BaseEvent):
+    """The model finished (or was interrupted in) one spoken response."""
+
+    type: ClassVar[str] = "realtime.audio.output.done"
+
+    response_id: str | None = None
+    user_metadata: dict[str, Any] | None = None
+    interrupted: bool = False
+
+
+@dataclass(kw_only=True)
+class RealtimeResponseEvent(BaseEvent):
+    """Text from the model: a delta (``is_complete=False``) or the whole reply."""
+
+    type: ClassVar[str] = "realtime.response"
+
+    text: str
+    response_id: str | None = None
+    is_complete: bool = True
+    conversation_item_id: str | None = None
+    user_metadata: dict[str, Any] | None = None
+
+
+@dataclass(kw_only=True)
+class RealtimeUserSpeechTranscriptionEvent(BaseEvent):
+    """What the provider heard the user say."""
+
+    type: ClassVar[str] = "realtime.transcription.user"
+
+    text: str
+    original: Any = None
+
+
+@dataclass(kw_only=True)
+class RealtimeAgentSpeechTranscriptionEvent(BaseEvent):
+    """What the model said, as text."""
+
+    type: ClassVar[str] = "realtime.transcription.agent"
+
+    text: str
+    original: Any = None
+
+
+@dataclass(kw_only=True)
+class RealtimeErrorEvent(BaseEvent):
+    """Something went wrong in the session; the session may or may not continue."""
+
+    type: ClassVar[str] = "realtime.error"
+
+    error: BaseException
+    context: str = ""
+    user_metadata: dict[str, Any] | None = None
+
+    @property
+    def message(self) -> str:
+        return f"{self.context}: {self.error}" if self.context else str(self.error)
+
+
+@dataclass(kw_only=True)
+class ToolCallStartedEvent(BaseEvent):
+    """The model asked for a tool and it started running."""
+
+    type: ClassVar[str] = "llm.tool.started"
+
+    call_id: str | None
+    name: str
+    arguments: dict[str, Any] | str | None = field(default=None)
+
+
+@dataclass(kw_only=True)
+class ToolCallCompletedEvent(BaseEvent):
+    """A tool finished; ``ok`` is False when it raised, timed out or got bad arguments."""
+
+    type: ClassVar[str] = "llm.tool.completed"
+
+    call_id: str | None
+    name: str
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    duration_s: float = 0.0

@@ -1,0 +1,258 @@
+"""`Realtime`: the base for speech-to-speech models that take live audio and video."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import aiortc
+import av
+
+from vision_agents.core.audio import PcmData
+from vision_agents.core.llm.events import (
+    RealtimeAgentSpeechTranscriptionEvent,
+    RealtimeAudioInputEvent,
+    RealtimeAudioOutputDoneEvent,
+    RealtimeAudioOutputEvent,
+    RealtimeConnectedEvent,
+    RealtimeDisconnectedEvent,
+    RealtimeErrorEvent,
+    RealtimeResponseEvent,
+    RealtimeUserSpeechTranscriptionEvent,
+)
+from vision_agents.core.llm.llm import OmniLLM
+from vision_agents.core.llm.tools import ToolResult
+from vision_agents.core.types import Participant
+from vision_agents.core.utils.video_forwarder import VideoForwarder
+
+logger = logging.getLogger(__name__)
+
+
+class Realtime(OmniLLM, ABC):
+    """A live session with a speech-to-speech model.
+
+    Providers implement ``connect``, ``simple_audio_response`` and ``close``, and override the
+    ``_send_*`` hooks for what they support (text, video frames, tool results). The base
+    throttles video to ``fps``, runs tool calls in the background and emits typed events.
+    """
+
+    provider_name: ClassVar[str] = "realtime"
+
+    def __init__(self, fps: float = 1, *, tool_timeout: float | None = 30.0) -> None:
+        super().__init__(tool_timeout=tool_timeout)
+        self._fps = _check_fps(fps)
+        self._connected = False
+        self._forwarder: VideoForwarder | None = None
+        self._owns_forwarder = False
+        self._tool_calls: dict[str, asyncio.Task[None]] = {}
+
+    # -- what every provider implements -------------------------------------------------
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open the provider session, then call ``_emit_connected_event``."""
+
+    @abstractmethod
+    async def simple_audio_response(
+        self, pcm: PcmData, participant: Participant | None = None
+    ) -> None:
+        """Forward user audio (any rate or channels) and call ``_emit_audio_input_event``."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the session, cancel background work, call ``_emit_disconnected_event``."""
+
+    # -- provided by the base -------------------------------------------------------------
+
+    @property
+    def fps(self) -> float:
+        """Video frames a second sent to the model."""
+        return self._fps
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    async def simple_response(self, text: str, participant: Participant | None = None) -> None:
+        """Send a user text turn; the reply arrives as audio, transcript and response events."""
+        await self._send_text(text)
+
+    async def watch_video_track(
+        self, track: aiortc.MediaStreamTrack, shared_forwarder: VideoForwarder | None = None
+    ) -> None:
+        """Start sending frames of ``track`` at ``fps``; replaces any track watched before.
+
+        With ``shared_forwarder`` the track is read once for every consumer (processors too).
+        """
+        await self.stop_watching_video_track()
+        if shared_forwarder is not None:
+            self._forwarder, self._owns_forwarder = shared_forwarder, False
+        else:
+            self._forwarder = VideoForwarder(
+                track, fps=self.fps, name=f"{self.provider_name}.video"
+            )
+            self._owns_forwarder = True
+        self._forwarder.add_frame_handler(
+            self._on_video_frame, fps=self.fps, name=self.provider_name
+        )
+
+    async def stop_watching_video_track(self) -> None:
+        """Stop sending video; no frame is sent after this returns."""
+        forwarder, owned = self._forwarder, self._owns_forwarder
+        self._forwarder, self._owns_forwarder = None, False
+        if forwarder is None:
+            return
+        if owned:
+            await forwarder.stop()
+        else:
+            await forwarder.remove_frame_handler(self._on_video_frame)
+
+    async def _on_video_frame(self, frame: av.VideoFrame) -> None:
+        if not self._connected:
+            return
+        try:
+            await self._send_video_frame(frame)
+        except Exception as exc:  # a bad frame must not stop the feed
+            self._emit_error_event(exc, context="sending a video frame")
+
+    # -- tool calls ---------------------------------------------------------------------------
+
+    def _start_tool_call(
+        self, call_id: str, name: str, arguments: dict[str, Any] | str | None
+    ) -> None:
+        """Run a tool the model asked for in the background; the result goes to
+        ``_send_tool_result``. The receive loop is never blocked by a tool."""
+        if call_id in self._tool_calls:
+            logger.warning("%s: tool call %s is already running", self.provider_name, call_id)
+            return
+        task = self._tasks.spawn(self._run_tool_call(call_id, name, arguments), f"tool:{name}")
+        self._tool_calls[call_id] = task
+        task.add_done_callback(lambda _t: self._tool_calls.pop(call_id, None))
+
+    async def _run_tool_call(
+        self, call_id: str, name: str, arguments: dict[str, Any] | str | None
+    ) -> None:
+        result = await self._execute_tool(name, arguments, call_id=call_id)
+        try:
+            await self._send_tool_result(result)
+        except Exception as exc:
+            self._emit_error_event(exc, context=f"sending the result of tool {name!r}")
+
+    async def _cancel_tool_call(self, call_id: str) -> bool:
+        """Cancel a running tool call (the model withdrew it); True if one was running."""
+        task = self._tool_calls.pop(call_id, None)
+        if task is None:
+            return False
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    @property
+    def pending_tool_calls(self) -> list[str]:
+        return list(self._tool_calls)
+
+    async def _close_base(self) -> None:
+        """Stop video and background work; providers call this from ``close``."""
+        await self.stop_watching_video_track()
+        await self._tasks.close()
+        self._tool_calls.clear()
+
+    # -- hooks a provider overrides for what it supports ---------------------------------
+
+    async def _send_text(self, text: str) -> None:
+        raise NotImplementedError(f"{self.provider_name} does not accept text turns")
+
+    async def _send_video_frame(self, frame: av.VideoFrame) -> None:
+        raise NotImplementedError(f"{self.provider_name} does not accept video")
+
+    async def _send_tool_result(self, result: ToolResult) -> None:
+        raise NotImplementedError(f"{self.provider_name} does not support tools")
+
+    # -- typed emitters ---------------------------------------------------------------------
+
+    def _emit_connected_event(
+        self,
+        session_config: dict[str, Any] | None = None,
+        capabilities: dict[str, Any] | None = None,
+    ) -> None:
+        self._connected = True
+        self._emit(RealtimeConnectedEvent(session_config=session_config, capabilities=capabilities))
+
+    def _emit_disconnected_event(self, reason: str | None = None, was_clean: bool = True) -> None:
+        self._connected = False
+        self._emit(RealtimeDisconnectedEvent(reason=reason, was_clean=was_clean))
+
+    def _emit_audio_input_event(
+        self, audio_data: PcmData, user_metadata: dict[str, Any] | None = None
+    ) -> None:
+        self._emit(RealtimeAudioInputEvent(audio_data=audio_data, user_metadata=user_metadata))
+
+    def _emit_audio_output_event(
+        self,
+        audio_data: PcmData,
+        response_id: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._emit(
+            RealtimeAudioOutputEvent(
+                audio_data=audio_data, response_id=response_id, user_metadata=user_metadata
+            )
+        )
+
+    def _emit_audio_output_done_event(
+        self,
+        response_id: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+        interrupted: bool = False,
+    ) -> None:
+        self._emit(
+            RealtimeAudioOutputDoneEvent(
+                response_id=response_id, user_metadata=user_metadata, interrupted=interrupted
+            )
+        )
+
+    def _emit_response_event(
+        self,
+        text: str,
+        response_id: str | None = None,
+        is_complete: bool = True,
+        conversation_item_id: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._emit(
+            RealtimeResponseEvent(
+                text=text,
+                response_id=response_id,
+                is_complete=is_complete,
+                conversation_item_id=conversation_item_id,
+                user_metadata=user_metadata,
+            )
+        )
+
+    def _emit_user_speech_transcription(self, text: str, original: Any = None) -> None:
+        self._emit(RealtimeUserSpeechTranscriptionEvent(text=text, original=original))
+
+    def _emit_agent_speech_transcription(self, text: str, original: Any = None) -> None:
+        self._emit(RealtimeAgentSpeechTranscriptionEvent(text=text, original=original))
+
+    def _emit_error_event(
+        self,
+        error: BaseException,
+        context: str = "",
+        user_metadata: dict[str, Any] | None = None,
+    ) -> None:
+        logger.warning("%s error (%s): %s", self.provider_name, context or "-", error)
+        self._emit(RealtimeErrorEvent(error=error, context=context, user_metadata=user_metadata))
+
+
+def _check_fps(fps: float) -> float:
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"fps must be a positive number of frames a second, got {fps!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"fps must be a positive number of frames a second, got {fps!r}")
+    return value

@@ -1,0 +1,1 @@
+"""Small shared helpers: video fan-out and frame conversions."""

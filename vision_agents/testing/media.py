@@ -1,0 +1,137 @@
+"""Real media for tests and demos, made on the spot: speech, tones, wav files and videos."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vision_agents.core.audio import PcmData
+
+_INDEX_BITS = 16
+_INDEX_BLOCK = 8  # pixels per bit block; large enough to survive lossy video codecs
+
+
+def synthesize_speech(text: str, *, voice: str = "en-us", words_per_minute: int = 160) -> PcmData:
+    """Speak ``text`` with Debian's espeak-ng (22.05 kHz mono); raises if it is not installed."""
+    exe = shutil.which("espeak-ng") or shutil.which("espeak")
+    if exe is None:
+        raise RuntimeError(
+            "espeak-ng is not installed; install it with `apt-get install espeak-ng` "
+            "(scripts/test.sh does this) or use tone() instead"
+        )
+    wav_bytes = subprocess.run(
+        [exe, "-v", voice, "-s", str(words_per_minute), "--stdout", text],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    return read_wav(io.BytesIO(wav_bytes))
+
+
+def tone(
+    frequency: float,
+    seconds: float,
+    *,
+    sample_rate: int = 48000,
+    channels: int = 1,
+    amplitude: float = 0.5,
+) -> PcmData:
+    """A sine tone as int16 PCM."""
+    n = round(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    wave_ = (amplitude * 32767 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+    return PcmData(np.tile(wave_, (channels, 1)), sample_rate, channels)
+
+
+def read_wav(source: str | Path | io.BytesIO) -> PcmData:
+    """Read a 16-bit PCM wav file."""
+    with wave.open(source if isinstance(source, io.BytesIO) else str(source), "rb") as wav:
+        if wav.getsampwidth() != 2:
+            raise ValueError(
+                f"only 16-bit wav files are supported, got {8 * wav.getsampwidth()}-bit"
+            )
+        raw = wav.readframes(wav.getnframes())
+        return PcmData.from_bytes(raw, wav.getframerate(), wav.getnchannels(), "s16")
+
+
+def write_wav(path: str | Path, pcm: PcmData) -> Path:
+    """Write ``pcm`` as a 16-bit wav file."""
+    pcm16 = pcm.to_int16()
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(pcm16.channels)
+        wav.setsampwidth(2)
+        wav.setframerate(pcm16.sample_rate)
+        wav.writeframes(pcm16.to_bytes())
+    return Path(path)
+
+
+def pattern_frame(index: int, width: int = 320, height: int = 240) -> np.ndarray:
+    """An RGB test picture whose frame ``index`` can be read back by ``read_frame_index``."""
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.empty((height, width, 3), dtype=np.uint8)
+    img[..., 0] = (x * 255 // max(width - 1, 1)).astype(np.uint8)
+    img[..., 1] = (y * 255 // max(height - 1, 1)).astype(np.uint8)
+    img[..., 2] = (index * 7) % 256
+    img[:_INDEX_BLOCK, : _INDEX_BITS * _INDEX_BLOCK] = 0
+    for bit in range(_INDEX_BITS):
+        if index >> bit & 1:
+            x0 = bit * _INDEX_BLOCK
+            img[:_INDEX_BLOCK, x0 : x0 + _INDEX_BLOCK] = 255
+    return img
+
+
+def read_frame_index(frame: av.VideoFrame | np.ndarray) -> int:
+    """The index drawn by ``pattern_frame`` (works after lossy encoding and resizing to >= 50%)."""
+    img = frame.to_ndarray(format="rgb24") if isinstance(frame, av.VideoFrame) else frame
+    scale = img.shape[1] / 320 if isinstance(frame, av.VideoFrame) else 1.0
+    block = max(1, round(_INDEX_BLOCK * scale))
+    value = 0
+    for bit in range(_INDEX_BITS):
+        cell = img[:block, bit * block : (bit + 1) * block]
+        inner = cell[block // 4 : block - block // 4, block // 4 : block - block // 4]
+        if float(inner.mean()) > 127:
+            value |= 1 << bit
+    return value
+
+
+def make_test_video(
+    path: str | Path,
+    *,
+    seconds: float = 3.0,
+    fps: int = 30,
+    size: tuple[int, int] = (320, 240),
+    audio: PcmData | None = None,
+) -> Path:
+    """Write a Matroska file: numbered pattern frames (H.264) and, if given, the audio (PCM).
+
+    The video lasts ``seconds`` or as long as the audio, whichever is longer.
+    """
+    width, height = size
+    duration = max(seconds, audio.duration if audio is not None else 0.0)
+    n_frames = max(1, round(duration * fps))
+    with av.open(str(path), "w", format="matroska") as container:
+        vstream = container.add_stream("libx264", rate=fps)
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        vstream.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        astream = None
+        if audio is not None:
+            astream = container.add_stream("pcm_s16le", rate=audio.sample_rate)
+            astream.layout = "stereo" if audio.channels == 2 else "mono"
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(pattern_frame(i, width, height), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            container.mux(vstream.encode(frame))
+        container.mux(vstream.encode(None))
+        if audio is not None and astream is not None:
+            for aframe in audio.to_int16().to_av_frames(samples_per_frame=1024):
+                container.mux(astream.encode(aframe))
+            container.mux(astream.encode(None))
+    return Path(path)
