@@ -3,7 +3,7 @@
 Streams N seconds of 20 ms s16 chunks through one Resampler and prints CPU time, per-chunk
 cost and the share of one core that real time would take. Target: under 2% of one core.
 
-    python benchmarks/resample.py --seconds 60
+    python -m benchmarks.resample --seconds 60   # from the repository root
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ class Recorder:
         assert len(self.times) >= 3, self.times
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
-    async def wait_frames(self, n: int, timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
+    async def wait_frames(self, n: int, limit_s: float = 5.0) -> None:
+        async with asyncio.timeout(limit_s):
             while len(self.times) < n:
                 self.got_frame.clear()
                 await self.got_frame.wait()
@@ -87,19 +87,23 @@ async def test_each_consumer_gets_its_own_rate_of_fresh_frames() -> None:
         5.0: Recorder(track),
     }
     slow = Recorder(track, work_s=0.3)
+    # Fixed cadence: 50 ms of work per frame must not stretch the period to 250 ms.
+    working = Recorder(track, work_s=0.05)
     async with no_leaks():
         fwd = VideoForwarder(track)
         for fps, rec in consumers.items():
             fwd.add_frame_handler(rec, fps=fps, name=f"at-{fps}")
         fwd.add_frame_handler(slow, name="slow-async")
+        fwd.add_frame_handler(working, fps=5, name="working")
         fwd.add_frame_handler(slow_sync, name="slow-sync")
         # 0.5 fps delivers at about 0, 2 and 4 s: three deliveries give two intervals.
-        await consumers[0.5].wait_frames(3, timeout=6.0)
+        await consumers[0.5].wait_frames(3, limit_s=6.0)
         await fwd.stop()
 
     for fps, rec in consumers.items():
         assert rec.rate() == pytest.approx(fps, rel=0.10), (fps, rec.times)
         assert rec.stale == 0
+    assert working.rate() == pytest.approx(5.0, rel=0.10)
     fast = consumers[5.0]
     assert statistics.median(fast.ages) < 0.05, fast.ages
     # The 300 ms consumers get fewer frames, but the newest ones, not a backlog.
@@ -107,7 +111,7 @@ async def test_each_consumer_gets_its_own_rate_of_fresh_frames() -> None:
     assert slow.stale == 0 and statistics.median(slow.ages) < 0.05, slow.ages
     assert len(slow_sync_calls) >= 8 and statistics.median(slow_sync_calls) < 0.1
     # Frames arrive untouched and in order.
-    pts = [f.pts for f in fast.frames]
+    pts = [f.pts or 0 for f in fast.frames]
     assert pts == sorted(pts) and len(set(pts)) == len(pts)
     assert all(f.time_base == VIDEO_TIME_BASE for f in fast.frames)
     # The source was read once per frame, whatever the number of consumers.
@@ -277,7 +281,7 @@ async def test_removing_the_last_handler_stops_reading_and_adding_restarts() -> 
         await fwd.remove_frame_handler(first)
         assert fwd.handler_count == 0 and not fwd.ended
         calls_at_removal = track.recv_calls
-        removed_pts = first.frames[-1].pts
+        removed_pts = first.frames[-1].pts or 0
         await asyncio.sleep(0.2)  # a window in which a running reader would pull ~6 frames
         assert track.recv_calls == calls_at_removal
         assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("video:")]
@@ -285,7 +289,7 @@ async def test_removing_the_last_handler_stops_reading_and_adding_restarts() -> 
         fwd.add_frame_handler(second)
         await second.wait_frames(2)
         # The first frame after the restart is new, not the one held before the pause.
-        assert second.frames[0].pts > removed_pts
+        assert (second.frames[0].pts or 0) > removed_pts
         assert second.stale == 0
         await fwd.remove_frame_handler(second)
 
@@ -325,7 +329,7 @@ async def test_handler_can_remove_itself() -> None:
 async def test_stop_cancels_busy_handlers_and_is_idempotent() -> None:
     track = SyntheticVideoTrack(fps=30)
     started = asyncio.Event()
-    sync_started = threading.Event()
+    sync_started = asyncio.Event()
     loop = asyncio.get_running_loop()
 
     async def stuck(frame: av.VideoFrame) -> None:
@@ -341,8 +345,7 @@ async def test_stop_cancels_busy_handlers_and_is_idempotent() -> None:
         fwd.add_frame_handler(stuck)
         fwd.add_frame_handler(busy)
         await asyncio.wait_for(started.wait(), 5)
-        while not sync_started.is_set():
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(sync_started.wait(), 5)
         begin = time.monotonic()
         await fwd.stop()
         await fwd.stop()

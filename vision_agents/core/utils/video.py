@@ -36,7 +36,8 @@ def resize_keep_aspect(frame: av.VideoFrame, max_side: int) -> av.VideoFrame:
         return frame
     resized = frame.reformat(width=size[0], height=size[1], interpolation="AREA")
     resized.pts = frame.pts
-    resized.time_base = frame.time_base
+    if frame.time_base is not None:  # PyAV refuses None here
+        resized.time_base = frame.time_base
     return resized
 
 

@@ -37,7 +37,7 @@ class FrameHandlerStats:
     """Effective rate cap (the lower of the handler's and the forwarder's); None: every frame."""
     frames_delivered: int
     frames_skipped: int
-    """Source frames that arrived while this consumer was busy or not yet due."""
+    """Source frames this consumer never got: it was busy or not yet due when they came."""
     errors: int
     last_frame_age: float | None
     """Seconds between the reader receiving the last delivered frame and its delivery."""
@@ -73,7 +73,11 @@ class VideoForwarder:
     frame) on a fixed cadence. Frames are passed as they came from the track (original
     ``pts`` and ``time_base``) and the same ``av.VideoFrame`` may go to several consumers:
     consumers must not mutate it. Async callbacks are awaited in the consumer's task; sync
-    callbacks run in one worker thread per consumer so they cannot stall the event loop.
+    callbacks run in one worker thread per consumer (calls never overlap) so they cannot
+    stall the event loop. A callback that raises is logged and keeps receiving frames.
+
+    The reader starts with the first handler and stops when the last one is removed (a new
+    handler restarts it). Everything stops when the track ends or on :meth:`stop`.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class VideoForwarder:
 
     @property
     def handler_count(self) -> int:
+        """How many frame handlers are registered."""
         return len(self._consumers)
 
     @property
@@ -113,6 +118,7 @@ class VideoForwarder:
         return self._latest_seq
 
     def handler_stats(self) -> list[FrameHandlerStats]:
+        """Counters of every registered handler, in the order they were added."""
         return [
             FrameHandlerStats(c.name, c.fps, c.delivered, c.skipped, c.errors, c.last_age)
             for c in self._consumers

@@ -1,0 +1,1 @@
+"""Benchmarks: plain scripts that print comparison tables (not timed tests)."""
