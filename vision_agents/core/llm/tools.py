@@ -406,7 +406,8 @@ _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 
 
 def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Inline ``$ref``s, drop ``title`` and ``discriminator``, simplify optional-with-None."""
+    """Inline ``$ref``s, drop ``title``, ``discriminator`` and ``additionalProperties: false``,
+    simplify optional-with-None."""
     defs = schema.get("$defs", {})
     return _clean_node(schema, defs, frozenset())
 
@@ -423,6 +424,10 @@ def _clean_node(
         out.update(_clean_node(defs[target], defs, active | {target}))
     for key, value in node.items():
         if key in ("$ref", "$defs", "definitions", "title", "discriminator"):
+            continue
+        if key == "additionalProperties" and value is False:
+            # Closed objects are enforced when arguments are validated; providers differ on
+            # accepting the keyword and pydantic versions differ on emitting it.
             continue
         if key in _SCHEMA_MAPS:
             value = {k: _clean_node(v, defs, active) for k, v in value.items()}
