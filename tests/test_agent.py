@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vision_agents.core import Agent, PcmData, User
-from vision_agents.core.edge import ParticipantLeftEvent
+from vision_agents.core.edge import Call, ParticipantLeftEvent
 from vision_agents.core.processors import VideoProcessor
 from vision_agents.core.types import Participant
 from vision_agents.testing import (
@@ -191,3 +191,19 @@ async def test_interrupted_reply_is_dropped_from_the_published_track() -> None:
 def test_agent_without_llm_is_refused() -> None:
     with pytest.raises(ValueError, match="llm"):
         Agent(edge=InMemoryEdge())
+
+
+class FailingEdge(InMemoryEdge):
+    async def join(self, call: Call, user: User) -> Participant:
+        raise ConnectionError("edge unreachable")
+
+
+async def test_a_failed_join_closes_the_model_and_leaves_nothing_running() -> None:
+    model = FakeRealtime()
+    agent = Agent(edge=FailingEdge(), llm=model)
+    with pytest.raises(ConnectionError, match="edge unreachable"):
+        async with agent.join(await agent.create_call()):
+            pytest.fail("the body must not run when joining fails")
+    assert not model.is_connected
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert tasks == []

@@ -93,8 +93,8 @@ class Agent:
     @asynccontextmanager
     async def join(self, call: Call) -> AsyncIterator[Agent]:
         """Join ``call`` for the duration of the ``async with`` block, then leave cleanly."""
-        await self._start(call)
         try:
+            await self._start(call)
             yield self
         finally:
             await self.close()
