@@ -3,6 +3,9 @@
 These are part of the product: users test their agents with them, without keys or hardware.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from vision_agents.testing.fake_realtime import FakeRealtime, ReceivedFrame
 from vision_agents.testing.media import (
     make_test_video,
@@ -16,13 +19,41 @@ from vision_agents.testing.media import (
 from vision_agents.testing.memory_edge import InMemoryEdge, PublishedMedia
 from vision_agents.testing.player import LiveFileTrack, MediaFilePlayer
 
+if TYPE_CHECKING:
+    from vision_agents.testing.gemini_server import (
+        GeminiLiveServer,
+        WireAudio,
+        WireFrame,
+        WireMessage,
+    )
+
+# The protocol servers need their provider's SDK (an extra): import them on first use.
+_LAZY = {
+    "GeminiLiveServer": "vision_agents.testing.gemini_server",
+    "WireAudio": "vision_agents.testing.gemini_server",
+    "WireFrame": "vision_agents.testing.gemini_server",
+    "WireMessage": "vision_agents.testing.gemini_server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vision_agents.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
     "FakeRealtime",
+    "GeminiLiveServer",
     "InMemoryEdge",
     "LiveFileTrack",
     "MediaFilePlayer",
     "PublishedMedia",
     "ReceivedFrame",
+    "WireAudio",
+    "WireFrame",
+    "WireMessage",
     "make_test_video",
     "pattern_frame",
     "read_frame_index",

@@ -1,0 +1,1 @@
+"""Gemini Live example (run ``main.py``)."""

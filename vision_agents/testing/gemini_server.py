@@ -1,0 +1,518 @@
+"""A strict local Gemini Live server for tests: the real SDK talks to it over TLS on loopback.
+
+Every client message is validated with the SDK's own pydantic types (extra keys forbidden);
+what the real service would reject closes the socket with the code it would use (1007 for an
+invalid argument, 1008 for an unknown model or a bad resumption handle). Tests script what
+the "model" does (audio, transcripts, tool calls, interruptions, goAway, resumption handles,
+abrupt drops) and assert on what arrived (``received``, ``frames``, ``audio``, ...).
+
+    async with GeminiLiveServer() as server:
+        llm = gemini.Realtime(model="gemini-live-test", client=server.client())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import cv2
+import numpy as np
+import pydantic
+from google import genai
+from google.genai import types
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from vision_agents.core.audio import PcmData
+from vision_agents.testing.tls import LocalTLS
+
+CLOSE_INVALID_ARGUMENT = 1007
+CLOSE_POLICY = 1008
+
+_PATH = re.compile(
+    r"^/ws/google\.ai\.generativelanguage\.[A-Za-z0-9]+\.GenerativeService\."
+    r"BidiGenerateContent(Constrained)?$"
+)
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG"
+
+
+@dataclass(frozen=True)
+class WireMessage:
+    """One client message as it arrived."""
+
+    connection: int
+    kind: str  # "setup", "realtime_input", "client_content", "tool_response"
+    size: int  # bytes of JSON on the wire
+    at: float  # time.monotonic()
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WireFrame:
+    """One video frame as it arrived."""
+
+    connection: int
+    at: float
+    mime_type: str
+    size: int
+    width: int
+    height: int
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class WireAudio:
+    connection: int
+    at: float
+    mime_type: str
+    sample_rate: int
+    data: bytes = field(repr=False)
+
+
+@dataclass
+class _Conn:
+    index: int
+    ws: ServerConnection
+    setup: dict[str, Any]
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+TextResponder = Callable[[str], "tuple[str, PcmData | None]"]
+
+
+class GeminiLiveServer:
+    """Speaks the Gemini Live (BidiGenerateContent) protocol to the official SDK."""
+
+    def __init__(
+        self,
+        *,
+        models: tuple[str, ...] | None = None,
+        responder: TextResponder | None = None,
+        handle_on_turn_complete: bool = True,
+        handle_on_tool_response: bool = True,
+    ) -> None:
+        self.models = models
+        """Model names accepted (without ``models/``); None accepts any."""
+        self.responder = responder
+        """Answers a client text turn with (text, 24 kHz audio or None)."""
+        self.handle_on_turn_complete = handle_on_turn_complete
+        self.handle_on_tool_response = handle_on_tool_response
+        """Checkpoint (issue a new handle) after each tool response, as the service does."""
+        self.tls = LocalTLS()
+        self.received: list[WireMessage] = []
+        self.frames: list[WireFrame] = []
+        self.audio: list[WireAudio] = []
+        self.texts: list[str] = []
+        self.tool_responses: list[dict[str, Any]] = []
+        self.setups: list[dict[str, Any]] = []
+        self.rejections: list[tuple[int, str]] = []
+        self.handles_issued: list[str] = []
+        self.resumed_with: list[str | None] = []
+        """The handle each setup resumed with (None: a fresh session)."""
+        self.latest_at_resume: list[str | None] = []
+        """The newest handle issued when each of those setups arrived."""
+        self.issued_calls: set[str] = set()
+        self._conns = itertools.count(1)
+        self._current: _Conn | None = None
+        self._connected = asyncio.Condition()
+        self._server: Server | None = None
+        self._handle_seq = itertools.count(1)
+        self._call_seq = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.port = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> GeminiLiveServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._serve,
+            "127.0.0.1",
+            0,
+            ssl=self.tls.server_context(),
+            process_request=self._check_request,
+            max_size=16 * 1024 * 1024,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def client(self, api_key: str = "local-test-key") -> genai.Client:
+        """An SDK client pointed at this server, trusting its throwaway CA."""
+        return genai.Client(
+            api_key=api_key,
+            http_options=types.HttpOptions(
+                base_url=self.base_url,
+                async_client_args={"ssl": self.tls.client_context()},
+            ),
+        )
+
+    # -- what tests read ---------------------------------------------------------------------
+
+    @property
+    def connection_count(self) -> int:
+        return len(self.setups)
+
+    def audio_seconds(self) -> float:
+        return sum(len(a.data) / 2 / a.sample_rate for a in self.audio)
+
+    async def wait_connected(self, count: int = 1, within: float = 5.0) -> None:
+        """Wait until ``count`` sessions have completed setup in total."""
+        await self.wait_for(
+            lambda: (
+                self.connection_count >= count
+                and self._current is not None
+                and self._current.ready.is_set()
+            ),
+            within,
+        )
+
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
+        async with asyncio.timeout(within):
+            async with self._connected:
+                await self._connected.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._connected:
+            self._connected.notify_all()
+
+    # -- scripting the model --------------------------------------------------------------
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send one server message (checked with ``LiveServerMessage``) on the live socket."""
+        types.LiveServerMessage.model_validate(message)
+        conn = self._current
+        if conn is None:
+            raise RuntimeError("no client is connected")
+        await conn.ws.send(json.dumps(message))
+
+    async def send_audio(
+        self,
+        pcm: PcmData,
+        *,
+        transcript: str | None = None,
+        chunk_ms: float = 40,
+        turn_complete: bool = True,
+    ) -> None:
+        """Speak: 24 kHz PCM chunks in ``modelTurn``, the output transcript, then turnComplete."""
+        pcm = pcm.resample(24000, 1).to_int16()
+        for chunk in pcm.chunks(chunk_ms):
+            blob = {"mimeType": "audio/pcm;rate=24000", "data": chunk.to_base64()}
+            await self.send({"serverContent": {"modelTurn": {"parts": [{"inlineData": blob}]}}})
+        if transcript:
+            await self.send({"serverContent": {"outputTranscription": {"text": transcript}}})
+        if turn_complete:
+            await self.send_turn_complete()
+
+    async def send_text(self, text: str, *, turn_complete: bool = True) -> None:
+        await self.send({"serverContent": {"modelTurn": {"parts": [{"text": text}]}}})
+        if turn_complete:
+            await self.send_turn_complete()
+
+    async def send_input_transcript(self, text: str) -> None:
+        await self.send({"serverContent": {"inputTranscription": {"text": text}}})
+
+    async def send_turn_complete(self) -> None:
+        await self.send({"serverContent": {"generationComplete": True}})
+        await self.send(
+            {"serverContent": {"turnComplete": True}, "usageMetadata": {"totalTokenCount": 1}}
+        )
+        if self.handle_on_turn_complete and self._resumption_enabled():
+            await self.send_resumption_update()
+
+    async def send_interrupted(self) -> None:
+        await self.send({"serverContent": {"interrupted": True}})
+
+    async def send_tool_call(
+        self, name: str, args: dict[str, Any], call_id: str | None = None
+    ) -> str:
+        call_id = call_id or f"call-{next(self._call_seq)}"
+        self.issued_calls.add(call_id)
+        await self.send(
+            {"toolCall": {"functionCalls": [{"id": call_id, "name": name, "args": args}]}}
+        )
+        return call_id
+
+    async def send_tool_cancellation(self, *call_ids: str) -> None:
+        await self.send({"toolCallCancellation": {"ids": list(call_ids)}})
+
+    async def send_go_away(self, time_left: str = "1s") -> None:
+        await self.send({"goAway": {"timeLeft": time_left}})
+
+    async def send_resumption_update(self, resumable: bool = True) -> str:
+        handle = f"handle-{next(self._handle_seq)}"
+        await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": resumable}})
+        self.handles_issued.append(handle)  # only once it went out
+        return handle
+
+    async def drop(self, *, reset: bool = False) -> None:
+        """Cut the connection without a WebSocket close frame (the client sees 1006).
+
+        By default what was already sent still arrives (TCP FIN); ``reset=True`` aborts with
+        a TCP RST, which can also destroy messages in flight, as a dying network does.
+        """
+        conn = self._current
+        if conn is not None:
+            self._current = None
+            if reset:
+                conn.ws.transport.abort()
+            else:
+                conn.ws.transport.close()
+
+    async def close_connection(self, code: int = 1000, reason: str = "") -> None:
+        conn = self._current
+        if conn is not None:
+            self._current = None
+            await conn.ws.close(code, reason)
+
+    @property
+    def latest_handle(self) -> str | None:
+        return self.handles_issued[-1] if self.handles_issued else None
+
+    # -- the protocol ---------------------------------------------------------------------
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if not _PATH.match(request.path.split("?", 1)[0]):
+            return connection.respond(404, f"no such endpoint: {request.path}\n")
+        if not request.headers.get("x-goog-api-key") and "key=" not in request.path:
+            return connection.respond(401, "missing API key\n")
+        return None
+
+    def _resumption_enabled(self) -> bool:
+        conn = self._current
+        return conn is not None and "sessionResumption" in conn.setup
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        index = next(self._conns)
+        try:
+            raw = await ws.recv()
+            setup = await self._check_setup(ws, index, raw)
+            if setup is None:
+                return
+            conn = _Conn(index, ws, setup)
+            previous, self._current = self._current, conn
+            if previous is not None:
+                previous.ws.transport.abort()
+            await ws.send(json.dumps({"setupComplete": {}}))
+            if "sessionResumption" in setup:
+                await self.send_resumption_update()
+            conn.ready.set()
+            self.setups.append(setup)
+            await self._notify()
+            async for message in ws:
+                if not await self._handle(conn, message):
+                    return
+        except ConnectionClosed:
+            pass
+        finally:
+            if self._current is not None and self._current.ws is ws:
+                self._current = None
+            await self._notify()
+
+    async def _reject(self, ws: ServerConnection, code: int, reason: str) -> None:
+        self.rejections.append((code, reason))
+        await self._notify()
+        await ws.close(code, reason[:120])
+
+    async def _check_setup(
+        self, ws: ServerConnection, index: int, raw: str | bytes
+    ) -> dict[str, Any] | None:
+        body = _parse(raw)
+        if body is None or set(body) != {"setup"}:
+            await self._reject(ws, CLOSE_INVALID_ARGUMENT, "the first message must be a setup")
+            return None
+        error = _validate(body)
+        if error:
+            await self._reject(ws, CLOSE_INVALID_ARGUMENT, f"Invalid setup: {error}")
+            return None
+        setup: dict[str, Any] = body["setup"]
+        model = str(setup.get("model", ""))
+        if not model.startswith("models/") or (
+            self.models is not None and model.removeprefix("models/") not in self.models
+        ):
+            await self._reject(ws, CLOSE_POLICY, f"models/{model} is not found or not supported")
+            return None
+        handle = (setup.get("sessionResumption") or {}).get("handle")
+        if handle is not None and handle not in self.handles_issued:
+            await self._reject(ws, CLOSE_POLICY, f"unknown session resumption handle {handle!r}")
+            return None
+        if "sessionResumption" in setup:
+            self.resumed_with.append(handle)
+            self.latest_at_resume.append(self.latest_handle)
+        self._record(index, "setup", raw, body)
+        return setup
+
+    def _record(self, index: int, kind: str, raw: str | bytes, body: dict[str, Any]) -> None:
+        self.received.append(WireMessage(index, kind, len(raw), time.monotonic(), body))
+
+    async def _handle(self, conn: _Conn, raw: str | bytes) -> bool:
+        if conn is not self._current:
+            return False  # dropped: the service never saw this
+        body = _parse(raw)
+        error = "not a JSON object" if body is None else _validate(body)
+        if body is None or error:
+            await self._reject(conn.ws, CLOSE_INVALID_ARGUMENT, f"Invalid message: {error}")
+            return False
+        kinds = [k for k in body if body[k] is not None]
+        if len(kinds) != 1 or kinds[0] == "setup":
+            await self._reject(conn.ws, CLOSE_INVALID_ARGUMENT, f"unexpected message {kinds}")
+            return False
+        kind = _snake(kinds[0])
+        self._record(conn.index, kind, raw, body)
+        payload: dict[str, Any] = body[kinds[0]]
+        now = time.monotonic()
+        if kind == "realtime_input":
+            problem = self._on_realtime_input(conn.index, now, payload)
+        elif kind == "tool_response":
+            problem = self._on_tool_response(payload)
+        else:
+            problem = await self._on_client_content(payload)
+        if problem:
+            await self._reject(conn.ws, CLOSE_INVALID_ARGUMENT, problem)
+            return False
+        if kind == "tool_response" and self.handle_on_tool_response and self._resumption_enabled():
+            await self.send_resumption_update()
+        await self._notify()
+        return True
+
+    def _on_realtime_input(self, index: int, now: float, payload: dict[str, Any]) -> str | None:
+        for key, blob in payload.items():
+            if _snake(key) in ("audio", "video", "media_chunks"):
+                blobs = blob if isinstance(blob, list) else [blob]
+                for b in blobs:
+                    problem = self._on_blob(index, now, b)
+                    if problem:
+                        return problem
+            elif _snake(key) == "text":
+                self.texts.append(str(blob))
+        return None
+
+    def _on_blob(self, index: int, now: float, blob: dict[str, Any]) -> str | None:
+        mime = str(blob.get("mime_type") or blob.get("mimeType") or "")
+        try:
+            data = _b64(str(blob.get("data", "")))
+        except (binascii.Error, ValueError):
+            return "blob data is not base64"
+        if mime.startswith("audio/pcm"):
+            match = re.search(r"rate=(\d+)", mime)
+            rate = int(match.group(1)) if match else 16000
+            if len(data) % 2:
+                return "audio/pcm data must be whole 16-bit samples"
+            self.audio.append(WireAudio(index, now, mime, rate, data))
+        elif mime in ("image/jpeg", "image/png"):
+            magic = _JPEG_MAGIC if mime == "image/jpeg" else _PNG_MAGIC
+            if not data.startswith(magic):
+                return f"blob is not a {mime} image"
+            width, height = _image_size(data)
+            self.frames.append(WireFrame(index, now, mime, len(data), width, height, data))
+        else:
+            return f"unsupported mime type {mime!r}"
+        return None
+
+    def _on_tool_response(self, payload: dict[str, Any]) -> str | None:
+        responses = payload.get("functionResponses") or payload.get("function_responses") or []
+        for response in responses:
+            if response.get("id") not in self.issued_calls:
+                return f"function response for unknown call id {response.get('id')!r}"
+            self.tool_responses.append(response)
+        return None
+
+    async def _on_client_content(self, payload: dict[str, Any]) -> str | None:
+        text = " ".join(
+            str(part.get("text", ""))
+            for turn in payload.get("turns") or []
+            for part in turn.get("parts") or []
+        )
+        self.texts.append(text)
+        complete = payload.get("turnComplete", payload.get("turn_complete"))
+        if complete and self.responder is not None:
+            reply, audio = self.responder(text)
+            task = asyncio.get_running_loop().create_task(self._reply(reply, audio))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def _reply(self, text: str, audio: PcmData | None) -> None:
+        try:
+            if audio is not None:
+                await self.send_audio(audio, transcript=text)
+            else:
+                await self.send_text(text)
+        except (ConnectionClosed, RuntimeError):
+            pass
+
+
+def _parse(raw: str | bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _validate(body: dict[str, Any]) -> str | None:
+    """What the SDK's types find wrong with a client message, or None.
+
+    SDK gap: ``LiveClientSetup`` lacks ``realtimeInputConfig``; it is checked on its own.
+    """
+    body = json.loads(json.dumps(body))
+    setup = body.get("setup")
+    try:
+        if isinstance(setup, dict):
+            for key in ("realtimeInputConfig", "realtime_input_config"):
+                if key in setup:
+                    types.RealtimeInputConfig.model_validate(setup.pop(key))
+        types.LiveClientMessage.model_validate_json(json.dumps(body))
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return None
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def _b64(data: str) -> bytes:
+    data = data.replace("-", "+").replace("_", "/")
+    return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        return 0, 0
+    return int(image.shape[1]), int(image.shape[0])
