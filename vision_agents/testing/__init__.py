@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         WireFrame,
         WireMessage,
     )
+    from vision_agents.testing.openai_server import OpenAIRealtimeServer, ScriptedReply
 
 # The protocol servers need their provider's SDK (an extra): import them on first use.
 _LAZY = {
@@ -33,6 +34,8 @@ _LAZY = {
     "WireAudio": "vision_agents.testing.gemini_server",
     "WireFrame": "vision_agents.testing.gemini_server",
     "WireMessage": "vision_agents.testing.gemini_server",
+    "OpenAIRealtimeServer": "vision_agents.testing.openai_server",
+    "ScriptedReply": "vision_agents.testing.openai_server",
 }
 
 
@@ -49,8 +52,10 @@ __all__ = [
     "InMemoryEdge",
     "LiveFileTrack",
     "MediaFilePlayer",
+    "OpenAIRealtimeServer",
     "PublishedMedia",
     "ReceivedFrame",
+    "ScriptedReply",
     "WireAudio",
     "WireFrame",
     "WireMessage",

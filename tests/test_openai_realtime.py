@@ -1,0 +1,335 @@
+"""The OpenAI Realtime plugin through the real ``openai`` SDK against the local server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+
+import numpy as np
+import openai
+import pytest
+
+from tests.media_tracks import SyntheticVideoTrack
+from vision_agents.core.llm.events import (
+    RealtimeAgentSpeechTranscriptionEvent,
+    RealtimeAudioOutputDoneEvent,
+    RealtimeAudioOutputEvent,
+    RealtimeErrorEvent,
+    RealtimeResponseEvent,
+    RealtimeUserSpeechTranscriptionEvent,
+    ToolCallCompletedEvent,
+)
+from vision_agents.plugins import openai as openai_plugin
+from vision_agents.testing import OpenAIRealtimeServer, ScriptedReply, tone
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[OpenAIRealtimeServer]:
+    async with OpenAIRealtimeServer() as s:
+        yield s
+
+
+def make_llm(server: OpenAIRealtimeServer, **kwargs: object) -> openai_plugin.Realtime:
+    client = openai.AsyncOpenAI(api_key="test-key", base_url=server.base_url)
+    return openai_plugin.Realtime(client=client, retry_initial_delay=0.01, **kwargs)  # type: ignore[arg-type]
+
+
+def pcm24(seconds: float) -> bytes:
+    return tone(440, seconds, sample_rate=24000).to_int16().to_bytes()
+
+
+async def test_session_settings_audio_and_transcripts(server: OpenAIRealtimeServer) -> None:
+    llm = make_llm(server, voice="cedar", instructions="Be brief.")
+
+    @llm.register_function
+    async def get_time(city: str) -> str:
+        """Time in a city.
+
+        Args:
+            city: The city.
+        """
+        return "noon"
+
+    user: list[str] = []
+    agent: list[str] = []
+    audio: list[RealtimeAudioOutputEvent] = []
+    done: list[RealtimeAudioOutputDoneEvent] = []
+
+    @llm.events.subscribe
+    async def on_user(e: RealtimeUserSpeechTranscriptionEvent) -> None:
+        user.append(e.text)
+
+    @llm.events.subscribe
+    async def on_agent(e: RealtimeAgentSpeechTranscriptionEvent) -> None:
+        agent.append(e.text)
+
+    @llm.events.subscribe
+    async def on_audio(e: RealtimeAudioOutputEvent) -> None:
+        audio.append(e)
+
+    @llm.events.subscribe
+    async def on_done(e: RealtimeAudioOutputDoneEvent) -> None:
+        done.append(e)
+
+    await llm.connect()
+    try:
+        await server.wait_for(lambda: bool(server.received_of("session.update")))
+        session = server.received_of("session.update")[0]["session"]
+        assert session["type"] == "realtime" and session["model"] == "gpt-realtime"
+        assert session["instructions"] == "Be brief."
+        assert session["audio"]["output"]["voice"] == "cedar"
+        assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+        assert [t["name"] for t in session["tools"]] == ["get_time"]
+
+        # 1 s of 48 kHz stereo goes out as 1 s at 24 kHz mono
+        sent = tone(440, 1.0, sample_rate=48000).to_channels(2)
+        for chunk in sent.chunks(20):
+            await llm.simple_audio_response(chunk)
+        await server.wait_for(lambda: server.audio_seconds > 0.98)
+        assert server.audio_seconds == pytest.approx(1.0, abs=0.01)
+
+        await server.user_transcript("what time is it")
+        server.script(ScriptedReply(transcript="it is noon", audio=pcm24(0.5)))
+        await llm.simple_response("hello")
+        await server.wait_for(lambda: bool(done) and bool(agent))
+        assert user == ["what time is it"] and agent == ["it is noon"]
+        assert sum(e.audio_data.duration for e in audio) == pytest.approx(0.5, abs=0.001)
+        assert audio[0].audio_data.sample_rate == 24000
+        assert len(done) == 1 and not done[0].interrupted
+        assert server.errors == []
+    finally:
+        await llm.close()
+
+
+async def test_text_responses_and_generate_reply(server: OpenAIRealtimeServer) -> None:
+    llm = make_llm(server, output_modalities=["text"], turn_detection=None)
+    texts: list[RealtimeResponseEvent] = []
+
+    @llm.events.subscribe
+    async def on_text(e: RealtimeResponseEvent) -> None:
+        texts.append(e)
+
+    await llm.connect()
+    try:
+        server.script(ScriptedReply(text="forty two"))
+        assert await llm.generate_reply("answer", timeout=5) == "forty two"
+        assert [t.text for t in texts if t.is_complete] == ["forty two"]
+        assert server.received_of("response.create")[0]["response"]["instructions"] == "answer"
+        await llm.commit_audio()
+        await llm.clear_audio()
+        await server.wait_for(lambda: bool(server.received_of("input_audio_buffer.clear")))
+        # no reply at all: the future times out
+        server.responder = lambda _e: ScriptedReply(text="late", tool_calls=[])
+        server.script()
+        await server.drop()  # the reply is lost with the connection
+        fut = llm.generate_reply(timeout=0.01)
+        with pytest.raises(TimeoutError):
+            await fut
+    finally:
+        await llm.close()
+
+
+async def test_tool_round_trip_including_a_tool_that_raises(server: OpenAIRealtimeServer) -> None:
+    llm = make_llm(server)
+    completed: list[ToolCallCompletedEvent] = []
+
+    @llm.register_function
+    async def add(a: int, b: int) -> int:
+        """Add two numbers.
+
+        Args:
+            a: First.
+            b: Second.
+        """
+        return a + b
+
+    @llm.register_function
+    def explode() -> None:
+        """Always fails."""
+        raise RuntimeError("boom")
+
+    @llm.events.subscribe
+    async def on_tool(e: ToolCallCompletedEvent) -> None:
+        completed.append(e)
+
+    await llm.connect()
+    try:
+        server.script(
+            ScriptedReply(tool_calls=[("add", {"a": 2, "b": 3}), ("explode", {})]),
+            ScriptedReply(transcript="5, and the other failed", audio=pcm24(0.1)),
+        )
+        await llm.simple_response("add and explode")
+        await server.wait_for(lambda: len(server.received_of("response.create")) >= 2)
+        await asyncio.sleep(0.3)
+        outputs = [
+            e["item"]
+            for e in server.received_of("conversation.item.create")
+            if e["item"]["type"] == "function_call_output"
+        ]
+        assert len(outputs) == 2
+        by_payload = [json.loads(o["output"]) for o in outputs]
+        assert {"result": 5} in by_payload
+        assert any("boom" in str(p.get("error")) for p in by_payload)
+        assert {c.name: c.ok for c in completed} == {"add": True, "explode": False}
+        # one response.create, after both outputs
+        kinds = [e["type"] for e in server.received if e["type"] != "session.update"]
+        assert kinds[-3:] == ["conversation.item.create"] * 2 + ["response.create"]
+        assert len(server.received_of("response.create")) == 2
+        assert server.errors == []
+    finally:
+        await llm.close()
+
+
+async def test_barge_in_truncates_at_the_played_position(server: OpenAIRealtimeServer) -> None:
+    llm = make_llm(server)
+    done: list[RealtimeAudioOutputDoneEvent] = []
+
+    @llm.events.subscribe
+    async def on_done(e: RealtimeAudioOutputDoneEvent) -> None:
+        done.append(e)
+
+    await llm.connect()
+    try:
+        # 3 s of audio arrives faster than real time; the user talks over it after ~1 s
+        server.script(ScriptedReply(transcript="long", audio=pcm24(3.0), pace=0.0))
+        await llm.simple_response("talk")
+        await server.wait_for(lambda: server.received_of("response.create") != [])
+        await asyncio.sleep(1.0)
+        await server.speech_started()
+        await server.wait_for(lambda: bool(server.received_of("conversation.item.truncate")))
+        truncate = server.received_of("conversation.item.truncate")[0]
+        assert 950 <= truncate["audio_end_ms"] <= 1200, truncate
+        assert server.received_of("response.cancel") == []  # that response was already done
+        # the response was already done (audio comes faster than real time): the player is
+        # told to stop with an interrupted done event
+        await server.wait_for(lambda: any(d.interrupted for d in done))
+        assert [d.interrupted for d in done] == [False, True]
+        assert server.errors == []
+    finally:
+        await llm.close()
+
+
+async def test_twenty_drops_recovered_with_the_conversation_intact(
+    server: OpenAIRealtimeServer,
+) -> None:
+    llm = make_llm(server)
+    errors: list[RealtimeErrorEvent] = []
+
+    @llm.events.subscribe
+    async def on_error(e: RealtimeErrorEvent) -> None:
+        errors.append(e)
+
+    await llm.connect()
+    try:
+        for turn in range(20):
+            server.script(ScriptedReply(transcript=f"answer {turn}", audio=pcm24(0.02)))
+            await llm.simple_response(f"question {turn}")
+            await server.wait_for(lambda t=turn: len(llm.conversation) >= 2 * (t + 1))  # type: ignore[misc]
+            await server.drop()
+            await server.wait_connections(turn + 2)
+        await server.wait_for(
+            lambda: len(server.current.received) >= 41 if server.current else False
+        )
+        assert llm.reconnects == 20 and llm.is_connected
+        last = server.current
+        assert last is not None
+        assert last.received[0]["type"] == "session.update"
+        replayed = [e["item"] for e in last.received[1:] if e["type"] == "conversation.item.create"]
+        texts = [c.get("text") for i in replayed for c in i["content"]]
+        expected: list[str] = []
+        for turn in range(20):
+            expected += [f"question {turn}", f"answer {turn}"]
+        assert texts == expected
+        assert server.errors == []
+    finally:
+        await llm.close()
+
+
+async def test_frames_at_fps(server: OpenAIRealtimeServer) -> None:
+    seconds = 10.0
+    llms = {fps: make_llm(server, fps=fps, max_image_side=320) for fps in (0.5, 1.0, 5.0)}
+    tracks = [SyntheticVideoTrack(fps=30, width=1280, height=720) for _ in llms]
+    for llm in llms.values():
+        await llm.connect()
+    try:
+        for llm, track in zip(llms.values(), tracks, strict=True):
+            await llm.watch_video_track(track)
+        await asyncio.sleep(seconds)
+        for llm in llms.values():
+            await llm.stop_watching_video_track()
+        for fps, llm in llms.items():
+            expected = fps * seconds
+            assert expected * 0.9 <= llm.frames_sent <= expected * 1.1 + 1, (fps, llm.frames_sent)
+        image = next(e for e in server.received_of("conversation.item.create"))
+        url = image["item"]["content"][0]["image_url"]
+        assert url.startswith("data:image/jpeg;base64,")
+        import cv2
+
+        decoded = cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), 1)
+        assert decoded is not None and max(decoded.shape[:2]) == 320
+        assert server.errors == []
+    finally:
+        for llm in llms.values():
+            await llm.close()
+        for track in tracks:
+            track.stop()
+
+
+async def test_max_session_duration_recycles_between_turns(server: OpenAIRealtimeServer) -> None:
+    llm = make_llm(server, max_session_duration=0.3)
+    await llm.connect()
+    try:
+        await llm.simple_response("remember me")
+        await server.wait_connections(2, within=5)
+        await server.wait_for(lambda: bool(server.current and len(server.current.received) >= 2))
+        assert server.current is not None
+        assert server.current.received[1]["item"] == {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "remember me"}],
+        }
+    finally:
+        await llm.close()
+
+
+async def test_strict_server_answers_bad_events_with_error(server: OpenAIRealtimeServer) -> None:
+    client = openai.AsyncOpenAI(api_key="k", base_url=server.base_url)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.send({"type": "session.update", "session": {"type": "realtime", "bogus": 1}})  # type: ignore[arg-type]
+        while True:
+            event = await conn.recv()
+            if event.type == "error":
+                assert event.error.code == "unknown_parameter"
+                assert "bogus" in event.error.message
+                break
+    assert server.received == []
+
+
+async def test_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        await openai_plugin.Realtime().connect()
+
+
+async def test_client_secret_carries_the_agent_session(server: OpenAIRealtimeServer) -> None:
+    llm = make_llm(server, voice="cedar", instructions="Hi")
+
+    @llm.register_function
+    def ping() -> str:
+        """Ping."""
+        return "pong"
+
+    secret = await openai_plugin.create_client_secret(llm, expires_in=60)
+    assert secret.value.startswith("ek_")
+    assert secret.session["instructions"] == "Hi"
+    assert secret.session["audio"]["output"]["voice"] == "cedar"
+    assert [t["name"] for t in secret.session["tools"]] == ["ping"]
+    # the browser's key opens a session
+    client = openai.AsyncOpenAI(api_key=secret.value, base_url=server.base_url)
+    server.api_key = "server-only"
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        assert (await conn.recv()).type == "session.created"
