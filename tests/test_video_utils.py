@@ -167,3 +167,28 @@ def test_encode_jpeg_rejects_bad_input() -> None:
         encode_jpeg(np.zeros((0, 8, 3), np.uint8))
     with pytest.raises(TypeError, match="numpy array"):
         encode_jpeg(b"not an image")  # type: ignore[arg-type]
+
+
+def test_one_frame_converted_from_many_threads_at_once() -> None:
+    """The forwarder hands one frame to consumers in several threads; PyAV's per-frame
+    scaler is not safe for that (it crashed the process), our helpers are."""
+    import concurrent.futures
+
+    from vision_agents.core.utils.video import encode_jpeg, frame_to_ndarray, resize_keep_aspect
+
+    rng = np.random.default_rng(7)
+    frame = av.VideoFrame.from_ndarray(
+        rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), format="rgb24"
+    ).reformat(format="yuv420p")
+    expected = frame_to_ndarray(frame, "bgr24")
+
+    def work(_: int) -> bool:
+        ok = True
+        for _ in range(40):
+            ok &= bool(np.array_equal(frame_to_ndarray(frame, "bgr24"), expected))
+            resize_keep_aspect(frame, 320)
+            encode_jpeg(frame, max_side=320)
+        return ok
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, range(8)))

@@ -13,6 +13,7 @@ import av
 import numpy as np
 
 from vision_agents.core.audio import PcmData
+from vision_agents.core.utils.video import frame_to_ndarray
 
 _INDEX_BITS = 16
 _INDEX_BLOCK = 8  # pixels per bit block; large enough to survive lossy video codecs
@@ -89,7 +90,7 @@ def pattern_frame(index: int, width: int = 320, height: int = 240) -> np.ndarray
 
 def read_frame_index(frame: av.VideoFrame | np.ndarray) -> int:
     """The index drawn by ``pattern_frame`` (works after lossy encoding and resizing to >= 50%)."""
-    img = frame.to_ndarray(format="rgb24") if isinstance(frame, av.VideoFrame) else frame
+    img = frame_to_ndarray(frame) if isinstance(frame, av.VideoFrame) else frame
     scale = img.shape[1] / 320 if isinstance(frame, av.VideoFrame) else 1.0
     block = max(1, round(_INDEX_BLOCK * scale))
     value = 0

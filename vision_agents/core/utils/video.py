@@ -6,17 +6,40 @@ Arrays are RGB (``H x W x 3`` uint8) unless a format says otherwise, matching
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import av
 import cv2
 import numpy as np
 import numpy.typing as npt
+from av.video.reformatter import VideoReformatter
+
+_local = threading.local()
+
+
+def reformat_frame(frame: av.VideoFrame, **kwargs: Any) -> av.VideoFrame:
+    """``frame.reformat(**kwargs)`` that is safe when several threads convert one frame.
+
+    PyAV caches one scaler on each frame and uses it without the GIL, so two threads calling
+    ``frame.reformat`` or ``frame.to_ndarray(format=...)`` on the same frame at once can
+    crash the process. The forwarder hands the same frame to many consumers, some in
+    threads; this uses one scaler per thread instead.
+    """
+    reformatter: VideoReformatter | None = getattr(_local, "reformatter", None)
+    if reformatter is None:
+        reformatter = _local.reformatter = VideoReformatter()
+    return reformatter.reformat(frame, **kwargs)
 
 
 def frame_to_ndarray(frame: av.VideoFrame, format: str = "rgb24") -> npt.NDArray[Any]:
-    """The frame's pixels as an array in ``format`` (any PyAV pixel format, e.g. "bgr24")."""
-    return frame.to_ndarray(format=format)
+    """The frame's pixels as an array in ``format`` (any PyAV pixel format, e.g. "bgr24").
+
+    Thread-safe for shared frames (see ``reformat_frame``).
+    """
+    if frame.format.name == format:
+        return frame.to_ndarray()
+    return reformat_frame(frame, format=format).to_ndarray()
 
 
 def ndarray_to_frame(arr: npt.NDArray[Any], format: str = "rgb24") -> av.VideoFrame:
@@ -34,7 +57,7 @@ def resize_keep_aspect(frame: av.VideoFrame, max_side: int) -> av.VideoFrame:
     size = _fit(frame.width, frame.height, max_side)
     if size is None:
         return frame
-    resized = frame.reformat(width=size[0], height=size[1], interpolation="AREA")
+    resized = reformat_frame(frame, width=size[0], height=size[1], interpolation="AREA")
     resized.pts = frame.pts
     if frame.time_base is not None:  # PyAV refuses None here
         resized.time_base = frame.time_base
@@ -59,8 +82,8 @@ def encode_jpeg(
         )
         width, height = size if size is not None else (frame_or_array.width, frame_or_array.height)
         # One swscale pass does both the scaling and the conversion to OpenCV's BGR.
-        bgr = frame_or_array.reformat(
-            width=width, height=height, format="bgr24", interpolation="AREA"
+        bgr = reformat_frame(
+            frame_or_array, width=width, height=height, format="bgr24", interpolation="AREA"
         ).to_ndarray()
     else:
         bgr = _array_to_bgr(frame_or_array, max_side)
