@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.python_peer import PythonPeer, SolidColourTrack
 from vision_agents.cli import main as cli_main
+from vision_agents.demo import run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,9 +27,54 @@ async def test_offline_agent_example_runs(capsys: pytest.CaptureFixture[str]) ->
     assert len(model.frames) >= 3 and model.audio_received > 0.5
 
 
-def test_demo_command_runs_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(["demo", "--out", str(tmp_path)]) == 0
+def test_demo_command_runs_offline(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    assert cli_main(["demo", "--duration", "1", "--no-browser", "--port", "0"]) == 0
     out = capsys.readouterr().out
     assert "OFFLINE" in out
-    assert "agent says: I received" in out
-    assert (tmp_path / "agent_reply.wav").stat().st_size > 48000
+    assert "join the call: http://127.0.0.1:" in out and "#token=" in out
+    assert "demo finished" in out
+
+
+@pytest.mark.timeout(60)
+async def test_demo_agent_describes_what_a_participant_shows(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    peers: list[PythonPeer] = []
+
+    async def join_with_a_red_camera(url: str) -> None:
+        peers.append(await PythonPeer.join(url, video=SolidColourTrack((210, 20, 20))))
+
+    try:
+        code = await run_demo(
+            port=0, duration=5.0, open_browser=False, every_s=2.0, on_ready=join_with_a_red_camera
+        )
+    finally:
+        for peer in peers:
+            await peer.leave()
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "py joined the call" in out
+    assert "agent says: Hello, I am the offline demo agent" in out
+    assert "I see a mostly red" in out
+
+
+async def test_video_call_example_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("GOOGLE_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    spec = importlib.util.spec_from_file_location(
+        "video_call", ROOT / "examples/video_call/video_call.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    await module.main(seconds=0.5, port=0)
+    out = capsys.readouterr().out
+    assert "Join the call: http://127.0.0.1:" in out and "/call/my-call#token=" in out

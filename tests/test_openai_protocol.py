@@ -218,3 +218,49 @@ def test_error_event() -> None:
         {"type": "error", "error": {"message": "bad", "code": "x", "event_id": "e"}}
     )
     assert out == [p.ServerError("bad", "x", "e")]
+
+
+def test_player_position_wins_over_the_clock_estimate() -> None:
+    clock = Clock()
+    st = p.ProtocolState(clock=clock)
+    st.response_played_ms = {"r": 400.0}.get
+    st.feed({"type": "response.created", "response": {"id": "r"}})
+    st.feed(audio_delta("r", "i", 2000))
+    clock.now += 1.5  # the clock says 1.5 s, the player says 0.4 s
+    out = st.interrupt()
+    assert p.Send(p.truncate("i", 400)) in out
+
+
+def test_webrtc_audio_comes_from_the_track_while_the_buffer_streams() -> None:
+    clock = Clock()
+    st = p.ProtocolState(clock=clock, media_audio=True)
+    pcm = b"\1\0" * 2400  # 100 ms
+    assert st.track_audio(pcm) == []  # silence between responses is not the model's voice
+    st.feed({"type": "response.created", "response": {"id": "r"}})
+    item = {"id": "i", "type": "message", "role": "assistant", "content": []}
+    st.feed({"type": "response.output_item.added", "response_id": "r", "item": item})
+    st.feed({"type": "output_audio_buffer.started", "response_id": "r"})
+    assert st.track_audio(pcm) == [p.AudioDelta(pcm, "r", "i")]
+    # response.done comes before the audio finished streaming: no done event yet
+    out = st.feed({"type": "response.done", "response": {"id": "r", "status": "completed"}})
+    assert out == [p.ResponseFinished("r", "completed", "", None)]
+    st.track_audio(pcm)
+    clock.now += 0.15
+    out = st.feed({"type": "input_audio_buffer.speech_started", "item_id": "u"})
+    assert out == [
+        p.SpeechStarted("u"),
+        p.Send(p.truncate("i", 150)),
+        p.Send(p.output_audio_clear()),
+        p.AudioDone("r", True),
+    ]
+    assert st.track_audio(pcm) == []  # the rest of the stream is dropped
+
+
+def test_webrtc_stopped_buffer_ends_the_audio() -> None:
+    st = p.ProtocolState(media_audio=True)
+    st.feed({"type": "response.created", "response": {"id": "r"}})
+    st.feed({"type": "output_audio_buffer.started", "response_id": "r"})
+    st.track_audio(b"\1\0" * 480)
+    out = st.feed({"type": "output_audio_buffer.stopped", "response_id": "r"})
+    assert out == [p.AudioDone("r", False)]
+    assert st.feed({"type": "output_audio_buffer.stopped", "response_id": "r"}) == []

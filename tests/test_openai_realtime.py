@@ -33,6 +33,17 @@ async def server() -> AsyncIterator[OpenAIRealtimeServer]:
         yield s
 
 
+@pytest.fixture(params=["websocket", "webrtc"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def dominant_hz(pcm: bytes, rate: int = 24000) -> float:
+    samples = np.frombuffer(pcm, np.int16).astype(np.float32)
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(spectrum.argmax())])
+
+
 def make_llm(server: OpenAIRealtimeServer, **kwargs: object) -> openai_plugin.Realtime:
     client = openai.AsyncOpenAI(api_key="test-key", base_url=server.base_url)
     return openai_plugin.Realtime(client=client, retry_initial_delay=0.01, **kwargs)  # type: ignore[arg-type]
@@ -42,8 +53,10 @@ def pcm24(seconds: float) -> bytes:
     return tone(440, seconds, sample_rate=24000).to_int16().to_bytes()
 
 
-async def test_session_settings_audio_and_transcripts(server: OpenAIRealtimeServer) -> None:
-    llm = make_llm(server, voice="cedar", instructions="Be brief.")
+async def test_session_settings_audio_and_transcripts(
+    server: OpenAIRealtimeServer, transport: str
+) -> None:
+    llm = make_llm(server, voice="cedar", instructions="Be brief.", transport=transport)
 
     @llm.register_function
     async def get_time(city: str) -> str:
@@ -85,19 +98,30 @@ async def test_session_settings_audio_and_transcripts(server: OpenAIRealtimeServ
         assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
         assert [t["name"] for t in session["tools"]] == ["get_time"]
 
-        # 1 s of 48 kHz stereo goes out as 1 s at 24 kHz mono
+        assert server.connections[0].transport == transport
+        # 1 s of 48 kHz stereo goes out as 1 s at 24 kHz mono (WebRTC: on the audio track,
+        # played at real time among silence: the server decodes and measures what it heard)
         sent = tone(440, 1.0, sample_rate=48000).to_channels(2)
         for chunk in sent.chunks(20):
             await llm.simple_audio_response(chunk)
-        await server.wait_for(lambda: server.audio_seconds > 0.98)
-        assert server.audio_seconds == pytest.approx(1.0, abs=0.01)
+        if transport == "websocket":
+            await server.wait_for(lambda: server.audio_seconds > 0.98)
+            assert server.audio_seconds == pytest.approx(1.0, abs=0.01)
+        else:
+            await server.wait_for(lambda: server.audio_seconds > 1.3, within=5)
+        assert server.voiced_seconds() == pytest.approx(1.0, abs=0.06)
+        heard = bytes(server.connections[0].audio)
+        assert dominant_hz(heard) == pytest.approx(440, abs=5)
 
         await server.user_transcript("what time is it")
         server.script(ScriptedReply(transcript="it is noon", audio=pcm24(0.5)))
         await llm.simple_response("hello")
         await server.wait_for(lambda: bool(done) and bool(agent))
         assert user == ["what time is it"] and agent == ["it is noon"]
-        assert sum(e.audio_data.duration for e in audio) == pytest.approx(0.5, abs=0.001)
+        received = sum(e.audio_data.duration for e in audio)
+        assert received == pytest.approx(0.5, abs=0.001 if transport == "websocket" else 0.06)
+        reply = b"".join(e.audio_data.to_bytes() for e in audio)
+        assert dominant_hz(reply) == pytest.approx(440, abs=5)
         assert audio[0].audio_data.sample_rate == 24000
         assert len(done) == 1 and not done[0].interrupted
         assert server.errors == []
@@ -133,8 +157,10 @@ async def test_text_responses_and_generate_reply(server: OpenAIRealtimeServer) -
         await llm.close()
 
 
-async def test_tool_round_trip_including_a_tool_that_raises(server: OpenAIRealtimeServer) -> None:
-    llm = make_llm(server)
+async def test_tool_round_trip_including_a_tool_that_raises(
+    server: OpenAIRealtimeServer, transport: str
+) -> None:
+    llm = make_llm(server, transport=transport)
     completed: list[ToolCallCompletedEvent] = []
 
     @llm.register_function
@@ -184,8 +210,10 @@ async def test_tool_round_trip_including_a_tool_that_raises(server: OpenAIRealti
         await llm.close()
 
 
-async def test_barge_in_truncates_at_the_played_position(server: OpenAIRealtimeServer) -> None:
-    llm = make_llm(server)
+async def test_barge_in_truncates_at_the_played_position(
+    server: OpenAIRealtimeServer, transport: str
+) -> None:
+    llm = make_llm(server, transport=transport)
     done: list[RealtimeAudioOutputDoneEvent] = []
 
     @llm.events.subscribe
@@ -194,7 +222,8 @@ async def test_barge_in_truncates_at_the_played_position(server: OpenAIRealtimeS
 
     await llm.connect()
     try:
-        # 3 s of audio arrives faster than real time; the user talks over it after ~1 s
+        # WebSocket: 3 s of audio arrives faster than real time. WebRTC: it streams on the
+        # track at real time. Either way the user talks over it after ~1 s.
         server.script(ScriptedReply(transcript="long", audio=pcm24(3.0), pace=0.0))
         await llm.simple_response("talk")
         await server.wait_for(lambda: server.received_of("response.create") != [])
@@ -202,21 +231,26 @@ async def test_barge_in_truncates_at_the_played_position(server: OpenAIRealtimeS
         await server.speech_started()
         await server.wait_for(lambda: bool(server.received_of("conversation.item.truncate")))
         truncate = server.received_of("conversation.item.truncate")[0]
-        assert 950 <= truncate["audio_end_ms"] <= 1200, truncate
+        assert 900 <= truncate["audio_end_ms"] <= 1200, truncate
         assert server.received_of("response.cancel") == []  # that response was already done
-        # the response was already done (audio comes faster than real time): the player is
-        # told to stop with an interrupted done event
+        # the player is told to stop with an interrupted done event
         await server.wait_for(lambda: any(d.interrupted for d in done))
-        assert [d.interrupted for d in done] == [False, True]
+        if transport == "websocket":
+            assert [d.interrupted for d in done] == [False, True]
+        else:  # the server is told to stop streaming the rest
+            assert [d.interrupted for d in done] == [True]
+            await server.wait_for(lambda: bool(server.received_of("output_audio_buffer.clear")))
+            assert server.connections[0].rtc is not None
+            assert server.connections[0].rtc.audio_out.buffered_ms == 0
         assert server.errors == []
     finally:
         await llm.close()
 
 
 async def test_twenty_drops_recovered_with_the_conversation_intact(
-    server: OpenAIRealtimeServer,
+    server: OpenAIRealtimeServer, transport: str
 ) -> None:
-    llm = make_llm(server)
+    llm = make_llm(server, transport=transport)
     errors: list[RealtimeErrorEvent] = []
 
     @llm.events.subscribe
@@ -250,8 +284,13 @@ async def test_twenty_drops_recovered_with_the_conversation_intact(
 
 
 async def test_frames_at_fps(server: OpenAIRealtimeServer) -> None:
+    """Both transports, 0.5/1/5 fps, all six sessions at once over the same 10 s."""
     seconds = 10.0
-    llms = {fps: make_llm(server, fps=fps, max_image_side=320) for fps in (0.5, 1.0, 5.0)}
+    llms = {
+        (transport, fps): make_llm(server, fps=fps, max_image_side=320, transport=transport)
+        for transport in ("websocket", "webrtc")
+        for fps in (0.5, 1.0, 5.0)
+    }
     tracks = [SyntheticVideoTrack(fps=30, width=1280, height=720) for _ in llms]
     for llm in llms.values():
         await llm.connect()
@@ -261,16 +300,29 @@ async def test_frames_at_fps(server: OpenAIRealtimeServer) -> None:
         await asyncio.sleep(seconds)
         for llm in llms.values():
             await llm.stop_watching_video_track()
-        for fps, llm in llms.items():
+        await asyncio.sleep(0.2)
+        for (transport, fps), llm in llms.items():
             expected = fps * seconds
-            assert expected * 0.9 <= llm.frames_sent <= expected * 1.1 + 1, (fps, llm.frames_sent)
-        image = next(e for e in server.received_of("conversation.item.create"))
-        url = image["item"]["content"][0]["image_url"]
-        assert url.startswith("data:image/jpeg;base64,")
+            assert expected * 0.9 <= llm.frames_sent <= expected * 1.1 + 1, (
+                transport,
+                fps,
+                llm.frames_sent,
+            )
+        # the server received every frame sent, per session (sessions connected in order)
+        for conn, ((transport, _fps), llm) in zip(server.connections, llms.items(), strict=True):
+            assert conn.transport == transport
+            images = [e for e in conn.received if e["type"] == "conversation.item.create"]
+            assert len(images) == llm.frames_sent
         import cv2
 
-        decoded = cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), 1)
-        assert decoded is not None and max(decoded.shape[:2]) == 320
+        for transport in ("websocket", "webrtc"):
+            conn = next(c for c in server.connections if c.transport == transport)
+            image = next(e for e in conn.received if e["type"] == "conversation.item.create")
+            url = image["item"]["content"][0]["image_url"]
+            assert url.startswith("data:image/jpeg;base64,")
+            jpeg = np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8)
+            decoded = cv2.imdecode(jpeg, 1)
+            assert decoded is not None and max(decoded.shape[:2]) == 320
         assert server.errors == []
     finally:
         for llm in llms.values():
@@ -333,3 +385,90 @@ async def test_client_secret_carries_the_agent_session(server: OpenAIRealtimeSer
     server.api_key = "server-only"
     async with client.realtime.connect(model="gpt-realtime") as conn:
         assert (await conn.recv()).type == "session.created"
+
+
+async def test_session_updates_and_interrupt_on_the_wire(
+    server: OpenAIRealtimeServer, transport: str
+) -> None:
+    llm = make_llm(server, transport=transport)
+    done: list[RealtimeAudioOutputDoneEvent] = []
+
+    @llm.events.subscribe
+    async def on_done(e: RealtimeAudioOutputDoneEvent) -> None:
+        done.append(e)
+
+    await llm.connect()
+    try:
+        await server.wait_for(lambda: len(server.received_of("session.update")) == 1)
+        await llm.update_instructions("Speak French.")
+
+        @llm.register_function
+        def lookup(term: str) -> str:
+            """Look a term up.
+
+            Args:
+                term: The term.
+            """
+            return term
+
+        await llm.update_tools()
+        await llm.update_options(voice="verse", turn_detection=None, output_modalities=["audio"])
+        await server.wait_for(lambda: len(server.received_of("session.update")) == 4)
+        first, instructions, tools, options = (
+            e["session"] for e in server.received_of("session.update")
+        )
+        assert "model" in first and "model" not in instructions  # the model is set once
+        assert instructions["instructions"] == "Speak French." and instructions["tools"] == []
+        assert [t["name"] for t in tools["tools"]] == ["lookup"]
+        assert tools["tools"][0]["parameters"]["required"] == ["term"]
+        assert options["audio"]["output"]["voice"] == "verse"
+        assert options["audio"]["input"]["turn_detection"] is None
+        assert options["instructions"] == "Speak French."  # earlier settings are kept
+        assert server.connections[-1].session["audio"]["output"]["voice"] == "verse"
+
+        # interrupt() while the model is still producing its reply
+        server.script(ScriptedReply(transcript="long", audio=pcm24(3.0), pace=0.05))
+        await llm.simple_response("talk")
+        await server.wait_for(lambda: bool(done) or llm._state.response_active)
+        await asyncio.sleep(0.4)
+        await llm.interrupt()
+        await server.wait_for(lambda: bool(server.received_of("conversation.item.truncate")))
+        assert len(server.received_of("response.cancel")) == 1
+        end_ms = server.received_of("conversation.item.truncate")[0]["audio_end_ms"]
+        assert 250 <= end_ms <= 600, end_ms
+        if transport == "webrtc":
+            assert len(server.received_of("output_audio_buffer.clear")) == 1
+        await server.wait_for(lambda: any(d.interrupted for d in done))
+        assert [d.interrupted for d in done] == [True]
+        assert server.errors == []
+    finally:
+        await llm.close()
+
+
+async def test_calls_endpoint_takes_raw_sdp_and_checks_the_session(
+    server: OpenAIRealtimeServer,
+) -> None:
+    import aiohttp
+    import aiortc
+
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        pc.createDataChannel("oai-events")
+        await pc.setLocalDescription(await pc.createOffer())
+        url = f"{server.base_url}/realtime/calls"
+        auth = {"Authorization": "Bearer k"}
+        async with aiohttp.ClientSession() as http:
+            raw = {**auth, "Content-Type": "application/sdp"}
+            async with http.post(url, data=pc.localDescription.sdp, headers=raw) as resp:
+                assert resp.status == 201 and resp.content_type == "application/sdp"
+                assert (await resp.text()).startswith("v=0")
+                assert resp.headers["Location"].startswith("/v1/realtime/calls/rtc_")
+            form = aiohttp.FormData()
+            form.add_field("sdp", pc.localDescription.sdp, content_type="application/sdp")
+            bad = json.dumps({"type": "realtime", "bogus": True})
+            form.add_field("session", bad, content_type="application/json")
+            async with http.post(url, data=form, headers=auth) as resp:
+                assert resp.status == 400
+                assert "bogus" in (await resp.json())["error"]["message"]
+    finally:
+        await pc.close()

@@ -15,12 +15,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"vision-agents {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run an agent in a call and show what it sees and hears")
-    demo.add_argument(
-        "--video", help="a media file to play as the participant (default: made on the spot)"
+    demo = sub.add_parser(
+        "demo", help="start a call on this machine, print its join link and run an agent in it"
     )
-    demo.add_argument("--fps", type=float, default=2.0, help="frames a second sent to the model")
-    demo.add_argument("--out", default="demo_output", help="folder for the agent's reply audio")
+    demo.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve the call on (default 127.0.0.1; other addresses use HTTPS)",
+    )
+    demo.add_argument("--port", type=int, default=8910, help="port (0: any free port)")
+    demo.add_argument(
+        "--fps", type=float, default=2.0, help="video frames a second sent to the model"
+    )
+    demo.add_argument(
+        "--model",
+        choices=["auto", "gemini", "openai", "offline"],
+        default="auto",
+        help="which model to use (auto: Gemini, then OpenAI, by API key, else offline)",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    demo.add_argument("--no-browser", action="store_true", help="only print the join link")
     demo.add_argument("-v", "--verbose", action="store_true")
 
     args = parser.parse_args(argv)
@@ -29,13 +48,24 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "demo":
-        from pathlib import Path
-
+        if args.duration is not None and args.duration <= 0:
+            parser.error(f"--duration must be positive, got {args.duration}")
         from vision_agents.demo import run_demo
 
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-
-        return asyncio.run(run_demo(video=args.video, fps=args.fps, out_dir=args.out))
+        try:
+            return asyncio.run(
+                run_demo(
+                    host=args.host,
+                    port=args.port,
+                    fps=args.fps,
+                    duration=args.duration,
+                    open_browser=not args.no_browser,
+                    prefer=args.model,
+                )
+            )
+        except KeyboardInterrupt:
+            print("demo stopped")
+            return 0
     return 2
 
 

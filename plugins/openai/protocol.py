@@ -140,6 +140,11 @@ def response_cancel() -> JsonDict:
     return {"type": "response.cancel"}
 
 
+def output_audio_clear() -> JsonDict:
+    """WebRTC only: stop the server streaming the rest of the response's audio."""
+    return {"type": "output_audio_buffer.clear"}
+
+
 def truncate(item_id: str, audio_end_ms: int, content_index: int = 0) -> JsonDict:
     return {
         "type": "conversation.item.truncate",
@@ -246,6 +251,7 @@ class _Playing:
     response_id: str
     first_audio_at: float
     audio_ms: float = 0.0
+    offset_ms: float = 0.0  # the response's audio before this item (several audio items)
 
 
 @dataclass
@@ -254,12 +260,22 @@ class _Response:
     metadata: dict[str, str] | None
     text: list[str] = field(default_factory=list)
     had_audio: bool = False
+    audio_item: str | None = None  # the assistant message item that carries the audio
     call_names: dict[str, str] = field(default_factory=dict)  # item_id -> tool name
     call_args: dict[str, list[str]] = field(default_factory=dict)  # item_id -> deltas
 
 
 PlayedMs = Callable[[str, float, float | None], float]
 """``(item_id, received_ms, first_audio_at) -> played_ms`` for barge-in truncation."""
+
+
+@dataclass
+class _Streaming:
+    """WebRTC: the response whose audio the server is streaming on the media track."""
+
+    response_id: str
+    item_id: str
+    had_audio: bool = False
 
 
 def estimate_played_ms(clock: Callable[[], float]) -> PlayedMs:
@@ -287,8 +303,16 @@ class ProtocolState:
         clock: Callable[[], float] = time.monotonic,
         played_ms: PlayedMs | None = None,
         max_history: int = 200,
+        media_audio: bool = False,
     ) -> None:
         self._clock = clock
+        self.media_audio = media_audio
+        """WebRTC: audio comes on a media track between ``output_audio_buffer.started`` and
+        ``.stopped`` (fed through ``track_audio``), not as ``response.output_audio.delta``."""
+        self._streaming: _Streaming | None = None
+        self.response_played_ms: Callable[[str], float | None] | None = None
+        """``response_id -> ms played`` from the real player (the Agent's audio track); when
+        it knows the response, it wins over ``played_ms``."""
         self._played_ms = played_ms or estimate_played_ms(clock)
         self._response: _Response | None = None
         self._pending_response_create = False
@@ -333,6 +357,9 @@ class ProtocolState:
         """The socket dropped: an unfinished response is gone; close its audio."""
         out: list[ProtocolEvent] = []
         self._playing = None
+        streaming, self._streaming = self._streaming, None
+        if streaming is not None and streaming.had_audio:
+            out.append(AudioDone(streaming.response_id, interrupted=True))
         if self._response is not None:
             if self._response.had_audio:
                 out.append(AudioDone(self._response.id, interrupted=True))
@@ -348,19 +375,50 @@ class ProtocolState:
             out.append(Send(response_cancel()))
         still_playing = False
         if playing is not None:
-            played = self._played_ms(playing.item_id, playing.audio_ms, playing.first_audio_at)
+            played = self._played_of(playing)
             if played < playing.audio_ms - 1:
                 still_playing = True
                 end = int(played)
                 self.truncations.append((playing.item_id, end))
                 out.append(Send(truncate(playing.item_id, end)))
         self._playing = None
+        streaming, self._streaming = self._streaming, None
+        if streaming is not None:
+            out.append(Send(output_audio_clear()))
+            if streaming.had_audio:
+                out.append(AudioDone(streaming.response_id, interrupted=True))
+            still_playing = False
         if resp is not None and resp.had_audio:
             out.append(AudioDone(resp.id, interrupted=True))
             resp.had_audio = False  # one done event per response
         elif still_playing and playing is not None:
             out.append(AudioDone(playing.response_id, interrupted=True))
         return out
+
+    def track_audio(self, pcm_24k_s16: bytes) -> list[ProtocolEvent]:
+        """WebRTC: audio from the media track; kept only while a response is streaming
+        (between ``output_audio_buffer.started`` and ``.stopped``), silence otherwise."""
+        streaming = self._streaming
+        if streaming is None or not pcm_24k_s16:
+            return []
+        self._advance_playing(streaming.item_id, streaming.response_id, len(pcm_24k_s16))
+        streaming.had_audio = True
+        return [AudioDelta(pcm_24k_s16, streaming.response_id, streaming.item_id)]
+
+    def _played_of(self, playing: _Playing) -> float:
+        whole = self.response_played_ms(playing.response_id) if self.response_played_ms else None
+        if whole is not None:
+            return max(0.0, min(playing.audio_ms, whole - playing.offset_ms))
+        return self._played_ms(playing.item_id, playing.audio_ms, playing.first_audio_at)
+
+    def _advance_playing(self, item_id: str, response_id: str, nbytes: int) -> None:
+        prev = self._playing
+        if prev is None or prev.item_id != item_id:
+            offset = (
+                prev.offset_ms + prev.audio_ms if prev and prev.response_id == response_id else 0.0
+            )
+            prev = self._playing = _Playing(item_id, response_id, self._clock(), offset)
+        prev.audio_ms += nbytes / 2 / AUDIO_RATE * 1000.0
 
     # -- server events ------------------------------------------------------------------
 
@@ -395,6 +453,8 @@ class ProtocolState:
     def _item_added(self, e: JsonDict) -> list[ProtocolEvent]:
         resp = self._current(e)
         item = e.get("item") or {}
+        if item.get("type") == "message" and resp.audio_item is None:
+            resp.audio_item = str(item.get("id", ""))
         if item.get("type") == "function_call":
             resp.call_names[str(item.get("id"))] = str(item.get("name", ""))
             resp.call_args[str(item.get("id"))] = []
@@ -404,11 +464,24 @@ class ProtocolState:
         resp = self._current(e)
         pcm = base64.b64decode(e.get("delta") or "")
         item_id = str(e.get("item_id", ""))
-        if self._playing is None or self._playing.item_id != item_id:
-            self._playing = _Playing(item_id, resp.id, self._clock())
-        self._playing.audio_ms += len(pcm) / 2 / AUDIO_RATE * 1000.0
+        self._advance_playing(item_id, resp.id, len(pcm))
         resp.had_audio = True
         return [AudioDelta(pcm, resp.id, item_id)]
+
+    def _buffer_started(self, e: JsonDict) -> list[ProtocolEvent]:
+        rid = str(e.get("response_id", ""))
+        resp = self._response if self._response and self._response.id == rid else None
+        item = resp.audio_item if resp and resp.audio_item else rid
+        self._streaming = _Streaming(rid, item)
+        return []
+
+    def _buffer_stopped(self, e: JsonDict) -> list[ProtocolEvent]:
+        streaming = self._streaming
+        if streaming is None or streaming.response_id != str(e.get("response_id", "")):
+            return []
+        self._streaming = None
+        interrupted = e.get("type") == "output_audio_buffer.cleared"
+        return [AudioDone(streaming.response_id, interrupted)] if streaming.had_audio else []
 
     def _transcript_done(self, e: JsonDict) -> list[ProtocolEvent]:
         resp = self._current(e)
@@ -476,6 +549,9 @@ _HANDLERS: dict[str, Callable[[ProtocolState, JsonDict], list[ProtocolEvent]]] =
     "response.output_item.added": ProtocolState._item_added,
     "response.output_audio.delta": ProtocolState._audio_delta,
     "response.output_audio_transcript.done": ProtocolState._transcript_done,
+    "output_audio_buffer.started": ProtocolState._buffer_started,
+    "output_audio_buffer.stopped": ProtocolState._buffer_stopped,
+    "output_audio_buffer.cleared": ProtocolState._buffer_stopped,
     "response.output_text.delta": ProtocolState._text_delta,
     "response.output_text.done": ProtocolState._text_done,
     "response.function_call_arguments.delta": ProtocolState._args_delta,

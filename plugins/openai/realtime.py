@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any, ClassVar, Literal
 
+import aiortc
 import av
 
 import openai
@@ -23,6 +24,7 @@ from vision_agents.core.types import Participant
 from vision_agents.core.utils.tasks import cancel_and_wait
 from vision_agents.core.utils.video import encode_jpeg
 from vision_agents.plugins.openai import protocol as p
+from vision_agents.plugins.openai.webrtc import WebRTCConnection
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +34,16 @@ _DEFAULT: Any = object()
 class Realtime(RealtimeBase):
     """OpenAI Realtime (GA) speech-to-speech over the official ``openai`` SDK.
 
-    Audio goes in at 24 kHz mono PCM (resampled here), video as JPEG ``input_image`` items
-    at ``fps``. On a dropped socket it reconnects (``max_retries``, exponential backoff) and
+    WebSocket (default): audio goes in at 24 kHz mono PCM (resampled here). WebRTC
+    (``transport="webrtc"``, aiortc): audio goes out and comes back on media tracks and events
+    travel over the ``oai-events`` data channel. Either way video goes as JPEG ``input_image``
+    items at ``fps``. On a dropped socket it reconnects (``max_retries``, exponential backoff) and
     re-sends session settings, tools and the conversation so far.
 
-    Barge-in truncates the playing item at the played position: by default estimated as
-    real time since the item's first audio chunk (audio plays at 1x as it arrives, capped at
-    what was received); pass ``played_ms`` to use a real playback counter instead.
+    Barge-in truncates the playing item at the played position: in an Agent, what its audio
+    track really played of the response (``set_playback_position``); otherwise estimated as
+    real time since the item's first audio chunk (capped at what was received). Pass
+    ``played_ms`` to use a playback counter of your own instead.
     """
 
     provider_name: ClassVar[str] = "openai_realtime"
@@ -68,15 +73,13 @@ class Realtime(RealtimeBase):
         played_ms: p.PlayedMs | None = None,
         session_extra: dict[str, Any] | None = None,
         tool_timeout: float | None = 30.0,
+        ice_servers: list[aiortc.RTCIceServer] | None = None,
     ) -> None:
         super().__init__(fps=fps, tool_timeout=tool_timeout)
         if transport not in ("websocket", "webrtc"):
             raise ValueError(f"transport must be 'websocket' or 'webrtc', got {transport!r}")
-        if transport == "webrtc":
-            raise NotImplementedError(
-                "the WebRTC transport is not implemented yet; use transport='websocket'"
-            )
         self.transport = transport
+        self.ice_servers = ice_servers
         self.model = model
         self.voice = voice
         self.turn_detection = (
@@ -98,8 +101,10 @@ class Realtime(RealtimeBase):
         self._client = client
         self._api_key = api_key
         self._base_url = base_url
-        self._state = p.ProtocolState(played_ms=played_ms)
-        self._conn: AsyncRealtimeConnection | None = None
+        self._state = p.ProtocolState(played_ms=played_ms, media_audio=transport == "webrtc")
+        if played_ms is None:  # an Agent's player knows what was really played
+            self._state.response_played_ms = self._response_played_ms
+        self._conn: AsyncRealtimeConnection | WebRTCConnection | None = None
         self._ready = asyncio.Event()
         self._closing = False
         self._receiver: asyncio.Task[None] | None = None
@@ -125,6 +130,10 @@ class Realtime(RealtimeBase):
             tools=self.tools.schemas(),
             extra=self.session_extra,
         )
+
+    def _response_played_ms(self, response_id: str) -> float | None:
+        position = self.playback_position
+        return position(response_id) if position is not None else None
 
     def _make_client(self) -> openai.AsyncOpenAI:
         if self._client is not None:
@@ -157,9 +166,18 @@ class Realtime(RealtimeBase):
             session_config=self.settings().to_session(), capabilities={"transport": self.transport}
         )
 
-    async def _open(self) -> AsyncRealtimeConnection:
+    async def _open(self) -> AsyncRealtimeConnection | WebRTCConnection:
         client = self._make_client()
-        conn = await client.realtime.connect(model=self.model).enter()
+        conn: AsyncRealtimeConnection | WebRTCConnection
+        if self.transport == "webrtc":
+            conn = await WebRTCConnection.open(
+                client,
+                self.settings().to_session(),
+                self._on_track_audio,
+                ice_servers=self.ice_servers,
+            )
+        else:
+            conn = await client.realtime.connect(model=self.model).enter()
         try:
             for event in self._state.replay(self.settings()):
                 await conn.send(event)  # type: ignore[arg-type]
@@ -252,6 +270,13 @@ class Realtime(RealtimeBase):
         if self._connected:
             self._emit_disconnected_event(reason="closed", was_clean=True)
 
+    def _on_track_audio(self, pcm_24k: bytes) -> None:
+        """WebRTC: the model's voice from the remote track (kept while a response streams)."""
+        for ev in self._state.track_audio(pcm_24k):
+            if isinstance(ev, p.AudioDelta):
+                pcm = PcmData.from_bytes(ev.pcm, p.AUDIO_RATE, 1, "s16")
+                self._emit_audio_output_event(pcm, response_id=ev.response_id)
+
     async def _send(self, event: p.JsonDict) -> bool:
         conn = self._conn
         if conn is None or not self._ready.is_set():
@@ -305,6 +330,12 @@ class Realtime(RealtimeBase):
     async def simple_audio_response(
         self, pcm: PcmData, participant: Participant | None = None
     ) -> None:
+        conn = self._conn
+        if isinstance(conn, WebRTCConnection):  # the audio track resamples and paces it
+            if self._ready.is_set():
+                conn.audio_out.write(pcm)
+            self._emit_audio_input_event(pcm)
+            return
         key = participant.session_id if participant is not None else ""
         resampler = self._resamplers.get(key)
         if resampler is None:
@@ -315,8 +346,15 @@ class Realtime(RealtimeBase):
         self._emit_audio_input_event(pcm)
 
     async def _send_video_frame(self, frame: av.VideoFrame) -> None:
-        jpeg = await asyncio.to_thread(encode_jpeg, frame, self.jpeg_quality, self.max_image_side)
-        if await self._send(p.image_item(jpeg)):
+        side = self.max_image_side
+        event = p.image_item(await asyncio.to_thread(encode_jpeg, frame, self.jpeg_quality, side))
+        conn = self._conn
+        if isinstance(conn, WebRTCConnection):  # a data channel message has a size limit
+            while len(p.dumps(event)) > conn.max_message_size and side > 64:
+                side //= 2
+                jpeg = await asyncio.to_thread(encode_jpeg, frame, self.jpeg_quality, side)
+                event = p.image_item(jpeg)
+        if await self._send(event):
             self.frames_sent += 1
 
     async def _wait_ready(self, within: float = 10.0) -> None:
@@ -405,7 +443,7 @@ class Realtime(RealtimeBase):
         return list(self._state.history)
 
 
-async def _quiet_close(conn: AsyncRealtimeConnection) -> None:
+async def _quiet_close(conn: AsyncRealtimeConnection | WebRTCConnection) -> None:
     try:
         await asyncio.wait_for(conn.close(), 2.0)
     except Exception as exc:

@@ -155,7 +155,7 @@ class GeminiLiveServer:
             process_request=self._check_request,
             max_size=16 * 1024 * 1024,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -3,7 +3,10 @@
 Every client event is validated strictly against the SDK's own pydantic types (the member of
 the union named by ``type``, and no unknown field anywhere in the tree); a bad event gets the
 API's ``error`` event and is not acted on. Replies are scripted; everything received is
-recorded. ``POST /v1/realtime/client_secrets`` mints ephemeral keys.
+recorded. ``POST /v1/realtime/calls`` answers a WebRTC offer (raw ``application/sdp`` or
+multipart ``sdp`` + ``session``) with an aiortc peer (``openai_webrtc.py``): the same events
+over the ``oai-events`` data channel, reply audio on its outgoing track, the caller's audio
+track recorded. ``POST /v1/realtime/client_secrets`` mints ephemeral keys.
 
     async with OpenAIRealtimeServer() as server:
         client = openai.AsyncOpenAI(api_key="test", base_url=server.base_url)
@@ -29,6 +32,8 @@ import pydantic
 
 if TYPE_CHECKING:  # aiohttp and openai come with the ``testing`` and ``openai`` extras
     from aiohttp import web
+
+    from vision_agents.testing.openai_webrtc import ServerPeer
 
 JsonDict = dict[str, Any]
 AUDIO_RATE = 24000
@@ -126,17 +131,52 @@ def validate_client_event(data: Any) -> JsonDict:
 
 @dataclass
 class Connection:
-    """One WebSocket session as the server saw it."""
+    """One session (a WebSocket, or a WebRTC call) as the server saw it."""
 
-    ws: web.WebSocketResponse
     model: str
     authorization: str
+    ws: web.WebSocketResponse | None = None
+    rtc: ServerPeer | None = None
     received: list[JsonDict] = field(default_factory=list)
     session: JsonDict = field(default_factory=dict)
     audio_bytes: int = 0
+    audio: bytearray = field(default_factory=bytearray)
+    """The caller's audio, 24 kHz mono s16 (WebRTC: decoded from its track, silence included)."""
     items: list[JsonDict] = field(default_factory=list)
     response_task: asyncio.Task[None] | None = None
     response_id: str | None = None
+    playout_task: asyncio.Task[None] | None = None
+    inbox: asyncio.Queue[str] | None = None
+    reader: asyncio.Task[None] | None = None
+
+    @property
+    def transport(self) -> str:
+        return "webrtc" if self.rtc is not None else "websocket"
+
+    @property
+    def closed(self) -> bool:
+        if self.rtc is not None:
+            return self.rtc.closed
+        return self.ws is None or self.ws.closed
+
+    async def send_text(self, text: str) -> None:
+        if self.rtc is not None:
+            self.rtc.send(text)
+        elif self.ws is not None:
+            await self.ws.send_str(text)
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return [t for t in (self.response_task, self.playout_task, self.reader) if t is not None]
+
+    def voiced_seconds(self, threshold: float = 300.0) -> float:
+        """Seconds of the caller's audio louder than ``threshold`` RMS, in 20 ms blocks."""
+        import numpy as np
+
+        samples = np.frombuffer(bytes(self.audio), np.int16).astype(np.float32)
+        block = AUDIO_RATE // 50
+        blocks = samples[: len(samples) // block * block].reshape(-1, block)
+        rms = np.sqrt((blocks**2).mean(axis=1)) if len(blocks) else np.zeros(0)
+        return float((rms > threshold).sum()) / 50
 
 
 class OpenAIRealtimeServer:
@@ -163,6 +203,7 @@ class OpenAIRealtimeServer:
         app = web.Application()
         app.router.add_get("/v1/realtime", self._websocket)
         app.router.add_post("/v1/realtime/client_secrets", self._client_secret)
+        app.router.add_post("/v1/realtime/calls", self._call)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -174,11 +215,12 @@ class OpenAIRealtimeServer:
         return self
 
     async def close(self) -> None:
-        for conn in self.connections:
-            if conn.response_task is not None:
-                conn.response_task.cancel()
+        tasks = [t for c in self.connections for t in c.tasks()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(
-            *(c.response_task for c in self.connections if c.response_task), return_exceptions=True
+            *(c.rtc.close() for c in self.connections if c.rtc), return_exceptions=True
         )
         if self._runner is not None:
             await self._runner.cleanup()
@@ -209,9 +251,13 @@ class OpenAIRealtimeServer:
     def audio_seconds(self) -> float:
         return sum(c.audio_bytes for c in self.connections) / 2 / AUDIO_RATE
 
+    def voiced_seconds(self, threshold: float = 300.0) -> float:
+        """Seconds of non-silent caller audio over all connections (see ``Connection``)."""
+        return sum(c.voiced_seconds(threshold) for c in self.connections)
+
     @property
     def current(self) -> Connection | None:
-        live = [c for c in self.connections if not c.ws.closed]
+        live = [c for c in self.connections if not c.closed]
         return live[-1] if live else None
 
     async def wait_for(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
@@ -232,7 +278,7 @@ class OpenAIRealtimeServer:
         if conn is None:
             raise RuntimeError("no client is connected")
         self._event_seq += 1
-        await conn.ws.send_str(json.dumps({"event_id": f"event_{self._event_seq}", **event}))
+        await conn.send_text(json.dumps({"event_id": f"event_{self._event_seq}", **event}))
 
     async def speech_started(self, audio_start_ms: int = 0) -> None:
         """The user starts talking (barge-in): like server VAD, cancels the active response."""
@@ -267,7 +313,11 @@ class OpenAIRealtimeServer:
     async def drop(self) -> None:
         """Cut every connection abruptly (no close handshake), like a network failure."""
         for conn in self.connections:
-            if not conn.ws.closed:
+            if conn.closed:
+                continue
+            if conn.rtc is not None:  # the peer goes away; the caller sees the channel close
+                await conn.rtc.close()
+            elif conn.ws is not None:
                 transport = conn.ws._req.transport if conn.ws._req else None
                 if transport is not None:
                     transport.abort()
@@ -353,7 +403,9 @@ class OpenAIRealtimeServer:
             conn.session = {**conn.session, **data["session"]}
             await self.send({"type": "session.updated", "session": conn.session}, conn)
         elif kind == "input_audio_buffer.append":
-            conn.audio_bytes += len(base64.b64decode(data["audio"]))
+            pcm = base64.b64decode(data["audio"])
+            conn.audio_bytes += len(pcm)
+            conn.audio += pcm
         elif kind == "input_audio_buffer.commit":
             await self.send(
                 {
@@ -381,6 +433,22 @@ class OpenAIRealtimeServer:
                 },
                 conn,
             )
+        elif kind == "output_audio_buffer.clear":
+            if conn.rtc is None:
+                await self._error(
+                    conn,
+                    ValidationFailed(
+                        "output_audio_buffer.clear is only supported for WebRTC sessions.",
+                        "invalid_value",
+                        "type",
+                    ),
+                    event_id,
+                )
+                return
+            conn.rtc.audio_out.clear()
+            if conn.playout_task is not None and not conn.playout_task.done():
+                conn.playout_task.cancel()
+                await self.send({"type": "output_audio_buffer.cleared", "response_id": None}, conn)
         elif kind == "response.cancel":
             task = conn.response_task
             if task is not None and not task.done():
@@ -452,6 +520,20 @@ class OpenAIRealtimeServer:
                             **common,
                             "content_index": 0,
                             "text": text,
+                        },
+                        conn,
+                    )
+                elif conn.rtc is not None:  # WebRTC: the audio plays on the media track
+                    await self._play_on_track(conn, rid, reply)
+                    await self.send(
+                        {"type": "response.output_audio.done", **common, "content_index": 0}, conn
+                    )
+                    await self.send(
+                        {
+                            "type": "response.output_audio_transcript.done",
+                            **common,
+                            "content_index": 0,
+                            "transcript": reply.transcript,
                         },
                         conn,
                     )
@@ -531,7 +613,7 @@ class OpenAIRealtimeServer:
             status = "cancelled"
         finally:
             conn.response_id = None
-            if not conn.ws.closed:
+            if not conn.closed:
                 with contextlib.suppress(Exception):
                     await self.send(
                         {
@@ -540,6 +622,99 @@ class OpenAIRealtimeServer:
                         },
                         conn,
                     )
+
+    async def _play_on_track(self, conn: Connection, rid: str, reply: ScriptedReply) -> None:
+        """Reply audio on the outgoing track; ``output_audio_buffer.stopped`` once it played."""
+        from vision_agents.core.audio import PcmData
+
+        assert conn.rtc is not None
+        track = conn.rtc.audio_out
+        if conn.playout_task is not None and not conn.playout_task.done():
+            conn.playout_task.cancel()
+        await self.send({"type": "output_audio_buffer.started", "response_id": rid}, conn)
+        step = AUDIO_RATE * 2 * reply.chunk_ms // 1000
+        for start in range(0, len(reply.audio), step):
+            track.write(PcmData.from_bytes(reply.audio[start : start + step], AUDIO_RATE, 1, "s16"))
+            if reply.pace:
+                await asyncio.sleep(reply.pace)
+        track.end_of_response()
+
+        async def stopped() -> None:
+            await track.wait_idle()
+            if not conn.closed:
+                await self.send({"type": "output_audio_buffer.stopped", "response_id": rid}, conn)
+
+        conn.playout_task = asyncio.get_running_loop().create_task(stopped())
+
+    async def _call(self, request: web.Request) -> web.Response:
+        """``POST /v1/realtime/calls``: answer a WebRTC offer with a local aiortc peer."""
+        from aiohttp import BodyPartReader, web
+
+        from vision_agents.testing.openai_webrtc import ServerPeer, allow_loopback_ice
+
+        auth = self._authorized(request)
+        if auth is None:
+            return web.json_response(
+                {"error": {"message": "Incorrect API key provided."}}, status=401
+            )
+        session: JsonDict = {"type": "realtime"}
+        if request.content_type == "multipart/form-data":
+            offer = ""
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    continue
+                if part.name == "sdp":
+                    offer = await part.text()
+                elif part.name == "session":
+                    session = json.loads(await part.text())
+        elif request.content_type == "application/sdp":
+            offer = await request.text()
+        else:
+            return web.json_response(
+                {"error": {"message": "Send application/sdp or multipart sdp + session."}},
+                status=400,
+            )
+        try:
+            validate_client_event({"type": "session.update", "session": session})
+        except ValidationFailed as exc:
+            return web.json_response(
+                {"error": {"type": "invalid_request_error", "message": str(exc)}}, status=400
+            )
+        if "v=0" not in offer:
+            return web.json_response({"error": {"message": "Invalid SDP offer."}}, status=400)
+        allow_loopback_ice()
+        inbox: asyncio.Queue[str] = asyncio.Queue()
+        conn = Connection(model=str(session.get("model", "")), authorization=auth, inbox=inbox)
+        conn.session = {**session, "id": _id("sess")}
+
+        def on_audio(pcm: bytes) -> None:
+            conn.audio += pcm
+            conn.audio_bytes += len(pcm)
+
+        conn.rtc = ServerPeer(inbox.put_nowait, on_audio)
+        answer = await conn.rtc.answer(offer)
+        self.connections.append(conn)
+        conn.reader = asyncio.get_running_loop().create_task(self._serve_channel(conn))
+        call_id = _id("rtc")
+        return web.Response(
+            status=201,
+            text=answer,
+            content_type="application/sdp",
+            headers={"Location": f"/v1/realtime/calls/{call_id}"},
+        )
+
+    async def _serve_channel(self, conn: Connection) -> None:
+        """Say ``session.created`` once the channel opens, then handle events in order."""
+        assert conn.rtc is not None and conn.inbox is not None
+        await conn.rtc.opened.wait()
+        await self.send({"type": "session.created", "session": conn.session}, conn)
+        while not conn.closed:
+            raw = await conn.inbox.get()
+            try:
+                await self._handle(conn, raw)
+            except ConnectionError:
+                return
 
     async def _client_secret(self, request: web.Request) -> web.Response:
         from aiohttp import web

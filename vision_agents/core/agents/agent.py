@@ -142,6 +142,8 @@ class Agent:
             await self.llm.connect()
         self.participant = await self.edge.join(call, self.agent_user)
         await self.edge.publish_audio(self._pick_audio_track())
+        if isinstance(self.llm, Realtime):  # barge-ins truncate at what was really played
+            self.llm.set_playback_position(self.audio_track.played_ms)
         video_publishers = [p for p in self.processors if isinstance(p, VideoPublisher)]
         if video_publishers:
             if len(video_publishers) > 1:
@@ -191,7 +193,7 @@ class Agent:
         self, event: RealtimeAudioOutputEvent | RealtimeAudioOutputDoneEvent
     ) -> None:
         if isinstance(event, RealtimeAudioOutputEvent):
-            self.audio_track.write(event.audio_data)
+            self.audio_track.write(event.audio_data, event.response_id)
         elif event.interrupted:
             self.audio_track.clear()
         else:

@@ -6,6 +6,7 @@ import asyncio
 import fractions
 import logging
 import time
+from collections import OrderedDict
 
 import aiortc
 import av
@@ -24,6 +25,10 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
     stay clean); ``recv`` returns 20 ms frames paced by the wall clock; ``clear`` drops what is
     queued (barge-in). At most ``max_buffer_s`` seconds are queued: past that the oldest audio
     is dropped and a warning logged, so a runaway producer cannot grow memory without bound.
+
+    ``played_ms(response_id)`` says how much of a response ``recv`` has really handed out
+    (audio written with that ``response_id``), so a barge-in can truncate the model's
+    transcript at what the user heard, not at what arrived.
     """
 
     kind = "audio"
@@ -49,6 +54,12 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
         self._start: float | None = None
         self.samples_played = 0
         """Samples of real (non-silence) audio handed out by ``recv``."""
+        # Stream positions in bytes: the queue holds [_played, _written); each response
+        # remembers the [start, end) span its audio took in that stream.
+        self._written = 0
+        self._played = 0
+        self._spans: OrderedDict[str, list[int]] = OrderedDict()
+        self._last_response: str | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -56,8 +67,13 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
     def buffered_ms(self) -> float:
         return len(self._buffer) / self._bytes_per_sample / self.sample_rate * 1000
 
-    def write(self, pcm: PcmData) -> None:
-        """Queue audio for playback."""
+    def write(self, pcm: PcmData, response_id: str | None = None) -> None:
+        """Queue audio for playback; ``response_id`` lets ``played_ms`` track that reply."""
+        if response_id is not None and response_id not in self._spans:
+            self._spans[response_id] = [self._written, self._written]
+            while len(self._spans) > 64:
+                self._spans.popitem(last=False)
+        self._last_response = response_id
         self._append(self._resampler.process(pcm))
 
     def end_of_response(self) -> None:
@@ -68,7 +84,19 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
         """Drop everything queued, at once."""
         self._buffer.clear()
         self._resampler.reset()
+        self._written = self._played
+        for span in self._spans.values():
+            span[1] = min(span[1], self._played)
         self._idle.set()
+
+    def played_ms(self, response_id: str) -> float | None:
+        """Milliseconds of ``response_id``'s audio played so far; None for an unknown reply."""
+        span = self._spans.get(response_id)
+        if span is None:
+            return None
+        start, end = span
+        played = max(0, min(self._played, end) - start)
+        return played / self._bytes_per_sample / self.sample_rate * 1000
 
     async def wait_idle(self) -> None:
         """Wait until everything queued so far has been played."""
@@ -78,10 +106,15 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
         if len(pcm) == 0:
             return
         self._buffer += pcm.to_bytes()
+        self._written += len(pcm) * self._bytes_per_sample
+        span = self._spans.get(self._last_response) if self._last_response else None
+        if span is not None:
+            span[1] = self._written
         self._idle.clear()
         overflow = len(self._buffer) - self._max_bytes
         if overflow > 0:
             del self._buffer[:overflow]
+            self._played += overflow  # skipped: it will never play
             logger.warning(
                 "agent audio buffer full: dropped %d ms of the oldest audio",
                 overflow // self._bytes_per_sample * 1000 // self.sample_rate,
@@ -103,6 +136,7 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
         want = self._frame_samples * self._bytes_per_sample
         chunk = bytes(self._buffer[:want])
         del self._buffer[:want]
+        self._played += len(chunk)
         self.samples_played += len(chunk) // self._bytes_per_sample
         if not self._buffer:
             self._idle.set()

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import aiortc
@@ -48,6 +49,9 @@ class Realtime(OmniLLM, ABC):
         self._forwarder: VideoForwarder | None = None
         self._owns_forwarder = False
         self._tool_calls: dict[str, asyncio.Task[None]] = {}
+        self.playback_position: Callable[[str], float | None] | None = None
+        """``response_id -> ms played`` (or None when unknown), set by whoever plays the audio
+        (the Agent: its ``AudioOutputTrack.played_ms``); providers truncate barge-ins by it."""
 
     # -- what every provider implements -------------------------------------------------
 
@@ -75,6 +79,10 @@ class Realtime(OmniLLM, ABC):
     @property
     def is_connected(self) -> bool:
         return self._connected
+
+    def set_playback_position(self, played_ms: Callable[[str], float | None] | None) -> None:
+        """Give the model the player's clock: ms of a response's audio really played."""
+        self.playback_position = played_ms
 
     async def simple_response(self, text: str, participant: Participant | None = None) -> None:
         """Send a user text turn; the reply arrives as audio, transcript and response events."""

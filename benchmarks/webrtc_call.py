@@ -1,0 +1,319 @@
+"""Benchmark: the embedded WebRTC call with Debian's Chromium on loopback.
+
+Three measurements, each printed as a table:
+
+1. ``join``: time from opening the join link to the agent's first received frame.
+2. ``latency``: how much the agent path adds. The page's camera and microphone are replaced
+   (before the page's script runs) by a canvas that draws ``Date.now()`` as 24 bit blocks and
+   an oscillator that beeps every 400 ms. The same tracks go (a) through the call server into
+   the Agent and its Realtime model (``FakeRealtime``) and (b) over a second, bare
+   browser-to-aiortc connection in the same run. Per frame / beep: arrival time minus the
+   time carried in the media; the agent's added latency is (a) minus (b).
+3. ``cpu``: CPU of this process (server + agent) per browser sending 640x480 at 30 fps.
+
+Runs in a loopback-only network namespace when it can (root). Run from the repository root:
+``python -m benchmarks.webrtc_call``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiortc
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError
+from playwright.async_api import async_playwright
+
+from tests.browser.chromium import launch
+from tests.browser.media import write_speech_wav, write_y4m
+from tests.browser.netns import LoopbackOnlyNamespace
+from tests.browser.waiting import eventually
+from vision_agents.core import Agent, Participant, PcmData, User
+from vision_agents.plugins.webrtc import WebRTCEdge
+from vision_agents.testing import FakeRealtime
+
+TIME_BITS = 24
+BLOCK = 8
+
+# Replaces the camera and microphone with timestamped media, before app.js runs.
+STAMPED_MEDIA = """
+(() => {
+  const make = () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 320; canvas.height = 240;
+    const g = canvas.getContext("2d");
+    const draw = () => {
+      const t = Date.now() % 16777216;
+      g.fillStyle = "#404040"; g.fillRect(0, 0, 320, 240);
+      g.fillStyle = "#000"; g.fillRect(0, 0, 24 * 8, 8);
+      g.fillStyle = "#fff";
+      for (let b = 0; b < 24; b++) if ((t >> b) & 1) g.fillRect(b * 8, 0, 8, 8);
+    };
+    draw(); setInterval(draw, 10);
+    const ctx = new AudioContext({ sampleRate: 48000 });
+    const osc = ctx.createOscillator(); osc.frequency.value = 1000;
+    const gain = ctx.createGain(); gain.gain.value = 0;
+    const dest = ctx.createMediaStreamDestination();
+    osc.connect(gain); gain.connect(dest); osc.start();
+    window.beeps = [];
+    const ts = ctx.getOutputTimestamp();
+    const toWall = (t) => performance.timeOrigin + ts.performanceTime + (t - ts.contextTime) * 1000;
+    for (let i = 0; i < 200; i++) {
+      const at = ctx.currentTime + 0.5 + i * 0.4;
+      gain.gain.setValueAtTime(0.8, at); gain.gain.setValueAtTime(0, at + 0.06);
+      window.beeps.push(toWall(at));
+    }
+    return new MediaStream([...canvas.captureStream(30).getVideoTracks(), ...dest.stream.getAudioTracks()]);
+  };
+  let stream = null;
+  navigator.mediaDevices.getUserMedia = async () => (stream = stream || make());
+  window.stampedStream = () => stream;
+})();
+"""
+
+DIRECT_OFFER = """async () => {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  for (const t of window.stampedStream().getTracks()) pc.addTransceiver(t, { direction: "sendonly" });
+  window.directPc = pc;
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((r) => { if (pc.iceGatheringState === "complete") r();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r(); setTimeout(r, 2000); });
+  return pc.localDescription.sdp;
+}"""
+
+
+def read_stamp(frame: av.VideoFrame) -> int:
+    img = frame.to_ndarray(format="rgb24")
+    scale = img.shape[1] / 320
+    block = max(1, round(BLOCK * scale))
+    value = 0
+    for bit in range(TIME_BITS):
+        cell = img[
+            block // 4 : block - block // 4,
+            bit * block + block // 4 : (bit + 1) * block - block // 4,
+        ]
+        if float(cell.mean()) > 127:
+            value |= 1 << bit
+    return value
+
+
+def video_delay_ms(frame: av.VideoFrame, arrived: float) -> float:
+    now_ms = int(arrived * 1000)
+    sent = read_stamp(frame)
+    return float((now_ms - sent) % (1 << TIME_BITS))
+
+
+class Arrivals:
+    """Frame delays and beep onset arrival times seen by one receiver."""
+
+    def __init__(self) -> None:
+        self.video_ms: list[float] = []
+        self.onsets: list[float] = []
+        self._loud = False
+
+    def video(self, frame: av.VideoFrame) -> None:
+        delay = video_delay_ms(frame, time.time())
+        if delay < 5000:
+            self.video_ms.append(delay)
+
+    def audio(self, pcm: PcmData) -> None:
+        level = float(np.abs(pcm.to_float32().samples).max())
+        if level > 0.2 and not self._loud:
+            # the onset lies inside this 20 ms frame: find where
+            samples = np.abs(pcm.to_float32().samples[0])
+            first = int(np.argmax(samples > 0.2))
+            self.onsets.append(time.time() - (len(samples) - first) / pcm.sample_rate)
+        self._loud = level > 0.05
+
+
+class TimingModel(FakeRealtime):
+    def __init__(self, arrivals: Arrivals) -> None:
+        super().__init__(fps=30)
+        self.arrivals = arrivals
+
+    async def simple_audio_response(
+        self, pcm: PcmData, participant: Participant | None = None
+    ) -> None:
+        self.arrivals.audio(pcm)
+
+    async def _send_video_frame(self, frame: av.VideoFrame) -> None:
+        await super()._send_video_frame(frame)
+        self.arrivals.video(frame)
+
+
+async def _read(track: aiortc.MediaStreamTrack, arrivals: Arrivals) -> None:
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        if isinstance(frame, av.VideoFrame):
+            arrivals.video(frame)
+        elif isinstance(frame, av.AudioFrame):
+            arrivals.audio(PcmData.from_av_frame(frame))
+
+
+def onset_delays(onsets: list[float], beeps_ms: list[float]) -> list[float]:
+    out = []
+    for t in onsets:
+        sent = max((b for b in beeps_ms if b / 1000 <= t), default=None)
+        if sent is not None and t - sent / 1000 < 0.3:
+            out.append((t - sent / 1000) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def bench_join(pw: Any, media: tuple[Path, Path], runs: int) -> list[float]:
+    times = []
+    browser = await launch(pw, *media)
+    try:
+        for i in range(runs):
+            model = FakeRealtime(fps=30)
+            edge = WebRTCEdge()
+            agent = Agent(edge=edge, agent_user=User(name="Ada"), llm=model)
+            call = await agent.create_call("default", f"join{i}")
+            async with agent.join(call):
+                page = await browser.new_page()
+                start = time.monotonic()
+                await page.goto(edge.join_url(call))
+                await eventually(lambda m=model: bool(m.frames), 10, "the first frame")
+                times.append((model.frames[0].received_at - start) * 1000)
+                await page.close()
+    finally:
+        await browser.close()
+    return times
+
+
+async def bench_latency(pw: Any, seconds: float) -> dict[str, list[float]]:
+    agent_side, direct_side, edge_side = Arrivals(), Arrivals(), Arrivals()
+    model = TimingModel(agent_side)
+    edge = WebRTCEdge()
+    agent = Agent(edge=edge, agent_user=User(name="Ada"), llm=model)
+    call = await agent.create_call("default", "latency")
+    browser = await launch(pw, None, None)
+    direct = aiortc.RTCPeerConnection()
+    readers: list[asyncio.Task[None]] = []
+    try:
+        async with agent.join(call):
+            page = await browser.new_page()
+            await page.add_init_script(STAMPED_MEDIA)
+            await page.goto(edge.join_url(call))
+            await page.wait_for_function("() => window.vaCall && window.vaCall.seat !== null")
+            copy = edge.subscribe(edge.participants[0], "video")
+            assert copy is not None
+            readers.append(asyncio.ensure_future(_read(copy, edge_side)))
+            direct.on(
+                "track", lambda t: readers.append(asyncio.ensure_future(_read(t, direct_side)))
+            )
+            offer = await page.evaluate(DIRECT_OFFER)
+            await direct.setRemoteDescription(aiortc.RTCSessionDescription(offer, "offer"))
+            await direct.setLocalDescription(await direct.createAnswer())
+            await page.evaluate(
+                "(sdp) => directPc.setRemoteDescription({type: 'answer', sdp})",
+                direct.localDescription.sdp,
+            )
+            await asyncio.sleep(2.0)  # warm up: both paths connected, jitter buffers settled
+            for side in (agent_side, direct_side, edge_side):
+                side.video_ms.clear()
+                side.onsets.clear()
+            await asyncio.sleep(seconds)
+            beeps = await page.evaluate("window.beeps")
+            await page.close()
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await direct.close()
+        await browser.close()
+    return {
+        "video agent (model input at fps=30)": agent_side.video_ms,
+        "video edge track (what the agent reads)": edge_side.video_ms,
+        "video direct": direct_side.video_ms,
+        "audio agent": onset_delays(agent_side.onsets, beeps),
+        "audio direct": onset_delays(direct_side.onsets, beeps),
+    }
+
+
+async def bench_cpu(pw: Any, media: tuple[Path, Path], participants: int, seconds: float) -> float:
+    model = FakeRealtime(fps=1)
+    edge = WebRTCEdge()
+    agent = Agent(edge=edge, agent_user=User(name="Ada"), llm=model)
+    call = await agent.create_call("default", f"cpu{participants}")
+    browsers = [await launch(pw, *media) for _ in range(participants)]
+    try:
+        async with agent.join(call):
+            for b in browsers:
+                await (await b.new_page()).goto(edge.join_url(call))
+            await eventually(lambda: len(model.frames) >= 2, 20, "frames")
+            await asyncio.sleep(3.0)
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            await asyncio.sleep(seconds)
+            return (time.process_time() - cpu0) / (time.monotonic() - wall0) * 100
+    finally:
+        for b in browsers:
+            await b.close()
+
+
+async def main(runs: int, seconds: float) -> None:
+    ns = LoopbackOnlyNamespace()
+    isolated = ns.enter()
+    print(f"network: {'loopback-only namespace' if isolated else 'host namespace, 127.0.0.1 only'}")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            small = (
+                write_y4m(Path(tmp) / "cam.y4m", seconds=2, fps=15),
+                write_speech_wav(Path(tmp) / "mic.wav", "Hello agent."),
+            )
+            vga = (write_y4m(Path(tmp) / "vga.y4m", seconds=2, fps=30, size=(640, 480)), small[1])
+            async with async_playwright() as pw:
+                join = await bench_join(pw, small, runs)
+                print(
+                    "\n| join link opened -> agent's first frame | runs | p50 ms | max ms |\n|---|---|---|---|"
+                )
+                print(
+                    f"| 320x240 15 fps camera | {len(join)} | {statistics.median(join):.0f} | {max(join):.0f} |"
+                )
+
+                lat = await bench_latency(pw, seconds)
+                print("\n| path | samples | p50 ms | p95 ms |\n|---|---|---|---|")
+                for name, values in lat.items():
+                    print(
+                        f"| {name} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 95):.1f} |"
+                    )
+                direct_video = pct(lat["video direct"], 50)
+                for name in (
+                    "video agent (model input at fps=30)",
+                    "video edge track (what the agent reads)",
+                ):
+                    print(
+                        f"{name}: adds {pct(lat[name], 50) - direct_video:.1f} ms (p50 vs direct)"
+                    )
+                added = pct(lat["audio agent"], 50) - pct(lat["audio direct"], 50)
+                print(f"audio agent: adds {added:.1f} ms (p50 vs direct)")
+
+                print(
+                    "\n| browsers at 640x480 30 fps | server+agent CPU % of one core | per participant |\n|---|---|---|"
+                )
+                for n in (1, 2):
+                    cpu = await bench_cpu(pw, vga, n, seconds)
+                    print(f"| {n} | {cpu:.0f} | {cpu / n:.0f} |")
+    finally:
+        ns.exit()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="join measurements")
+    parser.add_argument("--seconds", type=float, default=8.0, help="seconds per latency/CPU window")
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.seconds))

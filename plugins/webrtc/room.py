@@ -1,0 +1,243 @@
+"""One call on the server: browser members, the agent's tracks, and who sees and hears whom.
+
+Every browser negotiates once: its camera and microphone (sent) plus one receive slot (an
+audio and a video transceiver) per seat in the call, seat 0 being the agent. When someone
+joins or leaves, the server re-points slots instead of renegotiating, so joining is one
+round trip and leaving stops the forwarding at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiortc
+from aiortc import sdp
+
+from vision_agents.core.types import Participant
+from vision_agents.core.utils.tasks import TaskOwner
+from vision_agents.plugins.webrtc.fanout import Fanout, FanoutTrack, SlotTrack
+
+logger = logging.getLogger(__name__)
+
+MAX_SDP_BYTES = 128 * 1024
+
+
+class OfferError(ValueError):
+    """A browser's offer does not have the shape the page sends."""
+
+
+@dataclass(eq=False)
+class Member:
+    """A browser in the call."""
+
+    seat: int
+    participant: Participant
+    pc: aiortc.RTCPeerConnection
+    send: Any  # async callable taking a JSON-able dict
+    sources: dict[str, Fanout] = field(default_factory=dict)
+    slots: list[dict[str, SlotTrack]] = field(default_factory=list)
+    muted: dict[str, bool] = field(default_factory=lambda: {"audio": False, "video": False})
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class RoomListener(Protocol):
+    """What the edge hears about a room."""
+
+    def member_joined(self, member: Member) -> None: ...
+    def member_left(self, member: Member) -> None: ...
+    def member_muted(self, member: Member, kind: str, muted: bool) -> None: ...
+
+
+class Room:
+    """A call with up to ``max_participants`` browsers plus the agent in seat 0."""
+
+    def __init__(self, call_id: str, max_participants: int) -> None:
+        if max_participants < 1:
+            raise ValueError(f"max_participants must be at least 1, got {max_participants}")
+        self.call_id = call_id
+        self.max_participants = max_participants
+        self.agent_name = "Agent"
+        self.listener: RoomListener | None = None
+        self.seats: list[Member | None] = [None] * (max_participants + 1)
+        self._reserved: set[int] = set()
+        self._agent_sources: dict[str, Fanout] = {}
+        self._tasks = TaskOwner(f"room:{call_id}")
+
+    @property
+    def members(self) -> list[Member]:
+        return [m for m in self.seats if m is not None]
+
+    @property
+    def seat_count(self) -> int:
+        """Receive slots each browser opens: the agent plus every possible participant."""
+        return len(self.seats)
+
+    def reserve_seat(self) -> int | None:
+        """A free seat for a browser about to join, or None when the call is full."""
+        for seat in range(1, len(self.seats)):
+            if self.seats[seat] is None and seat not in self._reserved:
+                self._reserved.add(seat)
+                return seat
+        return None
+
+    def release_seat(self, seat: int) -> None:
+        self._reserved.discard(seat)
+
+    # -- agent -------------------------------------------------------------------------------
+
+    def publish_agent_track(self, track: aiortc.MediaStreamTrack) -> None:
+        """Send the agent's audio or video to every browser (seat 0), now and later."""
+        old = self._agent_sources.get(track.kind)
+        if old is not None:
+            self._tasks.spawn(old.stop(), "stop-old-agent-track")
+        source = Fanout(track, self._tasks, "agent")
+        self._agent_sources[track.kind] = source
+        for member in self.members:
+            member.slots[0][track.kind].attach(source)
+
+    # -- browsers ----------------------------------------------------------------------------
+
+    async def connect(self, seat: int, name: str, offer_sdp: str, send: Any) -> tuple[Member, str]:
+        """Answer a browser's offer for ``seat``; returns the member and the answer SDP."""
+        kinds = _check_offer(offer_sdp, self.seat_count)
+        # One transport for every m-line, as browsers do by default (max-bundle).
+        config = aiortc.RTCConfiguration(bundlePolicy=aiortc.RTCBundlePolicy.MAX_BUNDLE)
+        pc = aiortc.RTCPeerConnection(config)
+        member = Member(
+            seat, Participant(user_id=f"browser-{uuid.uuid4().hex[:8]}", name=name), pc, send
+        )
+        received: list[aiortc.MediaStreamTrack] = []
+        pc.on("track", received.append)
+        try:
+            await pc.setRemoteDescription(aiortc.RTCSessionDescription(offer_sdp, "offer"))
+            receive_slots: dict[str, list[SlotTrack]] = {"audio": [], "video": []}
+            for transceiver, (kind, direction) in zip(pc.getTransceivers(), kinds, strict=True):
+                if direction == "recvonly":
+                    slot = SlotTrack(kind)
+                    transceiver.sender.replaceTrack(slot)
+                    transceiver.direction = "sendonly"
+                    receive_slots[kind].append(slot)
+            member.slots = [
+                {"audio": a, "video": v}
+                for a, v in zip(receive_slots["audio"], receive_slots["video"], strict=True)
+            ]
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception:
+            await pc.close()
+            raise
+        for track in received:
+            if track.kind in ("audio", "video") and track.kind not in member.sources:
+                member.sources[track.kind] = Fanout(track, self._tasks, member.participant.user_id)
+        self._seat(member)
+
+        @pc.on("connectionstatechange")
+        def _on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                member.closed.set()
+
+        return member, pc.localDescription.sdp
+
+    def _seat(self, member: Member) -> None:
+        self._reserved.discard(member.seat)
+        self.seats[member.seat] = member
+        for kind, source in self._agent_sources.items():
+            member.slots[0][kind].attach(source)
+        for other in self.members:
+            if other is member:
+                continue
+            for kind, source in member.sources.items():
+                other.slots[member.seat][kind].attach(source)
+            for kind, source in other.sources.items():
+                member.slots[other.seat][kind].attach(source)
+        if self.listener is not None:
+            self.listener.member_joined(member)
+
+    async def remove(self, member: Member) -> None:
+        """The browser left: stop forwarding it everywhere, then close its connection."""
+        if self.seats[member.seat] is not member:
+            return
+        self.seats[member.seat] = None
+        for source in member.sources.values():
+            await source.stop()
+        for slot in member.slots:
+            for track in slot.values():
+                track.stop()
+        if self.listener is not None:
+            self.listener.member_left(member)
+        await member.pc.close()
+        await self.broadcast_members()
+
+    def set_muted(self, member: Member, kind: str, muted: bool) -> None:
+        if kind not in ("audio", "video"):
+            raise ValueError(f"kind must be 'audio' or 'video', got {kind!r}")
+        member.muted[kind] = muted
+        if self.listener is not None:
+            self.listener.member_muted(member, kind, muted)
+
+    def subscribe(self, member: Member, kind: str) -> FanoutTrack | None:
+        source = member.sources.get(kind)
+        return source.subscribe() if source is not None else None
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def roster(self) -> list[dict[str, Any]]:
+        people: list[dict[str, Any]] = [{"seat": 0, "name": self.agent_name, "agent": True}]
+        for m in self.members:
+            people.append(
+                {
+                    "seat": m.seat,
+                    "name": m.participant.name,
+                    "agent": False,
+                    "audio_muted": m.muted["audio"],
+                    "video_muted": m.muted["video"],
+                }
+            )
+        return people
+
+    async def broadcast_members(self) -> None:
+        roster = self.roster()
+        for m in self.members:
+            await self._send(m, {"type": "members", "you": m.seat, "members": roster})
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        for m in self.members:
+            await self._send(m, message)
+
+    async def _send(self, member: Member, message: dict[str, Any]) -> None:
+        try:
+            await member.send(message)
+        except Exception as exc:  # a closing socket: its own handler cleans up
+            logger.debug("sending to %s failed: %s", member.participant.user_id, exc)
+
+    async def close(self) -> None:
+        for member in self.members:
+            await self.remove(member)
+        await self._tasks.close()
+
+
+def _check_offer(offer_sdp: str, seat_count: int) -> list[tuple[str, str]]:
+    """Each m-line's (kind, direction); the page sends its own audio and video plus
+    ``seat_count`` receive-only audio/video pairs."""
+    if len(offer_sdp.encode()) > MAX_SDP_BYTES:
+        raise OfferError(f"offer is larger than {MAX_SDP_BYTES} bytes")
+    try:
+        parsed = sdp.SessionDescription.parse(offer_sdp)
+    except Exception as exc:
+        raise OfferError(f"offer is not valid SDP: {exc}") from exc
+    kinds = [(m.kind, m.direction or "sendrecv") for m in parsed.media]
+    sending = [k for k, d in kinds if d in ("sendonly", "sendrecv")]
+    receiving = [k for k, d in kinds if d == "recvonly"]
+    if any(k not in ("audio", "video") for k, _ in kinds):
+        raise OfferError("offer may only hold audio and video (events use the WebSocket)")
+    if len(sending) > 2 or len(set(sending)) != len(sending):
+        raise OfferError(f"offer sends {sending}; at most one audio and one video are accepted")
+    if receiving.count("audio") != seat_count or receiving.count("video") != seat_count:
+        raise OfferError(
+            f"offer must receive {seat_count} audio and {seat_count} video slots, "
+            f"got {receiving.count('audio')} and {receiving.count('video')}"
+        )
+    return kinds

@@ -1,0 +1,267 @@
+"""The call server: serves the page, checks join tokens, and signals over a WebSocket.
+
+Everything a browser sends is bounded: HTTP bodies (``MAX_BODY_BYTES``), WebSocket messages
+(``MAX_MESSAGE_BYTES``, SDP included), participants per call, and the time allowed between
+connecting and sending an offer. A join token is checked before any WebRTC work is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import socket
+import ssl
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import WSMsgType, web
+
+from vision_agents.plugins.webrtc.ice import allow_loopback_candidates
+from vision_agents.plugins.webrtc.room import MAX_SDP_BYTES, OfferError, Room
+from vision_agents.plugins.webrtc.tls import is_loopback, server_ssl_context
+from vision_agents.plugins.webrtc.tokens import JoinClaims, JoinTokens, TokenError
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 8 * 1024
+MAX_MESSAGE_BYTES = MAX_SDP_BYTES + 4 * 1024
+MAX_NAME_CHARS = 64
+OFFER_TIMEOUT_S = 15.0
+CALL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+STATIC_DIR = Path(__file__).with_name("static")
+STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+def check_call_id(call_id: str) -> str:
+    if not CALL_ID_PATTERN.match(call_id):
+        raise ValueError(
+            f"call id {call_id!r} is not accepted: use 1-64 letters, digits, '-' or '_'"
+        )
+    return call_id
+
+
+class CallServer:
+    """An aiohttp server hosting calls that browsers join with signed links.
+
+    Bound to loopback (the default) it speaks plain HTTP, which browsers treat as secure. On
+    any other address it speaks HTTPS, with ``certfile``/``keyfile`` or ``ssl_context`` if
+    given, else with a self-signed certificate made at start (browsers will ask to accept it).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        secret: bytes | None = None,
+        max_participants: int = 6,
+        public_host: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        certfile: str | Path | None = None,
+        keyfile: str | Path | None = None,
+        loopback_ice: bool | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.public_host = public_host or (
+            host if host not in ("0.0.0.0", "::") else socket.gethostname()
+        )
+        self.max_participants = max_participants
+        self.tokens = JoinTokens(secret)
+        self.rooms: dict[str, Room] = {}
+        if ssl_context is None and (certfile is not None or not is_loopback(host)):
+            ssl_context = server_ssl_context(certfile, keyfile, hosts=[self.public_host, host])
+        self.ssl_context = ssl_context
+        self.loopback_ice = is_loopback(host) if loopback_ice is None else loopback_ice
+        self._runner: web.AppRunner | None = None
+        self._connections: set[asyncio.Task[Any]] = set()
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.ssl_context is not None else "http"
+        host = f"[{self.public_host}]" if ":" in self.public_host else self.public_host
+        return f"{scheme}://{host}:{self.port}"
+
+    def room(self, call_id: str) -> Room:
+        """The room for ``call_id``, made on first use."""
+        room = self.rooms.get(check_call_id(call_id))
+        if room is None:
+            room = self.rooms[call_id] = Room(call_id, self.max_participants)
+        return room
+
+    def join_url(self, call_id: str, *, name: str = "", ttl_s: float = 3600.0) -> str:
+        """A link that lets one browser join ``call_id`` for ``ttl_s`` seconds."""
+        token = self.tokens.mint(check_call_id(call_id), name=name, ttl_s=ttl_s)
+        return f"{self.base_url}/call/{quote(call_id)}#token={token}"
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        if self.loopback_ice:
+            allow_loopback_candidates()
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/", self._page)
+        app.router.add_get("/call/{call_id}", self._page)
+        app.router.add_get("/static/{name}", self._static)
+        app.router.add_post("/api/check", self._check)
+        app.router.add_get("/api/ws", self._websocket)
+        app.on_response_prepare.append(_add_security_headers)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
+        await site.start()
+        server = site._server
+        if self.port == 0 and server is not None:
+            sockets = getattr(server, "sockets", None) or []
+            self.port = sockets[0].getsockname()[1]
+        logger.info("call server at %s", self.base_url)
+
+    async def stop(self) -> None:
+        for room in list(self.rooms.values()):
+            await room.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "index.html", headers={"Content-Type": "text/html"})
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in STATIC_FILES:
+            raise web.HTTPNotFound()
+        return web.FileResponse(STATIC_DIR / name, headers={"Content-Type": STATIC_FILES[name]})
+
+    def _authorize(self, call_id: str, token: str) -> tuple[Room, JoinClaims]:
+        """The room and claims for a join, or an HTTP error saying why not."""
+        if not CALL_ID_PATTERN.match(call_id) or call_id not in self.rooms:
+            raise _json_error(web.HTTPNotFound, "this call does not exist (or has ended)")
+        try:
+            claims = self.tokens.verify(token, call_id)
+        except TokenError as exc:
+            raise _json_error(web.HTTPForbidden, f"this join link is not valid: {exc}") from exc
+        room = self.rooms[call_id]
+        if len(room.members) >= room.max_participants:
+            raise _json_error(
+                web.HTTPConflict, f"this call is full ({room.max_participants} participants)"
+            )
+        return room, claims
+
+    async def _check(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _json_error(web.HTTPBadRequest, "body must be JSON {call, token}") from exc
+        if not isinstance(body, dict):
+            raise _json_error(web.HTTPBadRequest, "body must be JSON {call, token}")
+        room, claims = self._authorize(str(body.get("call", "")), str(body.get("token", "")))
+        return web.json_response(
+            {"slots": room.seat_count, "name": claims.name, "agent": room.agent_name}
+        )
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        room, claims = self._authorize(
+            request.query.get("call", ""), request.query.get("token", "")
+        )
+        seat = room.reserve_seat()
+        if seat is None:
+            raise _json_error(web.HTTPConflict, "this call is full")
+        # A short close handshake: a peer that never answers it cannot hold up shutdown.
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=10.0, timeout=1.0)
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            await ws.prepare(request)
+            await self._serve_member(ws, room, seat, claims)
+        finally:
+            room.release_seat(seat)
+            if task is not None:
+                self._connections.discard(task)
+            await ws.close()
+        return ws
+
+    async def _serve_member(
+        self, ws: web.WebSocketResponse, room: Room, seat: int, claims: JoinClaims
+    ) -> None:
+        try:
+            first = await asyncio.wait_for(ws.receive(), OFFER_TIMEOUT_S)
+        except TimeoutError:
+            await ws.send_json({"type": "error", "error": "no offer received in time"})
+            return
+        offer = _parse_message(first)
+        if offer is None or offer.get("type") != "offer" or not isinstance(offer.get("sdp"), str):
+            await ws.send_json({"type": "error", "error": "first message must be an offer"})
+            return
+        name = str(offer.get("name") or claims.name or f"Guest {seat}")[:MAX_NAME_CHARS]
+        try:
+            member, answer = await room.connect(seat, name, offer["sdp"], ws.send_json)
+        except OfferError as exc:
+            await ws.send_json({"type": "error", "error": str(exc)})
+            return
+        try:
+            await ws.send_json({"type": "answer", "sdp": answer, "seat": seat})
+            await room.broadcast_members()
+            closed = asyncio.ensure_future(member.closed.wait())
+            try:
+                while True:
+                    receive = asyncio.ensure_future(ws.receive())
+                    done, _ = await asyncio.wait(
+                        {receive, closed}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if receive not in done:
+                        receive.cancel()
+                        break
+                    message = _parse_message(receive.result())
+                    if message is None:
+                        break
+                    await self._on_message(room, member, message)
+            finally:
+                closed.cancel()
+        finally:
+            await room.remove(member)
+
+    async def _on_message(self, room: Room, member: Any, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "mute" and message.get("kind") in ("audio", "video"):
+            room.set_muted(member, str(message["kind"]), bool(message.get("muted")))
+            await room.broadcast_members()
+        else:
+            await member.send({"type": "error", "error": f"unknown message type {kind!r}"})
+
+
+def _parse_message(msg: Any) -> dict[str, Any] | None:
+    """A JSON object from a text frame; None when the socket closed or sent something else."""
+    if msg.type != WSMsgType.TEXT:
+        return None
+    try:
+        data = json.loads(msg.data)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _json_error(cls: type[web.HTTPException], message: str) -> web.HTTPException:
+    return cls(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for key, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(key, value)
