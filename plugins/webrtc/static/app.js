@@ -172,6 +172,8 @@ async function join() {
   $("mute-audio").onclick = (e) => toggle(e.currentTarget, "audio", "Mute microphone", "Unmute microphone");
   $("mute-video").onclick = (e) => toggle(e.currentTarget, "video", "Turn camera off", "Turn camera on");
   $("leave").onclick = () => ws.close();
+  // Closing the tab: say goodbye at once rather than when the page is torn down.
+  window.addEventListener("pagehide", () => ws.close());
 }
 
 join().catch((err) => { notice(`Could not join: ${err}`); setStatus("not joined"); });
