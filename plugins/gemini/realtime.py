@@ -8,6 +8,7 @@ the newest handle (bounded retries with exponential backoff).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -16,11 +17,13 @@ from typing import Any, ClassVar
 import av
 from google import genai
 from google.genai import errors as genai_errors
+from google.genai import types as genai_types
 from websockets.exceptions import ConnectionClosed
 
 from vision_agents.core.audio import PcmData
 from vision_agents.core.audio.resampler import Resampler
 from vision_agents.core.llm.realtime import Realtime as BaseRealtime
+from vision_agents.core.llm.realtime import UnsupportedFeature
 from vision_agents.core.llm.tools import ToolResult
 from vision_agents.core.types import Participant
 from vision_agents.core.utils.tasks import cancel_and_wait
@@ -34,6 +37,8 @@ DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
 _SEND_ERRORS = (ConnectionClosed, genai_errors.APIError, OSError)
 
 Send = Callable[[genai.live.AsyncSession], Awaitable[None]]
+ApiKey = str | Callable[[], str | Awaitable[str]]
+"""A key, or a sync/async function returning one, called at every (re)connect (rotating keys)."""
 
 
 class Realtime(BaseRealtime):
@@ -45,9 +50,10 @@ class Realtime(BaseRealtime):
         self,
         model: str = DEFAULT_MODEL,
         fps: float = 1,
-        api_key: str | None = None,
+        api_key: ApiKey | None = None,
         client: genai.Client | None = None,
         *,
+        http_options: genai_types.HttpOptions | None = None,
         voice: str | None = None,
         max_side: int = 1024,
         jpeg_quality: int = 80,
@@ -64,20 +70,26 @@ class Realtime(BaseRealtime):
         config_extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(fps=fps, tool_timeout=tool_timeout)
-        if client is None:
-            key = api_key or os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
+        self._key_function = api_key if callable(api_key) else None
+        self.http_options = http_options
+        if client is None and self._key_function is None:
+            key = (
+                (api_key if isinstance(api_key, str) else None)
+                or os.environ.get("GOOGLE_API_KEY")
+                or os.environ.get("GEMINI_API_KEY")
+            )
             if not key:
                 raise ValueError(
                     "Gemini needs an API key: pass api_key=..., or set GOOGLE_API_KEY or "
                     "GEMINI_API_KEY, or pass client=genai.Client(...)"
                 )
-            client = genai.Client(api_key=key)
+            client = genai.Client(api_key=key, http_options=http_options)
         if max_side <= 0 or not 1 <= jpeg_quality <= 100:
             raise ValueError(
                 f"max_side must be > 0 and jpeg_quality 1-100, got {max_side}, {jpeg_quality}"
             )
         self.model = model
-        self.client = client
+        self.client: genai.Client | None = client
         self.max_side = max_side
         self.jpeg_quality = jpeg_quality
         self.max_retries = max_retries
@@ -102,6 +114,9 @@ class Realtime(BaseRealtime):
         self._resamplers: dict[str | None, Resampler] = {}
         self._unconfirmed: list[ToolResult] = []
         self._closing = False
+        self._restarting = False
+        self._reply_waiters: list[asyncio.Future[str]] = []
+        self._reply_text: list[str] = []
 
     @property
     def resumption_handle(self) -> str | None:
@@ -148,7 +163,8 @@ class Realtime(BaseRealtime):
                 handle=self.translator.handle,
             )
             try:
-                async with self.client.aio.live.connect(model=self.model, config=config) as session:
+                client = await self._client_for_connect()
+                async with client.aio.live.connect(model=self.model, config=config) as session:
                     failures = 0
                     await self._set_session(session)
                     if not first.done():
@@ -164,6 +180,10 @@ class Realtime(BaseRealtime):
                 if not first.done():
                     first.set_exception(exc)
                     return
+                if self._restarting:  # our own restart (new settings): resume at once
+                    self._restarting = False
+                    await self._set_session(None)
+                    continue
                 failures += 1
                 if failures > self.max_retries:
                     self._emit_error_event(exc, context="connection lost; gave up reconnecting")
@@ -181,6 +201,19 @@ class Realtime(BaseRealtime):
             finally:
                 if self._session is not None:
                     await self._set_session(None)
+
+    async def _client_for_connect(self) -> genai.Client:
+        """The SDK client for a new connection: a key function gives a fresh one each time."""
+        if self._key_function is None:
+            assert self.client is not None
+            return self.client
+        key = self._key_function()
+        if not isinstance(key, str):
+            key = await key
+        if not key:
+            raise ValueError(f"gemini: the api_key function returned {key!r}")
+        self.client = genai.Client(api_key=key, http_options=self.http_options)
+        return self.client
 
     async def _set_session(self, session: genai.live.AsyncSession | None) -> None:
         self._session = session
@@ -212,6 +245,16 @@ class Realtime(BaseRealtime):
             pass
 
     async def _dispatch(self, event: protocol.Event) -> None:
+        if self._reply_waiters and (
+            isinstance(event, protocol.AgentTranscript)
+            or (isinstance(event, protocol.TextOut) and not event.is_complete)
+        ):
+            self._reply_text.append(event.text)
+        elif isinstance(event, protocol.ResponseDone) and self._reply_waiters:
+            waiter = self._reply_waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result("".join(self._reply_text))
+            self._reply_text.clear()
         if isinstance(event, protocol.AudioOut):
             self._emit_audio_output_event(event.pcm, response_id=event.response_id)
         elif isinstance(event, protocol.TextOut):
@@ -298,6 +341,98 @@ class Realtime(BaseRealtime):
             return
         responses = [protocol.function_response(r) for r in pending]
         await self._send_now(lambda s: s.send_tool_response(function_responses=responses))
+
+    # -- session control ----------------------------------------------------------------------
+    # Gemini Live fixes instructions, tools and voice at setup, so changing them restarts the
+    # session, resuming it with the newest handle: the conversation carries over.
+
+    async def _restart(self) -> None:
+        """Reconnect with the current settings (resuming); returns once the new session is up."""
+        session = self._session
+        if self._runner is None or self._runner.done() or session is None:
+            return  # not connected: the settings apply at connect
+        self._restarting = True
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await session.close()
+                while self._session is None or self._session is session:
+                    await self._session_changed.wait()
+        finally:
+            self._restarting = False
+
+    async def update_instructions(self, instructions: str) -> None:
+        """New system instructions: the session restarts and resumes (Gemini fixes them at setup)."""
+        self.instructions = instructions
+        await self._restart()
+
+    async def update_tools(self) -> None:
+        """Send the registry's tools: the session restarts and resumes with them."""
+        await self._restart()
+
+    async def update_options(
+        self, *, voice: str | None = None, response_modalities: tuple[str, ...] | None = None
+    ) -> None:
+        """Change the voice or reply modalities: the session restarts and resumes."""
+        changes: dict[str, Any] = {}
+        if voice is not None:
+            changes["voice"] = voice
+        if response_modalities is not None:
+            changes["response_modalities"] = tuple(response_modalities)
+        if not changes:
+            raise ValueError("update_options: pass voice=... and/or response_modalities=...")
+        self.settings = dataclasses.replace(self.settings, **changes)
+        await self._restart()
+
+    def generate_reply(
+        self, instructions: str | None = None, timeout: float = 30.0
+    ) -> asyncio.Future[str]:
+        """Ask for a turn now: ``instructions`` go as a user text turn (Gemini has no
+        per-response instructions); the future gets the next completed turn's text or
+        transcript, or TimeoutError."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[str] = loop.create_future()
+        self._reply_waiters.append(fut)
+
+        def expire() -> None:
+            if fut in self._reply_waiters:
+                self._reply_waiters.remove(fut)
+            if not fut.done():
+                fut.set_exception(TimeoutError(f"gemini: no reply within {timeout} s"))
+
+        handle = loop.call_later(timeout, expire)
+        fut.add_done_callback(lambda _f: handle.cancel())
+        turns = protocol.text_turn(instructions) if instructions else None
+        self._tasks.spawn(
+            self._send_reliably(
+                lambda s: s.send_client_content(turns=turns, turn_complete=True), "a reply request"
+            ),
+            "generate_reply",
+        )
+        return fut
+
+    async def interrupt(self) -> None:
+        raise UnsupportedFeature(
+            self.provider_name,
+            "interrupt",
+            "Gemini Live stops a reply only when its own activity detection hears the user",
+        )
+
+    async def truncate(self, item_id: str, audio_end_ms: int, content_index: int = 0) -> None:
+        raise UnsupportedFeature(
+            self.provider_name,
+            "truncate",
+            "Gemini Live has no conversation items to cut; an interruption ends the turn",
+        )
+
+    async def commit_audio(self) -> None:
+        raise UnsupportedFeature(
+            self.provider_name, "commit_audio", "turns are detected by the service"
+        )
+
+    async def clear_audio(self) -> None:
+        raise UnsupportedFeature(
+            self.provider_name, "clear_audio", "audio sent is consumed as it arrives"
+        )
 
 
 __all__ = ["DEFAULT_MODEL", "Realtime"]

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Literal
 
 import aiortc
@@ -29,6 +30,9 @@ from vision_agents.plugins.openai.webrtc import WebRTCConnection
 logger = logging.getLogger(__name__)
 
 _DEFAULT: Any = object()
+
+ApiKey = str | Callable[[], str | Awaitable[str]]
+"""A key, or a sync/async function returning one, called at every connect (rotating keys)."""
 
 
 class Realtime(RealtimeBase):
@@ -54,7 +58,7 @@ class Realtime(RealtimeBase):
         self,
         model: str = "gpt-realtime",
         fps: float = 1,
-        api_key: str | None = None,
+        api_key: ApiKey | None = None,
         client: openai.AsyncOpenAI | None = None,
         transport: Literal["websocket", "webrtc"] = "websocket",
         voice: str | None = "marin",
@@ -100,6 +104,7 @@ class Realtime(RealtimeBase):
         self.max_session_duration = max_session_duration
         self._client = client
         self._api_key = api_key
+        self._owns_client = False
         self._base_url = base_url
         self._state = p.ProtocolState(played_ms=played_ms, media_audio=transport == "webrtc")
         if played_ms is None:  # an Agent's player knows what was really played
@@ -138,6 +143,11 @@ class Realtime(RealtimeBase):
     def _make_client(self) -> openai.AsyncOpenAI:
         if self._client is not None:
             return self._client
+        if callable(self._api_key):
+            raise ValueError(
+                f"{self.provider_name}: api_key is a function, called at each connect; "
+                "connect first, or pass a key string"
+            )
         key = self._api_key or os.environ.get(self.api_key_env)
         if not key:
             raise ValueError(
@@ -146,6 +156,24 @@ class Realtime(RealtimeBase):
         self._client = openai.AsyncOpenAI(
             api_key=key, base_url=self._base_url or self.default_base_url
         )
+        return self._client
+
+    async def _client_for_connect(self) -> openai.AsyncOpenAI:
+        """The SDK client for a new connection: a key function gives a fresh one each time."""
+        if not callable(self._api_key):
+            return self._make_client()
+        key = self._api_key()
+        if not isinstance(key, str):
+            key = await key
+        if not key:
+            raise ValueError(f"{self.provider_name}: the api_key function returned {key!r}")
+        old, owned = self._client, self._owns_client
+        self._client = openai.AsyncOpenAI(
+            api_key=key, base_url=self._base_url or self.default_base_url
+        )
+        self._owns_client = True
+        if old is not None and owned:
+            await old.close()
         return self._client
 
     # -- connection -------------------------------------------------------------------
@@ -167,7 +195,7 @@ class Realtime(RealtimeBase):
         )
 
     async def _open(self) -> AsyncRealtimeConnection | WebRTCConnection:
-        client = self._make_client()
+        client = await self._client_for_connect()
         conn: AsyncRealtimeConnection | WebRTCConnection
         if self.transport == "webrtc":
             conn = await WebRTCConnection.open(
@@ -263,6 +291,9 @@ class Realtime(RealtimeBase):
         self._ready.clear()
         if conn is not None:
             await _quiet_close(conn)
+        if self._owns_client and self._client is not None:
+            client, self._client, self._owns_client = self._client, None, False
+            await client.close()
         for fut in self._replies.values():
             if not fut.done():
                 fut.cancel()
@@ -429,6 +460,10 @@ class Realtime(RealtimeBase):
     async def interrupt(self) -> None:
         """Stop the model talking: cancel the response, truncate at the played position."""
         await self._dispatch(self._state.interrupt())
+
+    async def truncate(self, item_id: str, audio_end_ms: int, content_index: int = 0) -> None:
+        """Cut an assistant item's audio at ``audio_end_ms`` (what the user really heard)."""
+        await self._send(p.truncate(item_id, audio_end_ms, content_index))
 
     async def commit_audio(self) -> None:
         """End the user's turn (when ``turn_detection`` is None)."""

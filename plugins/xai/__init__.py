@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal
 
 import openai
 
+from vision_agents.plugins.openai.realtime import ApiKey
 from vision_agents.plugins.openai.realtime import Realtime as OpenAIRealtime
 
 XAI_BASE_URL = "https://api.x.ai/v1"
@@ -31,7 +32,7 @@ class Realtime(OpenAIRealtime):
         voice: Literal["ara", "eve", "leo"] = "ara",
         model: str = XAI_MODEL,
         fps: float = 1,
-        api_key: str | None = None,
+        api_key: ApiKey | None = None,
         client: openai.AsyncOpenAI | None = None,
         turn_detection: dict[str, Any] | None = None,
         **kwargs: Any,

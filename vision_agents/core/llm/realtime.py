@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -23,6 +25,8 @@ from vision_agents.core.llm.events import (
     RealtimeErrorEvent,
     RealtimeResponseEvent,
     RealtimeUserSpeechTranscriptionEvent,
+    ToolCallCompletedEvent,
+    ToolCallStartedEvent,
 )
 from vision_agents.core.llm.llm import OmniLLM
 from vision_agents.core.llm.tools import ToolResult
@@ -30,6 +34,14 @@ from vision_agents.core.types import Participant
 from vision_agents.core.utils.video_forwarder import VideoForwarder
 
 logger = logging.getLogger(__name__)
+
+
+class UnsupportedFeature(NotImplementedError):
+    """The provider cannot do what was asked (never a silent no-op); names both."""
+
+    def __init__(self, provider: str, feature: str, hint: str = "") -> None:
+        self.provider, self.feature = provider, feature
+        super().__init__(f"{provider} does not support {feature}" + (f": {hint}" if hint else ""))
 
 
 class Realtime(OmniLLM, ABC):
@@ -49,6 +61,7 @@ class Realtime(OmniLLM, ABC):
         self._forwarder: VideoForwarder | None = None
         self._owns_forwarder = False
         self._tool_calls: dict[str, asyncio.Task[None]] = {}
+        self._tool_outputs: dict[str, asyncio.Future[Any]] = {}
         self.playback_position: Callable[[str], float | None] | None = None
         """``response_id -> ms played`` (or None when unknown), set by whoever plays the audio
         (the Agent: its ``AudioOutputTrack.played_ms``); providers truncate barge-ins by it."""
@@ -143,11 +156,60 @@ class Realtime(OmniLLM, ABC):
     async def _run_tool_call(
         self, call_id: str, name: str, arguments: dict[str, Any] | str | None
     ) -> None:
-        result = await self._execute_tool(name, arguments, call_id=call_id)
+        tool = self.tools.get(name)
+        if tool is not None and tool.answered_by_caller:
+            result = await self._await_tool_output(call_id, name, arguments)
+        else:
+            result = await self._execute_tool(name, arguments, call_id=call_id)
         try:
             await self._send_tool_result(result)
         except Exception as exc:
             self._emit_error_event(exc, context=f"sending the result of tool {name!r}")
+
+    async def _await_tool_output(
+        self, call_id: str, name: str, arguments: dict[str, Any] | str | None
+    ) -> ToolResult:
+        """A declared tool (``ToolRegistry.declare``): announce the call, wait for its output."""
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments or "{}")
+            except ValueError:
+                pass
+        started = time.perf_counter()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._tool_outputs[call_id] = fut
+        self._emit(ToolCallStartedEvent(call_id=call_id, name=name, arguments=arguments))
+        try:
+            async with asyncio.timeout(self.tool_timeout):
+                output = await fut
+            result = ToolResult(call_id, name, True, output, None, time.perf_counter() - started)
+        except TimeoutError:
+            error = f"no output for tool call {call_id} ({name}) within {self.tool_timeout:g}s"
+            result = ToolResult(call_id, name, False, None, error, time.perf_counter() - started)
+        finally:
+            self._tool_outputs.pop(call_id, None)
+        self._emit(
+            ToolCallCompletedEvent(
+                call_id=call_id,
+                name=name,
+                ok=result.ok,
+                result=result.value,
+                error=result.error,
+                duration_s=result.duration_s,
+            )
+        )
+        return result
+
+    async def send_tool_output(self, call_id: str, output: Any) -> None:
+        """Answer a call of a declared tool; returns once the output went to the provider."""
+        fut = self._tool_outputs.get(call_id)
+        if fut is None or fut.done():
+            waiting = ", ".join(self._tool_outputs) or "none"
+            raise KeyError(f"no tool call {call_id!r} is waiting for output; waiting: {waiting}")
+        fut.set_result(output)
+        task = self._tool_calls.get(call_id)
+        if task is not None:
+            await asyncio.wait([task])
 
     async def _cancel_tool_call(self, call_id: str) -> bool:
         """Cancel a running tool call (the model withdrew it); True if one was running."""
@@ -167,6 +229,38 @@ class Realtime(OmniLLM, ABC):
         await self.stop_watching_video_track()
         await self._tasks.close()
         self._tool_calls.clear()
+
+    # -- session control a provider may support (default: a clear UnsupportedFeature) ----
+
+    async def update_instructions(self, instructions: str) -> None:
+        """Replace the system instructions of the live session."""
+        raise UnsupportedFeature(self.provider_name, "update_instructions")
+
+    async def update_tools(self) -> None:
+        """Send the registry's current tools to the live session."""
+        raise UnsupportedFeature(self.provider_name, "update_tools")
+
+    def generate_reply(
+        self, instructions: str | None = None, timeout: float = 30.0
+    ) -> asyncio.Future[str]:
+        """Ask the model to respond now; the future gets the reply's text or TimeoutError."""
+        raise UnsupportedFeature(self.provider_name, "generate_reply")
+
+    async def interrupt(self) -> None:
+        """Stop the reply being spoken."""
+        raise UnsupportedFeature(self.provider_name, "interrupt")
+
+    async def truncate(self, item_id: str, audio_end_ms: int, content_index: int = 0) -> None:
+        """Cut an assistant item's audio (and transcript) at ``audio_end_ms``."""
+        raise UnsupportedFeature(self.provider_name, "truncate")
+
+    async def commit_audio(self) -> None:
+        """End the user's audio turn (client-side turn detection)."""
+        raise UnsupportedFeature(self.provider_name, "commit_audio")
+
+    async def clear_audio(self) -> None:
+        """Drop user audio not yet committed (client-side turn detection)."""
+        raise UnsupportedFeature(self.provider_name, "clear_audio")
 
     # -- hooks a provider overrides for what it supports ---------------------------------
 

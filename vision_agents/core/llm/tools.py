@@ -86,6 +86,9 @@ class Tool:
     is_async: bool
     _arguments_model: type[BaseModel] = field(repr=False)
     _positional_only: tuple[str, ...] = field(repr=False)
+    answered_by_caller: bool = False
+    """Declared by schema only: the code that declared it sends each call's output
+    (``Realtime.send_tool_output``); ``func`` is never run."""
 
     def bind(self, arguments: Mapping[str, Any] | str | None) -> tuple[list[Any], dict[str, Any]]:
         """Validate and coerce the model's arguments into ``(args, kwargs)`` for ``func``.
@@ -150,6 +153,35 @@ class ToolRegistry:
             return fn
 
         return decorator if func is None else decorator(func)
+
+    def declare(self, name: str, description: str, parameters: Mapping[str, Any]) -> None:
+        """Declare a tool by its JSON schema only; its calls are answered by the declaring code.
+
+        Declaring a name again replaces the earlier declaration (a session update resends tools).
+        """
+        if not _NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"invalid tool name {name!r}: use {_NAME_RULE}")
+        existing = self._tools.get(name)
+        if existing is not None and not existing.answered_by_caller:
+            raise ValueError(f"a Python tool named {name!r} is already registered")
+        schema = dict(parameters) or {"type": "object", "properties": {}}
+        schema.setdefault("required", [])
+
+        def answered_elsewhere(**_: Any) -> None:
+            raise RuntimeError(f"tool {name!r} is answered by the code that declared it")
+
+        self._tools[name] = Tool(
+            name=name,
+            description=description,
+            func=answered_elsewhere,
+            schema=ToolSchema(name, description, schema),
+            is_async=False,
+            _arguments_model=create_model(
+                f"{name}_arguments", __config__=ConfigDict(extra="allow")
+            ),
+            _positional_only=(),
+            answered_by_caller=True,
+        )
 
     def unregister(self, name: str) -> None:
         """Remove a tool; raises ``KeyError`` naming the known tools if there is none by that name."""
