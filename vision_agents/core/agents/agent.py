@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from vision_agents.core.agents.audio_input import AudioInput
 from vision_agents.core.agents.audio_output import AudioOutputTrack
 from vision_agents.core.agents.video_input import VideoInput
+from vision_agents.core.agents.voice_pipeline import VoicePipeline
 from vision_agents.core.audio import PcmData
 from vision_agents.core.edge.events import (
     AudioReceivedEvent,
@@ -22,6 +23,7 @@ from vision_agents.core.edge.events import (
 )
 from vision_agents.core.edge.transport import Call, EdgeTransport
 from vision_agents.core.events.manager import EventManager
+from vision_agents.core.llm.chat import ChatLLM
 from vision_agents.core.llm.events import RealtimeAudioOutputDoneEvent, RealtimeAudioOutputEvent
 from vision_agents.core.llm.llm import LLM
 from vision_agents.core.llm.realtime import Realtime
@@ -33,6 +35,9 @@ from vision_agents.core.processors.base import (
     VideoPublisher,
 )
 from vision_agents.core.types import Participant, User
+from vision_agents.core.voice.stt import STT
+from vision_agents.core.voice.tts import TTS
+from vision_agents.core.voice.vad import VAD
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +58,9 @@ class Agent:
     each video processor at theirs) and speaks back (the model's audio is published into the
     call). The work is split into small owners: ``AudioInput``, ``VideoInput`` and
     ``AudioOutputTrack``; the agent only wires them to the edge's and the model's events.
+
+    With a chat LLM (not a ``Realtime``) give it ``vad``, ``stt`` and ``tts``: a
+    ``VoicePipeline`` then listens, transcribes, answers and speaks, with barge-in.
     """
 
     def __init__(
@@ -62,9 +70,14 @@ class Agent:
         instructions: str = "",
         llm: LLM | None = None,
         processors: Sequence[Processor] = (),
+        *,
+        vad: VAD | None = None,
+        stt: STT | None = None,
+        tts: TTS | None = None,
     ) -> None:
         if llm is None:
             raise ValueError("Agent needs an llm, e.g. gemini.Realtime() or openai.Realtime()")
+        self._voice = _voice_pipeline(llm, vad, stt, tts, processors, lambda: self.audio_track)
         self.edge = edge
         self.llm = llm
         self.agent_user = agent_user or User(name="Agent")
@@ -76,9 +89,10 @@ class Agent:
         realtime = llm if isinstance(llm, Realtime) else None
         self.audio_track = AudioOutputTrack()
         self._audio_in = AudioInput(self._on_participant_audio)
-        self._video_in = VideoInput(
-            realtime, [p for p in self.processors if isinstance(p, VideoProcessor)]
-        )
+        video_processors = [p for p in self.processors if isinstance(p, VideoProcessor)]
+        if self._voice is not None and self._voice.frame_grabber is not None:
+            video_processors.append(self._voice.frame_grabber)
+        self._video_in = VideoInput(realtime, video_processors)
         self._audio_processors = [p for p in self.processors if isinstance(p, AudioProcessor)]
         self._call_ended = asyncio.Event()
         self._joined = False
@@ -105,6 +119,9 @@ class Agent:
 
     async def simple_response(self, text: str) -> None:
         """Ask the model to respond to ``text`` as if a participant had said it."""
+        if self._voice is not None:
+            await self._voice.respond(text)
+            return
         await self.llm.simple_response(text)
 
     async def close(self) -> None:
@@ -117,6 +134,8 @@ class Agent:
         self.llm.events.unsubscribe(self._on_model_audio)
         await self._audio_in.close()
         await self._video_in.close()
+        if self._voice is not None:
+            await self._voice.close()
         if isinstance(self.llm, Realtime):
             await self.llm.close()
         for processor in self.processors:
@@ -140,6 +159,8 @@ class Agent:
         self.llm.events.subscribe(self._on_model_audio)
         if isinstance(self.llm, Realtime) and not self.llm.is_connected:
             await self.llm.connect()
+        if self._voice is not None:
+            await self._voice.start()
         self.participant = await self.edge.join(call, self.agent_user)
         await self.edge.publish_audio(self._pick_audio_track())
         if isinstance(self.llm, Realtime):  # barge-ins truncate at what was really played
@@ -182,6 +203,8 @@ class Agent:
         elif isinstance(event, ParticipantLeftEvent):
             await self._audio_in.remove_participant(event.participant)
             await self._video_in.remove_participant(event.participant)
+            if self._voice is not None:
+                self._voice.forget(event.participant)
             for processor in self.processors:
                 if isinstance(processor, VideoProcessor):
                     await processor.on_participant_left(event.participant)
@@ -202,9 +225,42 @@ class Agent:
     async def _on_participant_audio(self, pcm: PcmData, participant: Participant) -> None:
         if isinstance(self.llm, Realtime):
             await self.llm.simple_audio_response(pcm, participant)
+        elif self._voice is not None:
+            await self._voice.on_audio(pcm, participant)
         for processor in self._audio_processors:
             try:
                 await processor.process_audio(pcm, participant)
             except Exception:
                 logger.exception("audio processor %s failed", processor.name)
         self.events.send(AudioReceivedEvent(participant=participant, pcm=pcm))
+
+
+def _voice_pipeline(
+    llm: LLM,
+    vad: VAD | None,
+    stt: STT | None,
+    tts: TTS | None,
+    processors: Sequence[Processor],
+    track: Callable[[], AudioOutputTrack],
+) -> VoicePipeline | None:
+    """The pipeline for a chat LLM given ``vad``, ``stt`` and ``tts``; None for a Realtime."""
+    given = {"vad": vad, "stt": stt, "tts": tts}
+    if isinstance(llm, Realtime):
+        if any(v is not None for v in given.values()):
+            raise ValueError(
+                f"{type(llm).__name__} is a Realtime model: it hears and speaks itself; "
+                "vad=, stt= and tts= are only for chat LLMs"
+            )
+        return None
+    if all(v is None for v in given.values()):
+        return None
+    missing = [name for name, v in given.items() if v is None]
+    if missing:
+        raise ValueError(f"a voice agent needs vad=, stt= and tts=; missing: {', '.join(missing)}")
+    if not isinstance(llm, ChatLLM):
+        raise TypeError(
+            f"the voice pipeline needs a ChatLLM that streams text (e.g. openai.LLM, "
+            f"gemini.LLM, OfflineResponder), got {type(llm).__name__}"
+        )
+    assert vad is not None and stt is not None and tts is not None
+    return VoicePipeline(llm, vad, stt, tts, track, processors)

@@ -1,0 +1,51 @@
+"""Voice building blocks without the Agent: VAD turn detection, Agent wiring rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vision_agents.core import Agent, PcmData
+from vision_agents.core.voice import OfflineResponder, SpeechEnd, SpeechStart
+from vision_agents.plugins import local_tts, silero
+from vision_agents.testing import FakeRealtime, InMemoryEdge, synthesize_speech
+
+
+def silence(seconds: float, rate: int = 22050) -> PcmData:
+    return PcmData(np.zeros(int(seconds * rate), np.int16), rate, 1)
+
+
+def test_silero_finds_one_turn_with_its_padding() -> None:
+    speech = synthesize_speech("How many people do you see?")
+    audio = silence(0.5).append(speech).append(silence(1.0))
+    stream = silero.VAD(min_silence_ms=400, prefix_padding_ms=300).create_stream()
+    results = [r for chunk in audio.chunks(20) for r in stream.process(chunk)]
+    assert [type(r) for r in results] == [SpeechStart, SpeechEnd]
+    end = results[1]
+    assert isinstance(end, SpeechEnd)
+    assert end.audio.sample_rate == 16000
+    # Speech plus padding before and the silence that ended it, not the whole recording.
+    assert speech.duration < end.audio.duration < speech.duration + 1.0
+
+
+def test_silero_ignores_silence_and_a_tone() -> None:
+    stream = silero.VAD().create_stream()
+    t = np.arange(48000) / 48000
+    tone = PcmData((0.3 * 32767 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16), 48000, 1)
+    audio = silence(1.0, 48000).append(tone)
+    assert [r for chunk in audio.chunks(20) for r in stream.process(chunk)] == []
+
+
+def test_vad_rejects_bad_thresholds() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        silero.VAD(threshold=1.5)
+    with pytest.raises(ValueError, match="min_silence_ms"):
+        silero.VAD(min_silence_ms=-1)
+
+
+def test_agent_voice_arguments_are_checked() -> None:
+    vad, tts = silero.VAD(), local_tts.EspeakTTS()
+    with pytest.raises(ValueError, match="missing: stt"):
+        Agent(edge=InMemoryEdge(), llm=OfflineResponder(), vad=vad, tts=tts)
+    with pytest.raises(ValueError, match="Realtime model"):
+        Agent(edge=InMemoryEdge(), llm=FakeRealtime(), vad=vad)
