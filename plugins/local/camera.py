@@ -16,14 +16,12 @@ import os
 import sys
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiortc
 import av
-from aiortc.mediastreams import MediaStreamError
 
+from vision_agents.core.utils.live_track import LiveQueueTrack
 from vision_agents.plugins.local.errors import (
     DeviceBusyError,
     DeviceError,
@@ -181,7 +179,7 @@ def open_input(source: CameraInput) -> av.container.InputContainer:
         ) from exc
 
 
-class CameraTrack(aiortc.MediaStreamTrack):
+class CameraTrack(LiveQueueTrack[av.VideoFrame]):
     """A live aiortc video track from any ``CameraInput``.
 
     ``start()`` opens the input (raising ``DeviceError`` subclasses) and starts the capture
@@ -189,26 +187,19 @@ class CameraTrack(aiortc.MediaStreamTrack):
     dropped, oldest first (``dropped`` counts them), as with a real camera.
     """
 
-    kind = "video"
-
     def __init__(self, source: CameraInput, *, loop: bool = False) -> None:
-        super().__init__()
+        super().__init__("video", keep=_KEEP_FRAMES)
         self.source = source
         self.loop_file = loop
-        self.captured = 0
-        self.dropped = 0
-        self._frames: deque[av.VideoFrame | None] = deque()
-        self._ready = asyncio.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._container: av.container.InputContainer | None = None
 
     async def start(self) -> None:
         """Open the input (off the event loop: devices can take a moment) and start capturing."""
         if self._thread is not None:
             return
-        self._loop = asyncio.get_running_loop()
+        self.bind_loop(asyncio.get_running_loop())
         self._container = await asyncio.to_thread(open_input, self.source)
         if not self._container.streams.video:
             self._container.close()
@@ -218,46 +209,24 @@ class CameraTrack(aiortc.MediaStreamTrack):
         )
         self._thread.start()
 
-    async def recv(self) -> av.VideoFrame:
+    @property
+    def captured(self) -> int:
+        """Frames captured so far."""
+        return self.produced
+
+    async def _before_recv(self) -> None:
         if self._thread is None:
             await self.start()
-        while not self._frames:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        frame = self._frames.popleft()
-        if frame is None:
-            self.stop()
-            raise MediaStreamError
-        return frame
 
     def stop(self) -> None:
         super().stop()
         self._stop.set()
-        self._ready.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
-    def _push(self, frame: av.VideoFrame | None) -> None:
-        if self.readyState != "live":
-            return
-        if frame is not None:
-            self.captured += 1
-            while len(self._frames) >= _KEEP_FRAMES:
-                self._frames.popleft()
-                self.dropped += 1
-        self._frames.append(frame)
-        self._ready.set()
-
     def _deliver(self, frame: av.VideoFrame | None) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self._push, frame)
-        except RuntimeError:  # the loop closed meanwhile
-            self._stop.set()
+        if not self.deliver(frame):
+            self._stop.set()  # the loop is gone: stop capturing
 
     def _run(self) -> None:
         container = self._container

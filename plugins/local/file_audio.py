@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import fractions
-import time
 from pathlib import Path
 
 import aiortc
@@ -12,6 +9,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError
 
+from vision_agents.core.utils.audio_clock import AudioFrameClock
 from vision_agents.plugins.local.errors import DeviceNotFoundError
 
 _FRAME_MS = 20
@@ -58,21 +56,15 @@ class AudioFileTrack(aiortc.MediaStreamTrack):
         self.loop = loop
         self.then_silence = then_silence
         self._samples = decode_audio(path, sample_rate, channels)
-        self._frame = sample_rate * _FRAME_MS // 1000
         self._pos = 0
-        self._pts = 0
-        self._start: float | None = None
+        # A file behaves like a microphone: frames at wall-clock pace, never a burst.
+        self._clock = AudioFrameClock(sample_rate, channels, frame_ms=_FRAME_MS, max_lag_s=None)
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        due = self._start + self._pts / self.sample_rate
-        if due > now:
-            await asyncio.sleep(due - now)
-        want = self._frame * self.channels
+        await self._clock.tick()
+        want = self._clock.frame_samples * self.channels
         chunk = self._samples[self._pos : self._pos + want]
         self._pos += len(chunk)
         if len(chunk) < want:
@@ -81,12 +73,4 @@ class AudioFileTrack(aiortc.MediaStreamTrack):
             elif not self.then_silence:
                 self.stop()
                 raise MediaStreamError
-            chunk = np.concatenate([chunk, np.zeros(want - len(chunk), dtype=np.int16)])
-        frame = av.AudioFrame.from_ndarray(
-            chunk.reshape(1, -1), format="s16", layout="stereo" if self.channels == 2 else "mono"
-        )
-        frame.sample_rate = self.sample_rate
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, self.sample_rate)
-        self._pts += self._frame
-        return frame
+        return self._clock.frame(chunk)

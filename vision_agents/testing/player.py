@@ -6,65 +6,40 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
 from pathlib import Path
 
-import aiortc
 import av
-from aiortc.mediastreams import MediaStreamError
+
+from vision_agents.core.utils.live_track import LiveQueueTrack
 
 logger = logging.getLogger(__name__)
 
 _QUEUE_FRAMES = 30
 
 
-class LiveFileTrack(aiortc.MediaStreamTrack):
+class LiveFileTrack(LiveQueueTrack[av.AudioFrame | av.VideoFrame]):
     """One stream of a ``MediaFilePlayer``. Like a live device, it never waits for the reader:
     if frames are not pulled, the oldest are dropped (``dropped`` counts them)."""
 
     def __init__(self, kind: str, player: MediaFilePlayer) -> None:
-        super().__init__()
-        self.kind = kind
+        super().__init__(kind, keep=_QUEUE_FRAMES)
         self._player = player
-        self._frames: deque[av.AudioFrame | av.VideoFrame | None] = deque()
-        self._ready = asyncio.Event()
-        self.sent = 0
-        """Frames produced by the source so far."""
-        self.dropped = 0
         self.capture_times: dict[int, float] = {}
         """pts -> time.time() when the frame was produced (bounded to the newest 1000)."""
 
-    def _push(self, frame: av.AudioFrame | av.VideoFrame | None) -> None:
-        if self.readyState != "live":
-            return
-        if frame is not None:
-            self.sent += 1
-            if frame.pts is not None:
-                self.capture_times[frame.pts] = time.time()
-                if len(self.capture_times) > 1000:
-                    del self.capture_times[next(iter(self.capture_times))]
-            if len(self._frames) >= _QUEUE_FRAMES:
-                self._frames.popleft()
-                self.dropped += 1
-        self._frames.append(frame)
-        self._ready.set()
+    @property
+    def sent(self) -> int:
+        """Frames produced by the source so far."""
+        return self.produced
 
-    async def recv(self) -> av.AudioFrame | av.VideoFrame:
+    def _on_frame(self, frame: av.AudioFrame | av.VideoFrame) -> None:
+        if frame.pts is not None:
+            self.capture_times[frame.pts] = time.time()
+            if len(self.capture_times) > 1000:
+                del self.capture_times[next(iter(self.capture_times))]
+
+    async def _before_recv(self) -> None:
         self._player._ensure_started()
-        while not self._frames:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        frame = self._frames.popleft()
-        if frame is None:
-            self.stop()
-            raise MediaStreamError
-        return frame
-
-    def stop(self) -> None:
-        super().stop()
-        self._ready.set()
 
 
 class MediaFilePlayer:
@@ -87,7 +62,6 @@ class MediaFilePlayer:
         self._loop_file = loop
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def tracks(self) -> list[LiveFileTrack]:
@@ -96,7 +70,9 @@ class MediaFilePlayer:
     def _ensure_started(self) -> None:
         if self._thread is not None or self._stop.is_set():
             return
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        for track in self.tracks:
+            track.bind_loop(loop)
         self._thread = threading.Thread(
             target=self._run, name=f"player:{self.path.name}", daemon=True
         )
@@ -113,11 +89,8 @@ class MediaFilePlayer:
     def _deliver(
         self, track: LiveFileTrack | None, frame: av.AudioFrame | av.VideoFrame | None
     ) -> None:
-        if track is not None and self._loop is not None and not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(track._push, frame)
-            except RuntimeError:  # loop closed meanwhile
-                self._stop.set()
+        if track is not None and not track.deliver(frame):
+            self._stop.set()  # nobody is listening any more
 
     def _run(self) -> None:
         try:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import fractions
 import logging
-import time
 from collections import OrderedDict
 
 import aiortc
@@ -14,6 +12,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError
 
 from vision_agents.core.audio import PcmData, Resampler
+from vision_agents.core.utils.audio_clock import AudioFrameClock
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +44,11 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
             raise ValueError(f"channels must be 1 or 2, got {channels!r}")
         self.sample_rate = sample_rate
         self.channels = channels
-        self._frame_samples = sample_rate * frame_ms // 1000
+        self._clock = AudioFrameClock(sample_rate, channels, frame_ms=frame_ms)
         self._bytes_per_sample = 2 * channels
         self._max_bytes = int(max_buffer_s * sample_rate) * self._bytes_per_sample
         self._resampler = Resampler(sample_rate, channels, "s16")
         self._buffer = bytearray()
-        self._pts = 0
-        self._start: float | None = None
         self.samples_played = 0
         """Samples of real (non-silence) audio handed out by ``recv``."""
         # Stream positions in bytes: the queue holds [_played, _written); each response
@@ -123,33 +120,12 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        due = self._start + self._pts / self.sample_rate
-        if due > now:
-            await asyncio.sleep(due - now)
-        elif now - due > 0.2:
-            # The reader stalled; re-anchor instead of bursting to catch up.
-            self._start = now - self._pts / self.sample_rate
-
-        want = self._frame_samples * self._bytes_per_sample
+        await self._clock.tick()
+        want = self._clock.frame_samples * self._bytes_per_sample
         chunk = bytes(self._buffer[:want])
         del self._buffer[:want]
         self._played += len(chunk)
         self.samples_played += len(chunk) // self._bytes_per_sample
         if not self._buffer:
             self._idle.set()
-        if len(chunk) < want:
-            chunk += b"\x00" * (want - len(chunk))
-
-        frame = av.AudioFrame.from_ndarray(
-            np.frombuffer(chunk, dtype=np.int16).reshape(1, -1),
-            format="s16",
-            layout="stereo" if self.channels == 2 else "mono",
-        )
-        frame.sample_rate = self.sample_rate
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, self.sample_rate)
-        self._pts += self._frame_samples
-        return frame
+        return self._clock.frame(np.frombuffer(chunk, dtype=np.int16))
