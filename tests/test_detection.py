@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import av
@@ -19,6 +21,7 @@ from vision_agents.core.processors.detection import (
     DetectionProcessor,
     DetectorBackend,
     OpenCVDetector,
+    ProcessBackend,
     SceneSummaryEvent,
     SpeakRequestEvent,
     count_reached,
@@ -281,3 +284,59 @@ async def test_detection_voice_example_announces_the_visitor(
     out = capsys.readouterr().out
     assert link.spoken and "came into view (now 1 face)" in link.spoken[0]
     assert "what_is_in_view -> {'door': {'summary': '1 face'" in out
+
+
+class WhereProbe(DetectorBackend):
+    """Reports the process it runs in and that process's nice value, as a label."""
+
+    name = "where-probe"
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        return [Detection(f"{os.getpid()}:{os.nice(0)}", 1.0, (0, 0, 10, 10))]
+
+
+async def test_a_backend_factory_runs_in_a_child_process_below_our_priority() -> None:
+    proc = DetectionProcessor(WhereProbe, detect_fps=1000, worker_niceness=7)
+    assert isinstance(proc.backend, ProcessBackend) and proc.backend_name == "where-probe"
+    events: list[DetectionEvent] = []
+
+    async def on(event: DetectionEvent) -> None:
+        events.append(event)
+
+    proc.events.subscribe(on)
+    frame = av.VideoFrame.from_ndarray(np.zeros((120, 160, 3), np.uint8), format="rgb24")
+    alice = Participant(user_id="alice", session_id="s1")
+    for _ in range(600):  # the child starts a fresh interpreter: seconds on a busy machine
+        await proc.process_video(frame, alice)
+        if proc.rounds:
+            break
+        await asyncio.sleep(0.05)
+    assert proc.rounds, "no detection came back from the child process"
+    (label,) = proc.scene()["alice"]["counts"]
+    pid, nice = (int(v) for v in label.split(":"))
+    assert pid != os.getpid() and pid == proc.backend.child_pid
+    assert nice == min(19, os.nice(0) + 7)
+    await proc.events.wait(timeout=2)
+    assert events and events[0].backend == "where-probe"
+    await proc.close()
+    with pytest.raises(ProcessLookupError):  # stopped and reaped
+        os.kill(pid, 0)
+    with pytest.raises(ValueError, match="backend must be"):
+        DetectionProcessor(42)  # type: ignore[arg-type]
+
+
+def test_process_backend_runs_opencv_and_reports_a_failed_build(astronaut: np.ndarray) -> None:
+    faces = ProcessBackend(partial(OpenCVDetector, ("face",)))
+    try:
+        (face,) = faces.detect(astronaut)
+        assert face.label == "face" and FACE_REGION[0] <= face.box[0] < FACE_REGION[2]
+    finally:
+        faces.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        faces.detect(astronaut)
+    broken = ProcessBackend(partial(OpenCVDetector, ("cat",)))
+    try:
+        with pytest.raises(RuntimeError, match=r"building the detector failed.*cat"):
+            broken.detect(astronaut)
+    finally:
+        broken.close()

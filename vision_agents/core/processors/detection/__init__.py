@@ -8,6 +8,7 @@ run through ``vision_agents.plugins.onnx`` (no torch) or ``vision_agents.plugins
 
 from vision_agents.core.processors.detection.backend import DetectorBackend
 from vision_agents.core.processors.detection.draw import draw_detections
+from vision_agents.core.processors.detection.isolated import ProcessBackend
 from vision_agents.core.processors.detection.link import DetectionAgentLink
 from vision_agents.core.processors.detection.opencv import OpenCVDetector
 from vision_agents.core.processors.detection.processor import DetectionProcessor
@@ -38,6 +39,7 @@ __all__ = [
     "DetectionResult",
     "DetectorBackend",
     "OpenCVDetector",
+    "ProcessBackend",
     "SceneSummaryEvent",
     "SpeakRequestEvent",
     "SpeakRule",

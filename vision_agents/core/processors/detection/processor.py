@@ -3,8 +3,11 @@
 It takes every source frame (``fps = None``) so the annotated track keeps the source's frame
 rate, and hands a frame to the detector at most ``detect_fps`` times a second. The detector
 runs in the processor's own worker thread, one frame at a time, always on the newest frame:
-a slow model lowers only its own rate, never the audio path or the model's video feed.
-Drawing runs in a second thread, so the event loop only moves frames around.
+a slow model lowers only its own rate and never blocks the audio path or the model's video
+feed (on a machine short of cores it still competes for CPU: see docs/processors.md).
+Drawing runs in a second thread, so the event loop only moves frames around. Given a backend
+factory instead of an instance, the detector runs in a child process at a lower CPU priority
+(``isolated.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import av
 from vision_agents.core.processors.base import VideoProcessorPublisher
 from vision_agents.core.processors.detection.backend import DetectorBackend
 from vision_agents.core.processors.detection.draw import draw_detections
+from vision_agents.core.processors.detection.isolated import BackendFactory, ProcessBackend
 from vision_agents.core.processors.detection.opencv import OpenCVDetector
 from vision_agents.core.processors.detection.rules import SpeakRule
 from vision_agents.core.processors.detection.track import AnnotatedVideoTrack
@@ -64,6 +68,12 @@ class DetectionProcessor(VideoProcessorPublisher):
     - ``publish_video_track()``: the followed participant's video with boxes, labels and
       skeletons of the latest results drawn on every frame.
 
+    ``backend``: an instance runs in a worker thread of this process (the default:
+    ``OpenCVDetector()``). A factory (a backend class, or e.g.
+    ``partial(OpenCVDetector, ("face",))``; it must pickle) builds the detector in a child
+    process ``worker_niceness`` below this one: its own GIL and a lower CPU priority, and a
+    crash there cannot take the agent down, for ~1-2 s of start-up and a frame copy per round.
+
     Counts are "stable" once the same counts come out of ``stable_rounds`` rounds in a row.
     ``DetectionAgentLink`` connects all this to an agent's LLM.
     """
@@ -72,12 +82,13 @@ class DetectionProcessor(VideoProcessorPublisher):
 
     def __init__(
         self,
-        backend: DetectorBackend | None = None,
+        backend: DetectorBackend | BackendFactory | None = None,
         *,
         detect_fps: float = 5.0,
         rules: Sequence[SpeakRule] = (),
         stable_rounds: int = 2,
         annotate: bool = True,
+        worker_niceness: int = 10,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
@@ -95,7 +106,18 @@ class DetectionProcessor(VideoProcessorPublisher):
         if len(set(names)) != len(names):
             raise ValueError(f"speak rules need distinct names, got {names}")
         self.fps: float | None = None  # every frame: the annotated track keeps the source rate
-        self.backend = backend if backend is not None else OpenCVDetector()
+        if backend is None:
+            backend = OpenCVDetector()
+        if isinstance(backend, DetectorBackend):
+            self.backend: DetectorBackend = backend  # runs in a worker thread
+        elif callable(backend):
+            self.backend = ProcessBackend(backend, niceness=worker_niceness)
+        else:
+            raise ValueError(
+                f"backend must be a DetectorBackend, a factory building one, or None; "
+                f"got {backend!r}"
+            )
+        self.backend_name: str = getattr(self.backend, "backend_name", self.backend.name)
         self.detect_fps = float(detect_fps)
         self.rules = list(rules)
         self.stable_rounds = stable_rounds
@@ -186,7 +208,7 @@ class DetectionProcessor(VideoProcessorPublisher):
         try:
             await loop.run_in_executor(self._detect_pool, self.backend.close)
         except Exception:
-            logger.exception("closing detector %s failed", self.backend.name)
+            logger.exception("closing detector %s failed", self.backend_name)
         self._detect_pool.shutdown(wait=False)
         self._draw_pool.shutdown(wait=False)
         await super().close()
@@ -198,7 +220,7 @@ class DetectionProcessor(VideoProcessorPublisher):
         try:
             result = await loop.run_in_executor(self._detect_pool, self._run_backend, frame)
         except Exception:
-            logger.exception("detector %s failed on a frame", self.backend.name)
+            logger.exception("detector %s failed on a frame", self.backend_name)
             return
         finally:
             self._busy = False
@@ -206,7 +228,7 @@ class DetectionProcessor(VideoProcessorPublisher):
             return  # they left while the detector ran
         scene.result = result
         self.rounds += 1
-        self.events.send(DetectionEvent.from_result(result, participant, self.backend.name))
+        self.events.send(DetectionEvent.from_result(result, participant, self.backend_name))
         self._update_scene(participant, scene, result.counts())
 
     def _run_backend(self, frame: av.VideoFrame) -> DetectionResult:

@@ -66,11 +66,13 @@ def nms(
     scores: npt.NDArray[np.float32],
     iou_threshold: float,
     classes: npt.NDArray[np.int64] | None = None,
+    max_keep: int | None = None,
 ) -> npt.NDArray[np.int64]:
     """Indices of the boxes (x1, y1, x2, y2) kept by greedy non-maximum suppression.
 
     Highest score first; a box is dropped when it overlaps a kept box of the same class
-    (any class when ``classes`` is None) by more than ``iou_threshold``.
+    (any class when ``classes`` is None) by more than ``iou_threshold``. Stops once
+    ``max_keep`` boxes are kept (a low threshold leaves thousands of candidates).
     """
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -82,7 +84,7 @@ def nms(
     areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
-    while order.size:
+    while order.size and (max_keep is None or len(keep) < max_keep):
         i = int(order[0])
         keep.append(i)
         rest = order[1:]
@@ -130,7 +132,7 @@ def decode(
     rows, class_ids, scores = rows[mask], class_ids[mask], scores[mask]
     cx, cy, w, h = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    keep = nms(boxes, scores, iou_threshold, class_ids.astype(np.int64))[:max_detections]
+    keep = nms(boxes, scores, iou_threshold, class_ids.astype(np.int64), max_detections)
     kpts = rows[keep, 4 + nc :] if kpt_cols else None
     return _build(boxes[keep], scores[keep], class_ids[keep], kpts, box, names)
 
@@ -164,9 +166,11 @@ def _build(
     frame_boxes = box.to_frame(boxes)
     frame_kpts = None
     if kpts is not None:
-        k = kpts.reshape(len(kpts), -1, 3)
-        xy = box.to_frame(k[:, :, :2].reshape(len(kpts), -1))
-        frame_kpts = np.concatenate([xy.reshape(len(kpts), -1, 2), k[:, :, 2:]], axis=2)
+        # Explicit sizes: with no detections, a -1 axis cannot be inferred.
+        n, count = len(kpts), kpts.shape[1] // 3
+        k = kpts.reshape(n, count, 3)
+        xy = box.to_frame(k[:, :, :2].reshape(n, count * 2))
+        frame_kpts = np.concatenate([xy.reshape(n, count, 2), k[:, :, 2:]], axis=2)
     found = []
     for i in range(len(frame_boxes)):
         x1, y1, x2, y2 = (float(v) for v in frame_boxes[i])
