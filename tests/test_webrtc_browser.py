@@ -34,8 +34,10 @@ from vision_agents.core.edge.events import (
     TrackMutedEvent,
     TrackRemovedEvent,
 )
+from vision_agents.core.llm import Realtime
+from vision_agents.plugins import gemini
 from vision_agents.plugins.webrtc import WebRTCEdge
-from vision_agents.testing import FakeRealtime, read_frame_index, tone
+from vision_agents.testing import FakeRealtime, GeminiLiveServer, read_frame_index, tone
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "images" / "webrtc-call.png"
@@ -72,7 +74,7 @@ class EdgeLog:
 
 @asynccontextmanager
 async def call_with_agent(
-    model: FakeRealtime, *, max_participants: int = 6, video: bool = True
+    model: Realtime, *, max_participants: int = 6, video: bool = True
 ) -> AsyncIterator[tuple[WebRTCEdge, Agent, EdgeLog]]:
     edge = WebRTCEdge(max_participants=max_participants)
     processors = [PatternPublisher(fps=15)] if video else []
@@ -260,3 +262,42 @@ async def test_wrong_or_expired_token_is_refused_with_a_clear_message(
             assert edge.participants == []
         finally:
             await browser.close()
+
+
+@pytest.mark.timeout(60)
+async def test_browser_talks_to_gemini_through_the_agent(media: tuple[Path, Path]) -> None:
+    """The whole path with a real provider plugin: browser -> call server -> Agent ->
+    google-genai SDK -> the local Gemini Live server, and the model's voice back."""
+    async with GeminiLiveServer() as server:
+        model = gemini.Realtime(model="gemini-live-test", fps=2, client=server.client())
+        async with (
+            call_with_agent(model, video=False) as (edge, _agent, _log),
+            async_playwright() as pw,
+        ):
+            browser = await launch(pw, *media)
+            try:
+                page = await browser.new_page()
+                await page.goto(edge.join_url("e2e", name="Grace"))
+                # The browser's camera reaches Gemini as JPEG at the model's fps, its
+                # microphone as 16 kHz PCM.
+                await eventually(lambda: len(server.frames) >= 3, 15, "frames at Gemini")
+                assert {f.mime_type for f in server.frames} == {"image/jpeg"}
+                await eventually(lambda: server.audio_seconds() >= 1.0, 10, "audio at Gemini")
+                assert {a.sample_rate for a in server.audio} == {16000}
+                pcm = np.concatenate(
+                    [np.frombuffer(a.data, dtype=np.int16) for a in server.audio]
+                ).astype(np.float32)
+                assert float(np.sqrt(np.mean((pcm / 32768) ** 2))) > 0.01, "Gemini got silence"
+
+                # Gemini speaks: the browser hears it.
+                await page.evaluate(START_AUDIO_CAPTURE, 0)
+                await asyncio.sleep(0.3)
+                await page.evaluate(TAKE_AUDIO)
+                await server.send_audio(tone(660, 1.0, sample_rate=24000), transcript="Hi Grace")
+                await asyncio.sleep(1.8)
+                heard = np.asarray(await page.evaluate(TAKE_AUDIO), dtype=np.float32)
+                loud = np.flatnonzero(np.abs(heard) > 0.05)
+                assert loud.size > 0.8 * 16000, f"the browser heard {loud.size / 16000:.2f} s"
+                assert abs(dominant_hz(heard[loud[0] : loud[-1]]) - 660) < 15
+            finally:
+                await browser.close()
