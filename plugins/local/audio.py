@@ -21,6 +21,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError
 
 from vision_agents.core.audio import PcmData, Resampler
+from vision_agents.core.utils.live_track import audio_frames
 from vision_agents.core.utils.tasks import TaskOwner
 from vision_agents.plugins.local.audio_devices import (
     AudioDevice,
@@ -232,13 +233,8 @@ class Speaker:
 
     async def _pull(self, track: aiortc.MediaStreamTrack) -> None:
         resampler = Resampler(self.sample_rate, self.channels, "s16")
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if isinstance(frame, av.AudioFrame):
-                self._queue(resampler.process(PcmData.from_av_frame(frame)).to_bytes())
+        async for frame in audio_frames(track):
+            self._queue(resampler.process(PcmData.from_av_frame(frame)).to_bytes())
 
     def _queue(self, data: bytes) -> None:
         with self._lock:

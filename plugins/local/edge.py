@@ -8,12 +8,11 @@ import os
 from pathlib import Path
 
 import aiortc
-import av
-from aiortc.mediastreams import MediaStreamError
 
 from vision_agents.core.edge.events import ParticipantJoinedEvent, TrackAddedEvent
 from vision_agents.core.edge.transport import Call, EdgeTransport
 from vision_agents.core.types import Participant, User
+from vision_agents.core.utils.live_track import audio_frames
 from vision_agents.core.utils.tasks import TaskOwner
 from vision_agents.plugins.local.audio import MicrophoneTrack, Speaker
 from vision_agents.plugins.local.audio_devices import DEFAULT, find_audio_device
@@ -144,13 +143,8 @@ class LocalEdge(EdgeTransport):
 
     async def _discard(self, track: aiortc.MediaStreamTrack) -> None:
         # Pulling keeps the agent's audio paced in real time, as a speaker would.
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if isinstance(frame, av.AudioFrame):
-                self.discarded_audio_frames += 1
+        async for _frame in audio_frames(track):
+            self.discarded_audio_frames += 1
 
 
 def _is_file(choice: str | Path) -> bool:

@@ -18,8 +18,8 @@ from typing import Literal
 
 import aiortc
 import av
-from aiortc.mediastreams import MediaStreamError
 
+from vision_agents.core.utils.live_track import video_frames
 from vision_agents.core.utils.tasks import TaskOwner
 from vision_agents.core.utils.video import encode_jpeg
 
@@ -126,16 +126,11 @@ class VideoPreview:
             self._window = None
 
     async def _read(self, track: aiortc.MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if isinstance(frame, av.VideoFrame):
-                self.frames += 1
-                self.latest = frame
-                async with self._new_frame:
-                    self._new_frame.notify_all()
+        async for frame in video_frames(track):
+            self.frames += 1
+            self.latest = frame
+            async with self._new_frame:
+                self._new_frame.notify_all()
 
     def _window_loop(self) -> None:
         import cv2

@@ -11,7 +11,6 @@ from pathlib import Path
 import aiortc
 import av
 import numpy as np
-from aiortc.mediastreams import MediaStreamError
 
 from vision_agents.core.audio import PcmData
 from vision_agents.core.edge.events import (
@@ -24,6 +23,7 @@ from vision_agents.core.edge.events import (
 )
 from vision_agents.core.edge.transport import Call, EdgeTransport
 from vision_agents.core.types import Participant, User
+from vision_agents.core.utils.live_track import audio_frames, video_frames
 from vision_agents.core.utils.tasks import TaskOwner
 from vision_agents.testing.player import MediaFilePlayer
 
@@ -152,22 +152,11 @@ class InMemoryEdge(EdgeTransport):
             )
 
     async def _record_audio(self, track: aiortc.MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if isinstance(frame, av.AudioFrame):
-                self.published.audio_chunks.append(PcmData.from_av_frame(frame))
+        async for frame in audio_frames(track):
+            self.published.audio_chunks.append(PcmData.from_av_frame(frame))
 
     async def _record_video(self, track: aiortc.MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if not isinstance(frame, av.VideoFrame):
-                continue
+        async for frame in video_frames(track):
             self.published.video_frames += 1
             self.published.last_video_frame = frame
             self.published.video_times.append(time.monotonic())

@@ -8,11 +8,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 import aiortc
-import av
-from aiortc.mediastreams import MediaStreamError
 
 from vision_agents.core.audio import PcmData
 from vision_agents.core.types import Participant
+from vision_agents.core.utils.live_track import audio_frames
 from vision_agents.core.utils.tasks import TaskOwner, cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -50,14 +49,7 @@ class AudioInput:
         self._readers.clear()
 
     async def _read(self, participant: Participant, track: aiortc.MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                logger.debug("audio track of %s ended", participant.user_id)
-                return
-            if not isinstance(frame, av.AudioFrame):
-                raise TypeError(f"audio track {track.id} produced {type(frame).__name__}")
+        async for frame in audio_frames(track):
             pcm = PcmData.from_av_frame(frame)
             pcm.participant = participant
             pcm.timestamp = time.time()
@@ -65,3 +57,4 @@ class AudioInput:
                 await self._on_audio(pcm, participant)
             except Exception:
                 logger.exception("handling audio from %s failed", participant.user_id)
+        logger.debug("audio track of %s ended", participant.user_id)

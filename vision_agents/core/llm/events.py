@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from vision_agents.core.audio import PcmData
 from vision_agents.core.events.base import BaseEvent
+from vision_agents.core.llm.tools import ToolResult
 
 
 @dataclass(kw_only=True)
@@ -132,3 +133,14 @@ class ToolCallCompletedEvent(BaseEvent):
     result: Any = None
     error: str | None = None
     duration_s: float = 0.0
+
+    @classmethod
+    def for_result(cls, result: ToolResult) -> ToolCallCompletedEvent:
+        return cls(
+            call_id=result.call_id,
+            name=result.name,
+            ok=result.ok,
+            result=result.value,
+            error=result.error,
+            duration_s=result.duration_s,
+        )

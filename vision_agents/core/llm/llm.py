@@ -71,16 +71,7 @@ class LLM(ABC):
             )
         )
         result = await self.tools.call(name, arguments, call_id=call_id, timeout=self.tool_timeout)
-        self._emit(
-            ToolCallCompletedEvent(
-                call_id=call_id,
-                name=name,
-                ok=result.ok,
-                result=result.value,
-                error=result.error,
-                duration_s=result.duration_s,
-            )
-        )
+        self._emit(ToolCallCompletedEvent.for_result(result))
         return result
 
     def _emit(self, event: Any) -> None:

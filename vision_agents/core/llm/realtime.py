@@ -188,16 +188,7 @@ class Realtime(OmniLLM, ABC):
             result = ToolResult(call_id, name, False, None, error, time.perf_counter() - started)
         finally:
             self._tool_outputs.pop(call_id, None)
-        self._emit(
-            ToolCallCompletedEvent(
-                call_id=call_id,
-                name=name,
-                ok=result.ok,
-                result=result.value,
-                error=result.error,
-                duration_s=result.duration_s,
-            )
-        )
+        self._emit(ToolCallCompletedEvent.for_result(result))
         return result
 
     async def send_tool_output(self, call_id: str, output: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Generic, TypeVar
 
 import aiortc
@@ -86,3 +87,25 @@ class LiveQueueTrack(aiortc.MediaStreamTrack, Generic[FrameT]):
     def stop(self) -> None:
         super().stop()
         self._ready.set()
+
+
+async def audio_frames(track: aiortc.MediaStreamTrack) -> AsyncIterator[av.AudioFrame]:
+    """The audio frames of ``track`` until it ends (anything else it yields is skipped)."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        if isinstance(frame, av.AudioFrame):
+            yield frame
+
+
+async def video_frames(track: aiortc.MediaStreamTrack) -> AsyncIterator[av.VideoFrame]:
+    """The video frames of ``track`` until it ends (anything else it yields is skipped)."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        if isinstance(frame, av.VideoFrame):
+            yield frame
