@@ -6,9 +6,11 @@
     python examples/webcam_demo.py --camera "lavfi:testsrc2=size=640x480:rate=30"
 
 With GOOGLE_API_KEY/GEMINI_API_KEY it talks to Gemini Live, with OPENAI_API_KEY to OpenAI
-Realtime; with no key it runs offline (`FakeRealtime`): it answers each question with a spoken
-sentence about the picture it last saw. The agent's annotated video shows in a window where
-OpenCV has a GUI and a display, otherwise on a local page (its address is printed).
+Realtime; with no key it runs offline, as `vision-agents demo` does: a local voice pipeline
+(Silero VAD, Whisper, a local TTS) hears each question and answers out loud from the OpenCV
+detector's counts and the picture's colours and motion, saying it is offline. The agent's
+annotated video (the overlay, or the detector's boxes offline) shows in a window where OpenCV
+has a GUI and a display, otherwise on a local page (its address is printed).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
 from collections import deque
 from pathlib import Path
 
@@ -26,11 +27,14 @@ import av
 import cv2
 from aiortc.mediastreams import MediaStreamError
 
-from vision_agents.core import Agent, PcmData, User
-from vision_agents.core.llm import Realtime
-from vision_agents.core.llm.events import RealtimeResponseEvent
+from vision_agents.core import Agent, User
+from vision_agents.core.llm.events import (
+    RealtimeResponseEvent,
+    RealtimeUserSpeechTranscriptionEvent,
+)
 from vision_agents.core.processors import VideoProcessorPublisher
 from vision_agents.core.types import Participant
+from vision_agents.demo import ModelChoice, offline_choice
 from vision_agents.plugins.local import LocalEdge
 
 INSTRUCTIONS = "You see the user's camera and hear them. Answer briefly and say what you see."
@@ -92,31 +96,15 @@ class Overlay(VideoProcessorPublisher):
         await super().close()
 
 
-def offline_model() -> Realtime:
-    """The best setup without a key: a scripted model that speaks about the last frame."""
-    from vision_agents.testing import FakeRealtime, synthesize_speech, tone
-
-    model: FakeRealtime
-
-    def answer(text: str) -> tuple[str, PcmData | None]:
-        frame = model.latest_frames[-1] if model.latest_frames else None
-        seen = f"a {frame.width} by {frame.height} picture" if frame else "nothing yet"
-        reply = f"Offline mode. I see {seen}."
-        has_tts = shutil.which("espeak-ng") or shutil.which("espeak")
-        return reply, synthesize_speech(reply) if has_tts else tone(660, 0.4)
-
-    model = FakeRealtime(fps=1, responder=answer)
-    return model
-
-
-def pick_model(provider: str) -> Realtime:
-    """A provider's Realtime when its key is set and its plugin imports, else the offline one."""
+def pick_model(provider: str) -> ModelChoice:
+    """A provider's Realtime when its key is set and its plugin imports, else the offline voice
+    agent of `vision-agents demo` (its responder, detector, VAD, STT and TTS)."""
     google = os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
     if provider in ("auto", "gemini") and (google or provider == "gemini"):
         try:
             from vision_agents.plugins import gemini
 
-            return gemini.Realtime(fps=1)
+            return ModelChoice(gemini.Realtime(fps=1), "Gemini Live", False, [Overlay()])
         except ImportError as exc:
             print(f"gemini plugin unavailable ({exc}); trying the next option")
     if provider in ("auto", "openai") and (
@@ -125,10 +113,10 @@ def pick_model(provider: str) -> Realtime:
         try:
             from vision_agents.plugins import openai
 
-            return openai.Realtime(fps=1)
+            return ModelChoice(openai.Realtime(fps=1), "OpenAI Realtime", False, [Overlay()])
         except ImportError as exc:
             print(f"openai plugin unavailable ({exc}); running offline")
-    return offline_model()
+    return offline_choice()
 
 
 def _device(value: str) -> str | None:
@@ -136,8 +124,14 @@ def _device(value: str) -> str | None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    model = pick_model(args.provider)
+    choice = pick_model(args.provider)
+    model = choice.llm
     print(f"model: {model.provider_name}")
+    if choice.offline:
+        print(
+            "OFFLINE mode: no GOOGLE_API_KEY/GEMINI_API_KEY or OPENAI_API_KEY, so no AI model; "
+            "a local voice pipeline answers from what the detector and the camera show."
+        )
     edge = LocalEdge(
         camera=args.video or _device(args.camera),
         microphone=args.audio or _device(args.mic),
@@ -150,12 +144,17 @@ async def run(args: argparse.Namespace) -> int:
         agent_user=User(name="Ada"),
         instructions=INSTRUCTIONS,
         llm=model,
-        processors=[Overlay()],
+        processors=choice.processors,
+        vad=choice.vad,
+        stt=choice.stt,
+        tts=choice.tts,
     )
 
     @model.events.subscribe
-    async def on_reply(event: RealtimeResponseEvent) -> None:
-        if event.is_complete:
+    async def on_reply(event: RealtimeResponseEvent | RealtimeUserSpeechTranscriptionEvent) -> None:
+        if isinstance(event, RealtimeUserSpeechTranscriptionEvent):
+            print(f"you said: {event.text}")
+        elif event.is_complete:
             print(f"agent says: {event.text}")
 
     async with agent.join(await agent.create_call("local", "webcam-demo")):

@@ -270,19 +270,32 @@ async def test_link_speaks_and_pushes_the_summary() -> None:
     await proc.close()
 
 
-async def test_detection_voice_example_announces_the_visitor(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.timeout(90)
+async def test_detection_voice_example_runs_offline_and_answers_a_spoken_question(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import importlib.util
 
-    path = EXAMPLE
-    spec = importlib.util.spec_from_file_location("doorcam", path)
+    from vision_agents.plugins import local_tts
+    from vision_agents.testing import write_wav
+
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    tts = local_tts.default_tts()
+    question = write_wav(tmp_path / "q.wav", await tts.synthesize("How many people do you see?"))
+    await tts.close()
+    spec = importlib.util.spec_from_file_location("doorcam", EXAMPLE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    link = await module.main(seconds=3.5, model=FakeRealtime(fps=1, responder=lambda t: (t, None)))
+    link = await module.main(seconds=3.5, question=question)
     out = capsys.readouterr().out
+    assert "OFFLINE mode" in out
     assert link.spoken and "came into view (now 1 face)" in link.spoken[0]
+    # The announcement went through the voice pipeline: spoken, and labelled offline.
+    assert "agent spoke: Offline mode, with no AI model." in out
+    assert "resident said: How many people" in out, out  # Whisper heard the question
+    assert "agent spoke: I see one person." in out, out  # ...and the answer was spoken
     assert "what_is_in_view -> {'door': {'summary': '1 face'" in out
 
 

@@ -119,3 +119,5 @@ async def test_offline_responder_answers_from_processor_state() -> None:
     assert llm.answer("How many people are there?") == "I see two people."
     assert llm.answer("count to three") == "one, two, three."
     assert "Offline mode" in llm.answer("Write me a poem")
+    llm.context = lambda: {"doorcam": {"detections": {"door": {"counts": {"face": 1}}}}}
+    assert llm.answer("How many people are at the door?") == "I see one person."  # by face

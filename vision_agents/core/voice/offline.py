@@ -97,6 +97,8 @@ class OfflineResponder(ChatLLM):
             wanted = "person" if wanted in ("people", "person", "face") else wanted
             counts = self.counts()
             n = sum(v for k, v in counts.items() if k.rstrip("s") == wanted)
+            if n == 0 and wanted == "person":  # a face detector counts people by their faces
+                n = counts.get("face", 0)
             return f"I see {number_word(n)} {_plural(wanted, n)}."
         if re.search(r"\b(see|view|look|front of|camera|there)\b", q):
             return self.describe_view()

@@ -10,6 +10,7 @@ change: create the link with the processor and the LLM, and close it when done (
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +28,8 @@ class DetectionAgentLink:
 
     ``push_summary`` appends the latest stable summary to the instructions; providers apply
     instructions from their next turn or session, so it is context, never a prompt to speak.
+    ``say`` voices a speak request (default ``llm.simple_response``); an Agent whose chat LLM
+    speaks through the voice pipeline passes ``say=agent.simple_response``.
     """
 
     def __init__(
@@ -37,12 +40,14 @@ class DetectionAgentLink:
         tool_name: str = "what_is_in_view",
         speak: bool = True,
         push_summary: bool = False,
+        say: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.processor = processor
         self.llm = llm
         self.tool_name = tool_name
         self.speak = speak
         self.push_summary = push_summary
+        self.say = say
         self.spoken: list[str] = []
         """Texts handed to the model, in order."""
         llm.register_function(
@@ -64,7 +69,10 @@ class DetectionAgentLink:
         if isinstance(event, SpeakRequestEvent):
             if self.speak:
                 self.spoken.append(event.text)
-                await self.llm.simple_response(event.text, event.participant)
+                if self.say is not None:
+                    await self.say(event.text)
+                else:
+                    await self.llm.simple_response(event.text, event.participant)
         elif self.push_summary:
             base = self.llm.instructions.split(SUMMARY_MARKER)[0]
             who = event.participant.user_id
