@@ -523,35 +523,24 @@ class OpenAIRealtimeServer:
                         },
                         conn,
                     )
-                elif conn.rtc is not None:  # WebRTC: the audio plays on the media track
-                    await self._play_on_track(conn, rid, reply)
-                    await self.send(
-                        {"type": "response.output_audio.done", **common, "content_index": 0}, conn
-                    )
-                    await self.send(
-                        {
-                            "type": "response.output_audio_transcript.done",
-                            **common,
-                            "content_index": 0,
-                            "transcript": reply.transcript,
-                        },
-                        conn,
-                    )
                 else:
-                    step = AUDIO_RATE * 2 * reply.chunk_ms // 1000
-                    for start in range(0, len(reply.audio), step):
-                        chunk = reply.audio[start : start + step]
-                        await self.send(
-                            {
-                                "type": "response.output_audio.delta",
-                                **common,
-                                "content_index": 0,
-                                "delta": base64.b64encode(chunk).decode(),
-                            },
-                            conn,
-                        )
-                        if reply.pace:
-                            await asyncio.sleep(reply.pace)
+                    if conn.rtc is not None:  # WebRTC: the audio plays on the media track
+                        await self._play_on_track(conn, rid, reply)
+                    else:
+                        step = AUDIO_RATE * 2 * reply.chunk_ms // 1000
+                        for start in range(0, len(reply.audio), step):
+                            chunk = reply.audio[start : start + step]
+                            await self.send(
+                                {
+                                    "type": "response.output_audio.delta",
+                                    **common,
+                                    "content_index": 0,
+                                    "delta": base64.b64encode(chunk).decode(),
+                                },
+                                conn,
+                            )
+                            if reply.pace:
+                                await asyncio.sleep(reply.pace)
                     await self.send(
                         {"type": "response.output_audio.done", **common, "content_index": 0}, conn
                     )
