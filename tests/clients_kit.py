@@ -17,6 +17,7 @@ from vision_agents.core.llm.events import (
     RealtimeAudioOutputDoneEvent,
     RealtimeAudioOutputEvent,
 )
+from vision_agents.core.llm.runtime import RetryPolicy
 from vision_agents.testing import GeminiLiveServer, OpenAIRealtimeServer, ScriptedReply, tone
 
 LOOKUP_TOOL = {
@@ -75,7 +76,7 @@ class GeminiBackend(Backend):
         server.responder = lambda text: ("hi there", reply_audio())
 
     def options(self) -> dict[str, Any]:
-        return {"client": self.server.client(), "retry_backoff": 0.01}
+        return {"client": self.server.client(), "retry": RetryPolicy(initial_delay=0.01)}
 
     async def heard_audio(self) -> None:
         await self.server.wait_for(lambda: self.server.audio_seconds() > 0.1)
@@ -100,7 +101,7 @@ class OpenAIBackend(Backend):
 
     def options(self) -> dict[str, Any]:
         client = openai.AsyncOpenAI(api_key="test-key", base_url=self.server.base_url)
-        return {"client": client, "retry_initial_delay": 0.01}
+        return {"client": client, "retry": RetryPolicy(initial_delay=0.01)}
 
     async def heard_audio(self) -> None:
         await self.server.wait_for(lambda: self.server.audio_seconds > 0.1)

@@ -27,6 +27,7 @@ from vision_agents.core.llm.events import (
     ToolCallStartedEvent,
 )
 from vision_agents.core.llm.realtime import UnsupportedFeature
+from vision_agents.core.llm.runtime import RetryPolicy
 from vision_agents.testing import GeminiLiveServer, OpenAIRealtimeServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -111,7 +112,7 @@ class KeyRing:
 async def test_openai_key_function_is_awaited_on_every_reconnect() -> None:
     async with OpenAIRealtimeServer() as server:
         keys = KeyRing()
-        model = RealtimeModel("openai", retry_initial_delay=0.01)
+        model = RealtimeModel("openai", retry=RetryPolicy(initial_delay=0.01))
         await model.connect({"api_key": keys, "url": server.base_url})
         for count in (2, 3):
             await server.drop()
@@ -131,7 +132,7 @@ async def test_gemini_key_function_is_awaited_on_every_reconnect() -> None:
         http = types.HttpOptions(
             base_url=server.base_url, async_client_args={"ssl": server.tls.client_context()}
         )
-        model = RealtimeModel("gemini", http_options=http, retry_backoff=0.01)
+        model = RealtimeModel("gemini", http_options=http, retry=RetryPolicy(initial_delay=0.01))
         await model.connect({"api_key": keys})
         await server.wait_connected(1)
         for count in (2, 3):

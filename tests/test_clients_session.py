@@ -30,7 +30,7 @@ async def test_text_audio_tool_and_clean_close(provider: str) -> None:
         options = ConnectOptions(max_retry=2, retry_interval=0.01, timeout=5.0)
         opts = {k: v for k, v in be.options().items() if not k.startswith("retry")}
         session = RealtimeSession(provider, conn_options=options, instructions="Be brief.", **opts)
-        assert session.realtime.max_retries == 2  # type: ignore[attr-defined]
+        assert session.realtime.retry.max_retries == 2  # type: ignore[attr-defined]
         events = Events()
 
         @session.events.subscribe

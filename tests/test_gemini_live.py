@@ -21,6 +21,7 @@ from vision_agents.core.llm.events import (
     RealtimeResponseEvent,
     RealtimeUserSpeechTranscriptionEvent,
 )
+from vision_agents.core.llm.runtime import RetryPolicy
 from vision_agents.core.utils.video_forwarder import VideoForwarder
 from vision_agents.plugins import gemini
 from vision_agents.testing import GeminiLiveServer, tone
@@ -62,7 +63,9 @@ async def server() -> AsyncIterator[GeminiLiveServer]:
 
 @pytest.fixture
 async def llm(server: GeminiLiveServer) -> AsyncIterator[gemini.Realtime]:
-    model = gemini.Realtime(model="gemini-live-test", client=server.client(), retry_backoff=0.01)
+    model = gemini.Realtime(
+        model="gemini-live-test", client=server.client(), retry=RetryPolicy(initial_delay=0.01)
+    )
     model.set_instructions("Be brief.")
     yield model
     await model.close()
@@ -204,7 +207,7 @@ async def test_frames_are_jpeg_within_the_size_limit_at_fps() -> None:
         track = SyntheticVideoTrack(fps=15, width=1280, height=720)
         forwarder = VideoForwarder(track, fps=15)
         llms = [
-            gemini.Realtime(model="m", fps=fps, max_side=side, client=srv.client())
+            gemini.Realtime(model="m", fps=fps, max_image_side=side, client=srv.client())
             for (fps, side), srv in zip(cases, servers, strict=True)
         ]
         try:

@@ -54,7 +54,7 @@ async def test_xai_key_and_voice_errors(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ValueError, match="ara, eve, leo"):
         xai.Realtime(voice="alloy")  # type: ignore[arg-type]
     monkeypatch.setenv("XAI_API_KEY", "k")
-    client = xai.Realtime()._make_client()
+    client = await xai.Realtime()._client_for_connect()
     assert str(client.base_url).rstrip("/") == xai.XAI_BASE_URL
 
 

@@ -1,91 +1,40 @@
-"""Gemini Live translation without I/O: our commands to SDK messages, server messages to events.
+"""Gemini Live as a protocol object without I/O.
 
-``LiveTranslator.feed`` turns one ``LiveServerMessage`` into a list of small typed events and
-keeps the session state (the newest resumption handle, the open response, its text so far).
-The connection layer (``realtime.py``) only moves these between the socket and the core.
+``GeminiProtocol`` takes our commands and ``LiveServerMessage``s and decides every message we
+send (as small ``Outgoing`` values the link hands to the SDK's session methods): turns wait
+while the model answers, a goAway asks the runtime for a new connection, a lost connection
+closes the reply it cut (the next reply has a new id), tool results not yet covered by a
+resumption handle are sent again on the next connection, and held user audio follows them.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.genai import types
 
 from vision_agents.core.audio import PcmData
+from vision_agents.core.errors import ProtocolViolation, UnsupportedFeature
+from vision_agents.core.llm.protocol import (
+    AgentTranscript,
+    AudioDone,
+    AudioOut,
+    RealtimeProtocol,
+    ReplyFinished,
+    SwitchRequested,
+    TextOut,
+    ToolCall,
+    ToolCancel,
+    UserTranscript,
+)
 from vision_agents.core.llm.tools import ToolResult, ToolSchema
 
 INPUT_RATE = 16000
 OUTPUT_RATE = 24000
 INPUT_AUDIO_MIME = f"audio/pcm;rate={INPUT_RATE}"
-
-
-# -- events out of the translator ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AudioOut:
-    pcm: PcmData
-    response_id: str
-
-
-@dataclass(frozen=True)
-class TextOut:
-    text: str
-    response_id: str
-    is_complete: bool
-
-
-@dataclass(frozen=True)
-class ResponseDone:
-    response_id: str
-    interrupted: bool
-
-
-@dataclass(frozen=True)
-class UserTranscript:
-    text: str
-
-
-@dataclass(frozen=True)
-class AgentTranscript:
-    text: str
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    call_id: str
-    name: str
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ToolCancel:
-    call_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class GoAway:
-    time_left: str | None
-
-
-@dataclass(frozen=True)
-class HandleUpdate:
-    handle: str
-
-
-Event = (
-    AudioOut
-    | TextOut
-    | ResponseDone
-    | UserTranscript
-    | AgentTranscript
-    | ToolCall
-    | ToolCancel
-    | GoAway
-    | HandleUpdate
-)
 
 
 # -- session settings -----------------------------------------------------------------------
@@ -179,86 +128,219 @@ def function_response(result: ToolResult) -> types.FunctionResponse:
     return types.FunctionResponse(id=result.call_id, name=result.name, response=result.to_payload())
 
 
-# -- server messages to events --------------------------------------------------------------
+# -- outgoing messages (the link maps each to one SDK session call) ------------------------
 
 
-class LiveTranslator:
-    """Session state plus the mapping of server messages to events."""
+@dataclass(frozen=True)
+class RealtimeInput:
+    """``send_realtime_input(audio=...)`` or ``(video=...)``."""
 
-    def __init__(self) -> None:
+    audio: types.Blob | None = None
+    video: types.Blob | None = None
+
+
+@dataclass(frozen=True)
+class ClientContent:
+    """``send_client_content(turns=..., turn_complete=True)``."""
+
+    turns: types.Content | None
+    turn_complete: bool = True
+
+
+@dataclass(frozen=True)
+class ToolResponse:
+    """``send_tool_response(function_responses=...)``."""
+
+    responses: tuple[types.FunctionResponse, ...]
+
+
+Outgoing = RealtimeInput | ClientContent | ToolResponse
+
+MAX_AUDIO_PART_BYTES = 2 * OUTPUT_RATE * 30
+"""One audio part longer than 30 s at the negotiated rate is refused (the service streams
+short chunks; a huge one would cost memory far beyond its size once decoded)."""
+
+
+@dataclass(frozen=True)
+class _Turn:
+    content: types.Content | None
+    tag: str | None
+
+
+class GeminiProtocol(RealtimeProtocol):
+    """Session state and every decision of the Gemini Live protocol."""
+
+    input_rate = INPUT_RATE
+    provider = "gemini_realtime"
+
+    def __init__(self, *, audio_backlog_s: float = 10.0) -> None:
+        super().__init__(audio_backlog_s=audio_backlog_s)
         self.handle: str | None = None
-        """The newest resumption handle, from wherever it arrived."""
+        """The newest resumable handle, from wherever it arrived."""
         self._seq = 0
         self._response_id: str | None = None
         self._text: list[str] = []
+        self._transcript: list[str] = []
+        self._turns: deque[_Turn] = deque()  # waiting for the reply in progress to end
+        self._awaiting: deque[str | None] = deque()  # tags of turns sent, oldest first
+        self._checkpoint = 0  # resumption handles received so far
+        self._resumed_at = 0  # the checkpoint the newest connection resumed from
+        self._results: list[tuple[int, ToolResult]] = []  # (checkpoint when sent, result)
+        self._opening_at = 0
+        self.go_aways = 0
 
     @property
     def response_id(self) -> str | None:
         """The id of the response being produced, or None between responses."""
         return self._response_id
 
-    def feed(self, message: types.LiveServerMessage) -> list[Event]:
-        events: list[Event] = []
+    def connect_config(
+        self, settings: SessionSettings, *, instructions: str, tools: list[ToolSchema]
+    ) -> types.LiveConnectConfig:
+        """The config for the next connection: resumes with the newest handle."""
+        self._opening_at = self._checkpoint
+        return build_config(settings, instructions=instructions, tools=tools, handle=self.handle)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _audio_message(self, pcm: bytes) -> RealtimeInput:
+        return RealtimeInput(audio=types.Blob(data=pcm, mime_type=INPUT_AUDIO_MIME))
+
+    def _frame_message(self, jpeg: bytes) -> RealtimeInput:
+        return RealtimeInput(video=jpeg_blob(jpeg))
+
+    def send_text(self, text: str) -> None:
+        self._queue_turn(_Turn(text_turn(text), None))
+
+    def request_reply(self, instructions: str | None = None, tag: str | None = None) -> None:
+        """Gemini has no per-reply instructions: they go as a user text turn."""
+        self._queue_turn(_Turn(text_turn(instructions) if instructions else None, tag))
+
+    def _queue_turn(self, turn: _Turn) -> None:
+        self._turns.append(turn)
+        self._next_turn()
+
+    def _next_turn(self) -> None:
+        """A turn is sent when no reply is being produced, so it never cuts one short."""
+        while self.connected and self._response_id is None and self._turns:
+            turn = self._turns.popleft()
+            self._awaiting.append(turn.tag)
+            self._send(ClientContent(turn.content, turn_complete=True))
+
+    def send_tool_result(self, result: ToolResult) -> None:
+        self._results.append((self._checkpoint, result))
+        if self.connected:
+            self._send(ToolResponse((function_response(result),)))
+
+    def interrupt(self) -> None:
+        raise UnsupportedFeature(
+            self.provider,
+            "interrupt",
+            "Gemini Live stops a reply only when its own activity detection hears the user",
+        )
+
+    # -- connection switches ---------------------------------------------------------------
+
+    def _replay_session(self) -> None:
+        """The setup (with the handle) goes in the connect config: nothing to send here."""
+
+    def _resume_turns(self) -> None:
+        # Results sent after the handle this connection resumed from are not in its state
+        # (a newer handle may have arrived on the old connection while this one opened).
+        self._resumed_at = self._opening_at
+        self._results = [(at, r) for at, r in self._results if at >= self._resumed_at]
+        if self._results:
+            self._send(ToolResponse(tuple(function_response(r) for _at, r in self._results)))
+        self._next_turn()
+
+    def _on_connection_lost(self) -> None:
+        self._finish(interrupted=True)
+        self._transcript = []
+
+    # -- server messages ---------------------------------------------------------------------
+
+    def receive(self, message: Any) -> None:
+        if not isinstance(message, types.LiveServerMessage):
+            raise ProtocolViolation(f"expected a LiveServerMessage, got {type(message).__name__}")
         update = message.session_resumption_update
         if update is not None and update.new_handle and update.resumable is not False:
+            # The service has checkpointed everything it received before this handle.
             self.handle = update.new_handle
-            events.append(HandleUpdate(update.new_handle))
+            self._checkpoint += 1
         if message.tool_call is not None:
             for call in message.tool_call.function_calls or []:
                 call_id = call.id or f"{call.name}-{self._next_id()}"
-                events.append(ToolCall(call_id, call.name or "", dict(call.args or {})))
+                self._event(ToolCall(call_id, call.name or "", dict(call.args or {})))
         if message.tool_call_cancellation is not None:
             ids = tuple(message.tool_call_cancellation.ids or ())
             if ids:
-                events.append(ToolCancel(ids))
+                self._event(ToolCancel(ids))
         if message.server_content is not None:
-            events.extend(self._content(message.server_content))
+            self._content(message.server_content)
         if message.go_away is not None:
-            events.append(GoAway(message.go_away.time_left))
-        return events
+            self.go_aways += 1
+            self._event(SwitchRequested(f"goAway (time left {message.go_away.time_left})"))
 
-    def _content(self, content: types.LiveServerContent) -> list[Event]:
-        events: list[Event] = []
+    def _content(self, content: types.LiveServerContent) -> None:
         if content.input_transcription is not None and content.input_transcription.text:
-            events.append(UserTranscript(content.input_transcription.text))
+            self._event(UserTranscript(content.input_transcription.text))
         if content.model_turn is not None:
             for part in content.model_turn.parts or []:
-                events.extend(self._part(part))
+                self._part(part)
         if content.output_transcription is not None and content.output_transcription.text:
-            self._open()
-            events.append(AgentTranscript(content.output_transcription.text))
+            response_id = self._open()
+            self._transcript.append(content.output_transcription.text)
+            self._event(AgentTranscript(content.output_transcription.text, response_id))
         if content.interrupted:
-            events.extend(self._finish(interrupted=True))
+            self._finish(interrupted=True)
         if content.turn_complete:
-            events.extend(self._finish(interrupted=False))
-        return events
+            self._finish(interrupted=False)
 
-    def _part(self, part: types.Part) -> list[Event]:
+    def _part(self, part: types.Part) -> None:
         blob = part.inline_data
         if blob is not None and blob.data and (blob.mime_type or "").startswith("audio/pcm"):
-            pcm = PcmData.from_bytes(blob.data, sample_rate=_rate(blob.mime_type), channels=1)
-            return [AudioOut(pcm, self._open())]
-        if part.text and not part.thought:
+            rate = _rate(blob.mime_type)
+            if rate != OUTPUT_RATE:
+                self.report_violation(
+                    ProtocolViolation(
+                        f"audio at {rate} Hz; the session negotiated {OUTPUT_RATE} Hz (dropped)"
+                    )
+                )
+                return
+            if len(blob.data) > MAX_AUDIO_PART_BYTES or len(blob.data) % 2:
+                self.report_violation(
+                    ProtocolViolation(
+                        f"an audio part of {len(blob.data)} bytes (dropped; limit "
+                        f"{MAX_AUDIO_PART_BYTES}, 16-bit samples)"
+                    )
+                )
+                return
+            pcm = PcmData.from_bytes(blob.data, sample_rate=rate, channels=1)
+            self._event(AudioOut(pcm, self._open()))
+        elif part.text and not part.thought:
             response_id = self._open()
             self._text.append(part.text)
-            return [TextOut(part.text, response_id, is_complete=False)]
-        return []
+            self._event(TextOut(part.text, response_id, is_complete=False))
 
     def _open(self) -> str:
         if self._response_id is None:
             self._response_id = f"resp-{self._next_id()}"
         return self._response_id
 
-    def _finish(self, *, interrupted: bool) -> list[Event]:
+    def _finish(self, *, interrupted: bool) -> None:
         response_id, self._response_id = self._response_id, None
-        if response_id is None:
-            return []
-        events: list[Event] = []
-        if self._text and not interrupted:
-            events.append(TextOut("".join(self._text), response_id, is_complete=True))
-        self._text = []
-        events.append(ResponseDone(response_id, interrupted))
-        return events
+        if response_id is not None:
+            text = "".join(self._text) or "".join(self._transcript)
+            if self._text and not interrupted:
+                self._event(TextOut("".join(self._text), response_id, is_complete=True))
+            self._text, self._transcript = [], []
+            self._event(AudioDone(response_id, interrupted))
+            tag = self._awaiting.popleft() if self._awaiting and not interrupted else None
+            status = "interrupted" if interrupted else "completed"
+            self._event(ReplyFinished(response_id, status, text, tag))
+        elif not interrupted and self._awaiting:
+            self._awaiting.popleft()  # a turn answered with nothing
+        self._next_turn()
 
     def _next_id(self) -> int:
         self._seq += 1

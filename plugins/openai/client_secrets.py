@@ -22,7 +22,7 @@ async def create_client_secret(llm: Realtime, *, expires_in: int = 600) -> Clien
     Give ``value`` to the browser; it connects with it as its bearer key. The real API key
     never leaves the server.
     """
-    client = llm._make_client()
+    client = await llm._client_for_connect()
     session = llm.settings().to_session()
     response = await client.realtime.client_secrets.create(
         session=session,  # type: ignore[arg-type]

@@ -1,281 +1,80 @@
-"""OpenAI Realtime (GA) protocol without I/O: our commands to client events, server events to ours.
+"""OpenAI Realtime (GA) as a protocol object without I/O.
 
-Everything here is plain data in, plain data out, so every edge case is tested by feeding
-dicts. The connection layer (``realtime.py``) owns the socket, retries and tasks.
+``OpenAIProtocol`` takes our commands and the server's events (dicts) and decides every client
+event: when a reply may be asked for (the API refuses a second active response), what barge-in
+sends (nothing to cancel when server VAD already cancels), what a new connection is given
+(settings, then the conversation in order, never a tool output without its call, then held
+audio, then the replies still owed), and which replies a lost link cut (closed as interrupted).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from vision_agents.core.llm.tools import ToolSchema
-
-AUDIO_RATE = 24000
-"""The only PCM rate the Realtime API takes and gives: 24 kHz, mono, 16-bit little endian."""
-
-JsonDict = dict[str, Any]
-
-
-@dataclass
-class SessionSettings:
-    """What ``session.update`` carries; re-sent on every (re)connect."""
-
-    model: str = "gpt-realtime"
-    instructions: str = ""
-    voice: str | None = "marin"
-    turn_detection: JsonDict | None = field(
-        default_factory=lambda: {"type": "server_vad", "create_response": True}
-    )
-    """``None`` turns detection off: call ``commit_audio`` and ``generate_reply`` yourself."""
-    transcription_model: str | None = "whisper-1"
-    output_modalities: list[Literal["audio", "text"]] = field(default_factory=lambda: ["audio"])
-    tools: list[ToolSchema] = field(default_factory=list)
-    extra: JsonDict = field(default_factory=dict)
-    """More ``session`` fields, passed through as given (validated by the server)."""
-
-    def to_session(self, *, include_model: bool = True) -> JsonDict:
-        audio_in: JsonDict = {
-            "format": {"type": "audio/pcm", "rate": AUDIO_RATE},
-            "turn_detection": self.turn_detection,
-        }
-        if self.transcription_model:
-            audio_in["transcription"] = {"model": self.transcription_model}
-        audio_out: JsonDict = {"format": {"type": "audio/pcm", "rate": AUDIO_RATE}}
-        if self.voice:
-            audio_out["voice"] = self.voice
-        session: JsonDict = {
-            "type": "realtime",
-            "instructions": self.instructions,
-            "output_modalities": list(self.output_modalities),
-            "audio": {"input": audio_in, "output": audio_out},
-            "tools": [t.to_openai() for t in self.tools],
-            "tool_choice": "auto",
-        }
-        if include_model:
-            session["model"] = self.model
-        session.update(self.extra)
-        return session
-
-
-# -- client events (our commands -> provider JSON) ---------------------------------------
-
-
-def session_update(settings: SessionSettings, *, include_model: bool = True) -> JsonDict:
-    return {"type": "session.update", "session": settings.to_session(include_model=include_model)}
-
-
-def audio_append(pcm_24k_s16: bytes) -> JsonDict:
-    return {
-        "type": "input_audio_buffer.append",
-        "audio": base64.b64encode(pcm_24k_s16).decode("ascii"),
-    }
-
-
-def audio_commit() -> JsonDict:
-    return {"type": "input_audio_buffer.commit"}
-
-
-def audio_clear() -> JsonDict:
-    return {"type": "input_audio_buffer.clear"}
-
-
-def image_item(jpeg: bytes) -> JsonDict:
-    url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-    return {
-        "type": "conversation.item.create",
-        "item": {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_image", "image_url": url}],
-        },
-    }
-
-
-def item_create(item: JsonDict) -> JsonDict:
-    return {"type": "conversation.item.create", "item": item}
-
-
-def user_text_item(text: str) -> JsonDict:
-    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-
-
-def assistant_text_item(text: str) -> JsonDict:
-    return {
-        "type": "message",
-        "role": "assistant",
-        "content": [{"type": "output_text", "text": text}],
-    }
-
-
-def function_call_item(call_id: str, name: str, arguments: str) -> JsonDict:
-    return {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments}
-
-
-def function_output_item(call_id: str, output: str) -> JsonDict:
-    return {"type": "function_call_output", "call_id": call_id, "output": output}
-
-
-def response_create(
-    instructions: str | None = None, metadata: dict[str, str] | None = None
-) -> JsonDict:
-    response: JsonDict = {}
-    if instructions is not None:
-        response["instructions"] = instructions
-    if metadata:
-        response["metadata"] = metadata
-    return (
-        {"type": "response.create", "response": response}
-        if response
-        else {"type": "response.create"}
-    )
-
-
-def response_cancel() -> JsonDict:
-    return {"type": "response.cancel"}
-
-
-def output_audio_clear() -> JsonDict:
-    """WebRTC only: stop the server streaming the rest of the response's audio."""
-    return {"type": "output_audio_buffer.clear"}
-
-
-def truncate(item_id: str, audio_end_ms: int, content_index: int = 0) -> JsonDict:
-    return {
-        "type": "conversation.item.truncate",
-        "item_id": item_id,
-        "content_index": content_index,
-        "audio_end_ms": max(0, int(audio_end_ms)),
-    }
-
-
-# -- our events (provider JSON -> typed) -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SessionReady:
-    session: JsonDict
-
-
-@dataclass(frozen=True)
-class AudioDelta:
-    pcm: bytes  # 24 kHz mono s16le
-    response_id: str
-    item_id: str
-
-
-@dataclass(frozen=True)
-class AudioDone:
-    response_id: str | None
-    interrupted: bool
-
-
-@dataclass(frozen=True)
-class UserTranscript:
-    text: str
-    item_id: str
-
-
-@dataclass(frozen=True)
-class AgentTranscript:
-    text: str
-    response_id: str
-    item_id: str
-
-
-@dataclass(frozen=True)
-class TextResponse:
-    text: str
-    response_id: str
-    item_id: str | None
-    is_complete: bool
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    call_id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class SpeechStarted:
-    item_id: str | None
-
-
-@dataclass(frozen=True)
-class ResponseFinished:
-    response_id: str
-    status: str
-    text: str
-    metadata: dict[str, str] | None
-
-
-@dataclass(frozen=True)
-class ServerError:
-    message: str
-    code: str | None
-    event_id: str | None
-
-
-@dataclass(frozen=True)
-class Send:
-    """A client event the state machine wants sent (barge-in, deferred ``response.create``)."""
-
-    event: JsonDict
-
-
-ProtocolEvent = (
-    SessionReady
-    | AudioDelta
-    | AudioDone
-    | UserTranscript
-    | AgentTranscript
-    | TextResponse
-    | ToolCall
-    | SpeechStarted
-    | ResponseFinished
-    | ServerError
-    | Send
+from typing import Any
+
+from vision_agents.core.audio import PcmData
+from vision_agents.core.errors import ProtocolViolation, ProviderError
+from vision_agents.core.llm.protocol import (
+    AgentTranscript,
+    AudioDone,
+    AudioOut,
+    ErrorReported,
+    RealtimeProtocol,
+    ReplyFinished,
+    SwitchRequested,
+    TextOut,
+    ToolCall,
+    UserTranscript,
+)
+from vision_agents.core.llm.tools import ToolResult
+from vision_agents.plugins.openai.messages import (
+    AUDIO_RATE,
+    JsonDict,
+    SessionSettings,
+    assistant_text_item,
+    audio_append,
+    audio_clear,
+    audio_commit,
+    dumps,
+    function_call_item,
+    function_output_item,
+    image_item,
+    item_create,
+    output_audio_clear,
+    response_cancel,
+    response_create,
+    session_update,
+    truncate,
+    user_text_item,
 )
 
+__all__ = [
+    "AUDIO_RATE",
+    "BENIGN_ERRORS",
+    "MediaAudio",
+    "OpenAIProtocol",
+    "PlayedMs",
+    "SessionSettings",
+    "dumps",
+    "estimate_played_ms",
+]
 
-@dataclass
-class _Playing:
-    item_id: str
-    response_id: str
-    first_audio_at: float
-    audio_ms: float = 0.0
-    offset_ms: float = 0.0  # the response's audio before this item (several audio items)
+REPLY_TAG = "vision_agents_reply"
+"""Response metadata key that ties a ``response.create`` to its ``response.created``."""
 
+BENIGN_ERRORS = frozenset({"response_cancel_not_active"})
+"""Error codes that only say a race was lost harmlessly; logged, never surfaced."""
 
-@dataclass
-class _Response:
-    id: str
-    metadata: dict[str, str] | None
-    text: list[str] = field(default_factory=list)
-    had_audio: bool = False
-    audio_item: str | None = None  # the assistant message item that carries the audio
-    call_names: dict[str, str] = field(default_factory=dict)  # item_id -> tool name
-    call_args: dict[str, list[str]] = field(default_factory=dict)  # item_id -> deltas
-
+MAX_AUDIO_DELTA_BYTES = 2 * AUDIO_RATE * 30
+"""One audio delta longer than 30 s is not something the service sends: refused."""
 
 PlayedMs = Callable[[str, float, float | None], float]
 """``(item_id, received_ms, first_audio_at) -> played_ms`` for barge-in truncation."""
-
-
-@dataclass
-class _Streaming:
-    """WebRTC: the response whose audio the server is streaming on the media track."""
-
-    response_id: str
-    item_id: str
-    had_audio: bool = False
 
 
 def estimate_played_ms(clock: Callable[[], float]) -> PlayedMs:
@@ -290,120 +89,420 @@ def estimate_played_ms(clock: Callable[[], float]) -> PlayedMs:
     return played
 
 
-class ProtocolState:
-    """Session state: current response, assistant audio item, tool calls, conversation so far.
+@dataclass
+class _Playing:
+    item_id: str
+    response_id: str
+    first_audio_at: float
+    offset_ms: float = 0.0  # the response's audio before this item (several audio items)
+    audio_ms: float = 0.0
 
-    ``feed(server_event) -> [our events]``. The conversation (user and assistant text, tool
-    calls and their outputs) is kept so a new connection can be given it again.
-    """
+
+@dataclass
+class _Response:
+    id: str
+    tag: str | None
+    text: list[str] = field(default_factory=list)
+    had_audio: bool = False
+    done_sent: bool = False  # its AudioDone went out (barge-in): never a second one
+    audio_item: str | None = None
+    call_names: dict[str, str] = field(default_factory=dict)
+    call_args: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class _Streaming:
+    """WebRTC: the response whose audio the server streams on the media track."""
+
+    response_id: str
+    item_id: str
+    had_audio: bool = False
+
+
+@dataclass(frozen=True)
+class MediaAudio:
+    """WebRTC: user audio for the link's microphone track (not a data channel message)."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True)
+class _ReplyRequest:
+    instructions: str | None
+    tag: str
+
+
+class OpenAIProtocol(RealtimeProtocol):
+    """Session state and every decision of the OpenAI Realtime protocol."""
+
+    input_rate = AUDIO_RATE
+    provider = "openai_realtime"
 
     def __init__(
         self,
+        settings: SessionSettings | None = None,
         *,
+        provider: str = "openai_realtime",
+        media_audio: bool = False,
         clock: Callable[[], float] = time.monotonic,
         played_ms: PlayedMs | None = None,
         max_history: int = 200,
-        media_audio: bool = False,
+        audio_backlog_s: float = 10.0,
     ) -> None:
-        self._clock = clock
+        super().__init__(audio_backlog_s=audio_backlog_s)
+        self.provider = provider
+        self.settings = settings or SessionSettings()
         self.media_audio = media_audio
-        """WebRTC: audio comes on a media track between ``output_audio_buffer.started`` and
-        ``.stopped`` (fed through ``track_audio``), not as ``response.output_audio.delta``."""
-        self._streaming: _Streaming | None = None
-        self.response_played_ms: Callable[[str], float | None] | None = None
-        """``response_id -> ms played`` from the real player (the Agent's audio track); when
-        it knows the response, it wins over ``played_ms``."""
+        """WebRTC: the model's audio comes on a media track (``track_audio``), not as deltas."""
+        self._clock = clock
         self._played_ms = played_ms or estimate_played_ms(clock)
-        self._response: _Response | None = None
-        self._pending_response_create = False
-        self._playing: _Playing | None = None
-        self._open_calls: set[str] = set()
+        self.response_played_ms: Callable[[str], float | None] | None = None
+        """``response_id -> ms played`` from the real player; wins over ``played_ms``."""
         self.history: list[JsonDict] = []
         self.max_history = max_history
         self.truncations: list[tuple[str, int]] = []
+        self._response: _Response | None = None
+        self._requested: _ReplyRequest | None = None  # sent, its response.created not seen yet
+        self._queue: deque[_ReplyRequest] = deque()
+        self._open_calls: set[str] = set()
+        self._reply_after_calls = False
+        self._cancelled: set[str] = set()
+        self._playing: _Playing | None = None
+        self._streaming: _Streaming | None = None
+        self._expired = False
 
-    # -- what the connection layer tells us about the client side -----------------------
+    # -- state -------------------------------------------------------------------------------
 
     @property
     def response_active(self) -> bool:
-        return self._response is not None
+        return self._response is not None or self._requested is not None
+
+    @property
+    def server_interrupts(self) -> bool:
+        """Server VAD cancels the reply itself when the user speaks (``interrupt_response``
+        defaults to true), so barge-in must not send ``response.cancel`` again."""
+        td = self.settings.turn_detection
+        return td is not None and td.get("interrupt_response", True) is not False
+
+    @property
+    def pending_replies(self) -> int:
+        return len(self._queue) + (self._requested is not None)
 
     def remember(self, item: JsonDict) -> None:
         self.history.append(item)
         if len(self.history) > self.max_history:
             del self.history[: len(self.history) - self.max_history]
 
-    def tool_output(self, call_id: str, output: str) -> list[JsonDict]:
-        """Client events for a finished tool: its output, then a response (now, or after
-        the active one is done: the API refuses a second active response)."""
-        item = function_output_item(call_id, output)
+    def replay_items(self) -> list[JsonDict]:
+        """The conversation for a new connection, in order; a tool output whose call was
+        trimmed away is left out (the API refuses an output without its call)."""
+        calls = {i["call_id"] for i in self.history if i.get("type") == "function_call"}
+        return [
+            i
+            for i in self.history
+            if i.get("type") != "function_call_output" or i.get("call_id") in calls
+        ]
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def send_text(self, text: str) -> None:
+        item = user_text_item(text)
+        self.remember(item)
+        if self.connected:
+            self._send(item_create(item))
+        self.request_reply()
+
+    def send_tool_result(self, result: ToolResult) -> None:
+        call_id = result.call_id or ""
+        item = function_output_item(call_id, result.to_json())
         self.remember(item)
         self._open_calls.discard(call_id)
-        events = [item_create(item)]
-        if self._open_calls:  # one response.create once every call of the turn is answered
-            self._pending_response_create = True
-        elif self._response is None:
-            self._pending_response_create = False
-            events.append(response_create())
-        else:
-            self._pending_response_create = True
-        return events
+        if self.connected:
+            self._send(item_create(item))
+        if self._open_calls or self._response is not None:
+            # One reply once every call of the turn is answered and the response that made
+            # the calls is done (it may still announce more calls).
+            self._reply_after_calls = True
+            return
+        self._reply_after_calls = False
+        self.request_reply()
 
-    def replay(self, settings: SessionSettings) -> list[JsonDict]:
-        """What a fresh connection needs: settings and tools, then the conversation so far."""
-        return [session_update(settings)] + [item_create(dict(i)) for i in self.history]
+    def request_reply(self, instructions: str | None = None, tag: str | None = None) -> None:
+        self._queue.append(_ReplyRequest(instructions, tag or uuid.uuid4().hex))
+        self._next_reply()
 
-    def reset_connection(self) -> list[ProtocolEvent]:
-        """The socket dropped: an unfinished response is gone; close its audio."""
-        out: list[ProtocolEvent] = []
-        self._playing = None
-        streaming, self._streaming = self._streaming, None
-        if streaming is not None and streaming.had_audio:
-            out.append(AudioDone(streaming.response_id, interrupted=True))
-        if self._response is not None:
-            if self._response.had_audio:
-                out.append(AudioDone(self._response.id, interrupted=True))
-            self._response = None
-        return out
+    def _next_reply(self) -> None:
+        """Send the next queued ``response.create`` if nothing is active (else after done)."""
+        if not self.connected or self.response_active or not self._queue or self._open_calls:
+            return
+        request = self._queue.popleft()
+        self._requested = request
+        self._send(response_create(request.instructions, {REPLY_TAG: request.tag}))
 
-    def interrupt(self) -> list[ProtocolEvent]:
-        """Barge-in: cancel the active response and truncate the assistant audio still playing
-        (it may outlive its ``response.done``: audio arrives faster than it plays)."""
-        resp, playing = self._response, self._playing
-        out: list[ProtocolEvent] = []
+    def update_session(self) -> None:
+        if self.connected:
+            self._send(session_update(self.settings, include_model=False))
+
+    def commit_audio(self) -> None:
+        if self.connected:
+            self._send(audio_commit())
+
+    def clear_audio(self) -> None:
+        if self.connected:
+            self._send(audio_clear())
+
+    def truncate(self, item_id: str, audio_end_ms: int, content_index: int = 0) -> None:
+        if self.connected:
+            self._send(truncate(item_id, audio_end_ms, content_index))
+
+    def interrupt(self) -> None:
+        """Stop the reply: cancel it if one is active, truncate what still plays."""
+        self._barge_in(cancel=True)
+
+    def _barge_in(self, *, cancel: bool) -> None:
+        resp, playing, streaming = self._response, self._playing, self._streaming
         if resp is not None:
-            out.append(Send(response_cancel()))
+            self._cancelled.add(resp.id)
+            if cancel and self.connected:
+                self._send(response_cancel())
         still_playing = False
-        if playing is not None:
+        # Over WebRTC the server plays the audio and cuts it itself on a VAD barge-in.
+        if playing is not None and (cancel or not self.media_audio):
             played = self._played_of(playing)
             if played < playing.audio_ms - 1:
                 still_playing = True
                 end = int(played)
                 self.truncations.append((playing.item_id, end))
-                out.append(Send(truncate(playing.item_id, end)))
+                if self.connected:
+                    self._send(truncate(playing.item_id, end))
         self._playing = None
-        streaming, self._streaming = self._streaming, None
         if streaming is not None:
-            out.append(Send(output_audio_clear()))
+            self._streaming = None
+            if cancel and self.connected:
+                self._send(output_audio_clear())
             if streaming.had_audio:
-                out.append(AudioDone(streaming.response_id, interrupted=True))
-            still_playing = False
+                self._close_audio(streaming.response_id)
+            return
         if resp is not None and resp.had_audio:
-            out.append(AudioDone(resp.id, interrupted=True))
-            resp.had_audio = False  # one done event per response
+            self._close_audio(resp.id)
         elif still_playing and playing is not None:
-            out.append(AudioDone(playing.response_id, interrupted=True))
-        return out
+            self._close_audio(playing.response_id)
 
-    def track_audio(self, pcm_24k_s16: bytes) -> list[ProtocolEvent]:
-        """WebRTC: audio from the media track; kept only while a response is streaming
-        (between ``output_audio_buffer.started`` and ``.stopped``), silence otherwise."""
+    def _close_audio(self, response_id: str) -> None:
+        resp = self._response
+        if resp is not None and resp.id == response_id:
+            if resp.done_sent:
+                return
+            resp.done_sent = True
+        self._event(AudioDone(response_id, interrupted=True))
+
+    def track_audio(self, pcm_24k_s16: bytes) -> None:
+        """WebRTC: audio from the media track, kept only while a response streams."""
         streaming = self._streaming
         if streaming is None or not pcm_24k_s16:
-            return []
+            return
         self._advance_playing(streaming.item_id, streaming.response_id, len(pcm_24k_s16))
         streaming.had_audio = True
-        return [AudioDelta(pcm_24k_s16, streaming.response_id, streaming.item_id)]
+        pcm = PcmData.from_bytes(pcm_24k_s16, AUDIO_RATE, 1, "s16")
+        self._event(AudioOut(pcm, streaming.response_id))
+
+    # -- connection switches -------------------------------------------------------------------
+
+    def _audio_message(self, pcm: bytes) -> JsonDict | MediaAudio:
+        return MediaAudio(pcm) if self.media_audio else audio_append(pcm)
+
+    def _frame_message(self, jpeg: bytes) -> JsonDict:
+        return image_item(jpeg)
+
+    def _replay_session(self) -> None:
+        self._expired = False
+        self._send(session_update(self.settings))
+        for item in self.replay_items():
+            self._send(item_create(dict(item)))
+
+    def _resume_turns(self) -> None:
+        if self._reply_after_calls and not self._open_calls:
+            self._reply_after_calls = False
+            self._queue.append(_ReplyRequest(None, uuid.uuid4().hex))
+        self._next_reply()
+
+    def _on_connection_lost(self) -> None:
+        self._playing = None
+        streaming, self._streaming = self._streaming, None
+        if streaming is not None and streaming.had_audio:
+            self._close_audio(streaming.response_id)
+        resp, self._response = self._response, None
+        requested, self._requested = self._requested, None
+        if resp is not None:
+            if resp.had_audio and not resp.done_sent:
+                self._event(AudioDone(resp.id, interrupted=True))
+            self._event(ReplyFinished(resp.id, "interrupted", "", None))
+            # The turn it answered is still owed a reply: ask again on the next link.
+            if resp.id not in self._cancelled:
+                self._queue.appendleft(_ReplyRequest(None, resp.tag or uuid.uuid4().hex))
+        if requested is not None and (resp is None or resp.tag != requested.tag):
+            self._queue.appendleft(requested)
+        self._cancelled.clear()
+
+    # -- server events -------------------------------------------------------------------------
+
+    def receive(self, message: Any) -> None:
+        if not isinstance(message, dict):
+            raise ProtocolViolation(f"expected a JSON object, got {type(message).__name__}")
+        handler = _HANDLERS.get(str(message.get("type", "")))
+        if handler is not None:
+            handler(self, message)
+
+    def _current(self, e: JsonDict) -> _Response:
+        rid = str(e.get("response_id", ""))
+        if self._response is None or self._response.id != rid:
+            self._response = _Response(id=rid, tag=None)
+        return self._response
+
+    def _on_speech_started(self, e: JsonDict) -> None:
+        # Server VAD cancels the active response itself: sending response.cancel as well
+        # only earns a response_cancel_not_active error. We still cut what plays locally.
+        self._barge_in(cancel=not self.server_interrupts)
+
+    def _on_user_transcript(self, e: JsonDict) -> None:
+        text = str(e.get("transcript") or "")
+        if text:
+            self.remember(user_text_item(text))
+        self._event(UserTranscript(text))
+
+    def _on_transcription_failed(self, e: JsonDict) -> None:
+        err = e.get("error") or {}
+        error = ProviderError(self.provider, err.get("code"), str(err.get("message", "")))
+        self._event(ErrorReported(error, "input audio transcription failed"))
+
+    def _on_response_created(self, e: JsonDict) -> None:
+        r = e.get("response") or {}
+        tag = (r.get("metadata") or {}).get(REPLY_TAG)
+        if self._requested is not None and tag == self._requested.tag:
+            self._requested = None
+        self._response = _Response(id=str(r.get("id", "")), tag=tag)
+
+    def _on_item_added(self, e: JsonDict) -> None:
+        resp = self._current(e)
+        item = e.get("item") or {}
+        if item.get("type") == "message" and resp.audio_item is None:
+            resp.audio_item = str(item.get("id", ""))
+        if item.get("type") == "function_call":
+            resp.call_names[str(item.get("id"))] = str(item.get("name", ""))
+            resp.call_args[str(item.get("id"))] = []
+
+    def _on_audio_delta(self, e: JsonDict) -> None:
+        resp = self._current(e)
+        if resp.id in self._cancelled:
+            return  # in flight when the user barged in: never played
+        data = e.get("delta") or ""
+        if len(data) > MAX_AUDIO_DELTA_BYTES * 4 // 3 + 4:
+            raise ProtocolViolation(f"an audio delta of {len(data)} base64 chars (limit 30 s)")
+        try:
+            pcm = base64.b64decode(data, validate=True)
+        except ValueError:
+            raise ProtocolViolation("an audio delta that is not base64") from None
+        if len(pcm) % 2:
+            raise ProtocolViolation("an audio delta with an odd byte count (not 16-bit PCM)")
+        item_id = str(e.get("item_id", ""))
+        self._advance_playing(item_id, resp.id, len(pcm))
+        resp.had_audio = True
+        self._event(AudioOut(PcmData.from_bytes(pcm, AUDIO_RATE, 1, "s16"), resp.id))
+
+    def _on_buffer_started(self, e: JsonDict) -> None:
+        rid = str(e.get("response_id", ""))
+        resp = self._response if self._response and self._response.id == rid else None
+        item = resp.audio_item if resp and resp.audio_item else rid
+        self._streaming = _Streaming(rid, item)
+
+    def _on_buffer_stopped(self, e: JsonDict) -> None:
+        streaming = self._streaming
+        if streaming is None or streaming.response_id != str(e.get("response_id", "")):
+            return
+        self._streaming = None
+        if streaming.had_audio:
+            interrupted = e.get("type") == "output_audio_buffer.cleared"
+            self._event(AudioDone(streaming.response_id, interrupted))
+
+    def _on_transcript_done(self, e: JsonDict) -> None:
+        resp = self._current(e)
+        text = str(e.get("transcript") or "")
+        resp.text.append(text)
+        self._event(AgentTranscript(text, resp.id))
+
+    def _on_text_delta(self, e: JsonDict) -> None:
+        resp = self._current(e)
+        self._event(TextOut(str(e.get("delta", "")), resp.id, False, e.get("item_id")))
+
+    def _on_text_done(self, e: JsonDict) -> None:
+        resp = self._current(e)
+        text = str(e.get("text") or "")
+        resp.text.append(text)
+        self._event(TextOut(text, resp.id, True, e.get("item_id")))
+
+    def _on_args_delta(self, e: JsonDict) -> None:
+        resp = self._current(e)
+        resp.call_args.setdefault(str(e.get("item_id")), []).append(str(e.get("delta", "")))
+
+    def _on_args_done(self, e: JsonDict) -> None:
+        resp = self._current(e)
+        item_id = str(e.get("item_id"))
+        deltas = resp.call_args.pop(item_id, [])
+        arguments = e.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = "".join(deltas)
+        name = str(e.get("name") or resp.call_names.get(item_id, ""))
+        call_id = str(e.get("call_id", ""))
+        self.remember(function_call_item(call_id, name, arguments))
+        self._open_calls.add(call_id)
+        self._event(ToolCall(call_id, name, arguments))
+
+    def _on_response_done(self, e: JsonDict) -> None:
+        r = e.get("response") or {}
+        rid = str(r.get("id", ""))
+        resp = self._response if self._response and self._response.id == rid else None
+        self._response = None
+        self._cancelled.discard(rid)
+        text = " ".join(t for t in (resp.text if resp else []) if t)
+        status = str(r.get("status", "completed"))
+        if text and status == "completed":
+            self.remember(assistant_text_item(text))
+        if resp is not None and resp.had_audio and not resp.done_sent:
+            self._event(AudioDone(rid, interrupted=status != "completed"))
+        if status == "failed":
+            err = (r.get("status_details") or {}).get("error") or {}
+            error = ProviderError(
+                self.provider, err.get("code") or err.get("type"), str(err.get("message", ""))
+            )
+            self._event(ErrorReported(error, "the response failed"))
+        tag = (r.get("metadata") or {}).get(REPLY_TAG) or (resp.tag if resp else None)
+        self._event(ReplyFinished(rid, status, text, tag))
+        if self._reply_after_calls and not self._open_calls:
+            self._reply_after_calls = False
+            self._queue.append(_ReplyRequest(None, uuid.uuid4().hex))
+        self._next_reply()
+
+    def _on_error(self, e: JsonDict) -> None:
+        err = e.get("error") or {}
+        code = err.get("code")
+        if code == "conversation_already_has_active_response" and self._requested is not None:
+            # Our request raced a response the server started itself: ask again after it.
+            self._queue.appendleft(self._requested)
+            self._requested = None
+            return
+        if code == "session_expired":
+            # The service ends a session at its time limit and answers everything after
+            # with this error while the socket stays open: move to a new connection once.
+            if not self._expired:
+                self._expired = True
+                self._event(SwitchRequested("the session expired", usable=False))
+            return
+        if code in BENIGN_ERRORS:
+            return
+        error = ProviderError(self.provider, code, str(err.get("message", "")), err.get("event_id"))
+        self._event(ErrorReported(error, "server error"))
+
+    # -- barge-in position ---------------------------------------------------------------------
 
     def _played_of(self, playing: _Playing) -> float:
         whole = self.response_played_ms(playing.response_id) if self.response_played_ms else None
@@ -420,151 +519,22 @@ class ProtocolState:
             prev = self._playing = _Playing(item_id, response_id, self._clock(), offset)
         prev.audio_ms += nbytes / 2 / AUDIO_RATE * 1000.0
 
-    # -- server events ------------------------------------------------------------------
 
-    def feed(self, event: JsonDict) -> list[ProtocolEvent]:
-        kind = event.get("type", "")
-        handler = _HANDLERS.get(kind)
-        return handler(self, event) if handler is not None else []
-
-    def _session(self, e: JsonDict) -> list[ProtocolEvent]:
-        return [SessionReady(dict(e.get("session") or {}))]
-
-    def _speech_started(self, e: JsonDict) -> list[ProtocolEvent]:
-        return [SpeechStarted(e.get("item_id")), *self.interrupt()]
-
-    def _user_transcript(self, e: JsonDict) -> list[ProtocolEvent]:
-        text = str(e.get("transcript") or "")
-        if text:
-            self.remember(user_text_item(text))
-        return [UserTranscript(text, str(e.get("item_id", "")))]
-
-    def _response_created(self, e: JsonDict) -> list[ProtocolEvent]:
-        r = e.get("response") or {}
-        self._response = _Response(id=str(r.get("id", "")), metadata=r.get("metadata"))
-        return []
-
-    def _current(self, e: JsonDict) -> _Response:
-        rid = str(e.get("response_id", ""))
-        if self._response is None or self._response.id != rid:
-            self._response = _Response(id=rid, metadata=None)
-        return self._response
-
-    def _item_added(self, e: JsonDict) -> list[ProtocolEvent]:
-        resp = self._current(e)
-        item = e.get("item") or {}
-        if item.get("type") == "message" and resp.audio_item is None:
-            resp.audio_item = str(item.get("id", ""))
-        if item.get("type") == "function_call":
-            resp.call_names[str(item.get("id"))] = str(item.get("name", ""))
-            resp.call_args[str(item.get("id"))] = []
-        return []
-
-    def _audio_delta(self, e: JsonDict) -> list[ProtocolEvent]:
-        resp = self._current(e)
-        pcm = base64.b64decode(e.get("delta") or "")
-        item_id = str(e.get("item_id", ""))
-        self._advance_playing(item_id, resp.id, len(pcm))
-        resp.had_audio = True
-        return [AudioDelta(pcm, resp.id, item_id)]
-
-    def _buffer_started(self, e: JsonDict) -> list[ProtocolEvent]:
-        rid = str(e.get("response_id", ""))
-        resp = self._response if self._response and self._response.id == rid else None
-        item = resp.audio_item if resp and resp.audio_item else rid
-        self._streaming = _Streaming(rid, item)
-        return []
-
-    def _buffer_stopped(self, e: JsonDict) -> list[ProtocolEvent]:
-        streaming = self._streaming
-        if streaming is None or streaming.response_id != str(e.get("response_id", "")):
-            return []
-        self._streaming = None
-        interrupted = e.get("type") == "output_audio_buffer.cleared"
-        return [AudioDone(streaming.response_id, interrupted)] if streaming.had_audio else []
-
-    def _transcript_done(self, e: JsonDict) -> list[ProtocolEvent]:
-        resp = self._current(e)
-        text = str(e.get("transcript") or "")
-        resp.text.append(text)
-        return [AgentTranscript(text, resp.id, str(e.get("item_id", "")))]
-
-    def _text_delta(self, e: JsonDict) -> list[ProtocolEvent]:
-        resp = self._current(e)
-        return [TextResponse(str(e.get("delta", "")), resp.id, e.get("item_id"), False)]
-
-    def _text_done(self, e: JsonDict) -> list[ProtocolEvent]:
-        resp = self._current(e)
-        text = str(e.get("text") or "")
-        resp.text.append(text)
-        return [TextResponse(text, resp.id, e.get("item_id"), True)]
-
-    def _args_delta(self, e: JsonDict) -> list[ProtocolEvent]:
-        resp = self._current(e)
-        resp.call_args.setdefault(str(e.get("item_id")), []).append(str(e.get("delta", "")))
-        return []
-
-    def _args_done(self, e: JsonDict) -> list[ProtocolEvent]:
-        resp = self._current(e)
-        item_id = str(e.get("item_id"))
-        deltas = resp.call_args.pop(item_id, [])
-        arguments = e.get("arguments")
-        if not isinstance(arguments, str):
-            arguments = "".join(deltas)
-        name = str(e.get("name") or resp.call_names.get(item_id, ""))
-        call_id = str(e.get("call_id", ""))
-        self.remember(function_call_item(call_id, name, arguments))
-        self._open_calls.add(call_id)
-        return [ToolCall(call_id, name, arguments)]
-
-    def _response_done(self, e: JsonDict) -> list[ProtocolEvent]:
-        r = e.get("response") or {}
-        rid = str(r.get("id", ""))
-        resp = self._response if self._response and self._response.id == rid else None
-        self._response = None
-        text = " ".join(t for t in (resp.text if resp else []) if t)
-        status = str(r.get("status", "completed"))
-        if text and status == "completed":
-            self.remember(assistant_text_item(text))
-        out: list[ProtocolEvent] = []
-        if resp is not None and resp.had_audio:
-            out.append(AudioDone(rid, interrupted=status != "completed"))
-        out.append(ResponseFinished(rid, status, text, r.get("metadata")))
-        if self._pending_response_create and not self._open_calls:
-            self._pending_response_create = False
-            out.append(Send(response_create()))
-        return out
-
-    def _error(self, e: JsonDict) -> list[ProtocolEvent]:
-        err = e.get("error") or {}
-        return [ServerError(str(err.get("message", "")), err.get("code"), err.get("event_id"))]
-
-
-_HANDLERS: dict[str, Callable[[ProtocolState, JsonDict], list[ProtocolEvent]]] = {
-    "session.created": ProtocolState._session,
-    "session.updated": ProtocolState._session,
-    "input_audio_buffer.speech_started": ProtocolState._speech_started,
-    "conversation.item.input_audio_transcription.completed": ProtocolState._user_transcript,
-    "response.created": ProtocolState._response_created,
-    "response.output_item.added": ProtocolState._item_added,
-    "response.output_audio.delta": ProtocolState._audio_delta,
-    "response.output_audio_transcript.done": ProtocolState._transcript_done,
-    "output_audio_buffer.started": ProtocolState._buffer_started,
-    "output_audio_buffer.stopped": ProtocolState._buffer_stopped,
-    "output_audio_buffer.cleared": ProtocolState._buffer_stopped,
-    "response.output_text.delta": ProtocolState._text_delta,
-    "response.output_text.done": ProtocolState._text_done,
-    "response.function_call_arguments.delta": ProtocolState._args_delta,
-    "response.function_call_arguments.done": ProtocolState._args_done,
-    "response.done": ProtocolState._response_done,
-    "error": ProtocolState._error,
+_HANDLERS: dict[str, Callable[[OpenAIProtocol, JsonDict], None]] = {
+    "input_audio_buffer.speech_started": OpenAIProtocol._on_speech_started,
+    "conversation.item.input_audio_transcription.completed": OpenAIProtocol._on_user_transcript,
+    "conversation.item.input_audio_transcription.failed": OpenAIProtocol._on_transcription_failed,
+    "response.created": OpenAIProtocol._on_response_created,
+    "response.output_item.added": OpenAIProtocol._on_item_added,
+    "response.output_audio.delta": OpenAIProtocol._on_audio_delta,
+    "response.output_audio_transcript.done": OpenAIProtocol._on_transcript_done,
+    "output_audio_buffer.started": OpenAIProtocol._on_buffer_started,
+    "output_audio_buffer.stopped": OpenAIProtocol._on_buffer_stopped,
+    "output_audio_buffer.cleared": OpenAIProtocol._on_buffer_stopped,
+    "response.output_text.delta": OpenAIProtocol._on_text_delta,
+    "response.output_text.done": OpenAIProtocol._on_text_done,
+    "response.function_call_arguments.delta": OpenAIProtocol._on_args_delta,
+    "response.function_call_arguments.done": OpenAIProtocol._on_args_done,
+    "response.done": OpenAIProtocol._on_response_done,
+    "error": OpenAIProtocol._on_error,
 }
-
-
-def new_reply_tag() -> dict[str, str]:
-    """Metadata that ties a ``generate_reply`` to its ``response.created``."""
-    return {"vision_agents_reply": uuid.uuid4().hex}
-
-
-def dumps(event: JsonDict) -> str:
-    return json.dumps(event, separators=(",", ":"))

@@ -6,7 +6,9 @@ from typing import Any, ClassVar, Literal
 
 import openai
 
-from vision_agents.plugins.openai.realtime import ApiKey
+from vision_agents.core.errors import ConfigurationError
+from vision_agents.core.llm.runtime import ApiKey
+from vision_agents.plugins.openai.realtime import _DEFAULT
 from vision_agents.plugins.openai.realtime import Realtime as OpenAIRealtime
 
 XAI_BASE_URL = "https://api.x.ai/v1"
@@ -21,11 +23,16 @@ SERVER_VAD: dict[str, Any] = {
 
 
 class Realtime(OpenAIRealtime):
-    """Grok voice: xAI's base URL and model, voices 'ara', 'eve', 'leo', key from ``XAI_API_KEY``."""
+    """Grok voice: xAI's base URL and model, voices 'ara', 'eve', 'leo', key from ``XAI_API_KEY``.
+
+    Server VAD is on with xAI's documented defaults; ``turn_detection=None`` turns it off, as
+    on the OpenAI plugin.
+    """
 
     provider_name: ClassVar[str] = "xai_realtime"
-    api_key_env: ClassVar[str] = "XAI_API_KEY"
+    api_key_env: ClassVar[tuple[str, ...]] = ("XAI_API_KEY",)
     default_base_url: ClassVar[str | None] = XAI_BASE_URL
+    default_turn_detection: ClassVar[dict[str, Any] | None] = SERVER_VAD
 
     def __init__(
         self,
@@ -34,18 +41,18 @@ class Realtime(OpenAIRealtime):
         fps: float = 1,
         api_key: ApiKey | None = None,
         client: openai.AsyncOpenAI | None = None,
-        turn_detection: dict[str, Any] | None = None,
+        turn_detection: dict[str, Any] | None = _DEFAULT,
         **kwargs: Any,
     ) -> None:
         if voice not in VOICES:
-            raise ValueError(f"xAI voice must be one of {', '.join(VOICES)}; got {voice!r}")
+            raise ConfigurationError(f"xAI voice must be one of {', '.join(VOICES)}; got {voice!r}")
         super().__init__(
             model=model,
             fps=fps,
             api_key=api_key,
             client=client,
             voice=voice,
-            turn_detection=dict(SERVER_VAD) if turn_detection is None else turn_detection,
+            turn_detection=turn_detection,
             **kwargs,
         )
 

@@ -18,6 +18,7 @@ from vision_agents.clients._common import ApiKey, build_realtime, update_options
 from vision_agents.core.audio import PcmData
 from vision_agents.core.events import EventManager
 from vision_agents.core.llm.realtime import Realtime, UnsupportedFeature
+from vision_agents.core.llm.runtime import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -64,18 +65,17 @@ class RealtimeSession:
                     "max_session_duration",
                     "the service announces its limit with goAway and the session resumes itself",
                 )
-            options.update(
-                max_retries=retry.max_retry,
-                retry_backoff=retry.retry_interval,
-                connect_timeout=retry.timeout,
-            )
         else:
-            options.update(
+            options.update(max_session_duration=max_session_duration)
+        options.setdefault(
+            "retry",
+            RetryPolicy(
                 max_retries=retry.max_retry,
-                retry_initial_delay=retry.retry_interval,
-                retry_max_delay=retry.retry_interval,
-                max_session_duration=max_session_duration,
-            )
+                initial_delay=retry.retry_interval,
+                max_delay=retry.retry_interval,
+                connect_timeout=retry.timeout,
+            ),
+        )
         self.realtime: Realtime = build_realtime(
             provider, model=model, api_key=api_key, url=base_url, **options
         )

@@ -293,10 +293,26 @@ class GeminiLiveServer:
                 conn.ws.transport.close()
 
     async def close_connection(self, code: int = 1000, reason: str = "") -> None:
+        """Close with a close frame (1000 clean, 1011 internal error, ...)."""
         conn = self._current
         if conn is not None:
             self._current = None
             await conn.ws.close(code, reason)
+
+    async def stall_close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame, then stop reading: the client's close handshake never finishes
+        and the TCP connection stays open (a peer that hangs while closing)."""
+        conn = self._current
+        if conn is not None:
+            self._current = None
+            conn.ws.transport.pause_reading()
+            conn.ws.protocol.send_close(code, reason)
+            conn.ws.send_data()
+
+    @property
+    def audio_bytes(self) -> int:
+        """User audio received over every connection so far (16 kHz mono s16 bytes)."""
+        return sum(len(a.data) for a in self.audio)
 
     @property
     def latest_handle(self) -> str | None:

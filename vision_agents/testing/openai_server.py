@@ -148,6 +148,7 @@ class Connection:
     playout_task: asyncio.Task[None] | None = None
     inbox: asyncio.Queue[str] | None = None
     reader: asyncio.Task[None] | None = None
+    expired: bool = False
 
     @property
     def transport(self) -> str:
@@ -188,6 +189,7 @@ class OpenAIRealtimeServer:
         self.host, self.port, self.api_key = host, port, api_key
         self.connections: list[Connection] = []
         self.errors: list[JsonDict] = []
+        self._stalled: set[asyncio.Task[Any]] = set()
         self.client_secrets: list[JsonDict] = []
         self.responder: Responder = lambda _e: ScriptedReply(transcript="ok")
         self._script: deque[ScriptedReply] = deque()
@@ -215,6 +217,9 @@ class OpenAIRealtimeServer:
         return self
 
     async def close(self) -> None:
+        for task in list(self._stalled):
+            task.cancel()
+        await asyncio.gather(*self._stalled, return_exceptions=True)
         tasks = [t for c in self.connections for t in c.tasks()]
         for task in tasks:
             task.cancel()
@@ -281,7 +286,11 @@ class OpenAIRealtimeServer:
         await conn.send_text(json.dumps({"event_id": f"event_{self._event_seq}", **event}))
 
     async def speech_started(self, audio_start_ms: int = 0) -> None:
-        """The user starts talking (barge-in): like server VAD, cancels the active response."""
+        """The user starts talking (barge-in). As the service's server VAD does when
+        ``turn_detection.interrupt_response`` is on (the default), the active response is
+        cancelled by the server itself, and over WebRTC the audio still queued for the caller
+        is cleared (``output_audio_buffer.cleared``)."""
+        conn = self.current
         await self.send(
             {
                 "type": "input_audio_buffer.speech_started",
@@ -289,6 +298,21 @@ class OpenAIRealtimeServer:
                 "item_id": _id("item"),
             }
         )
+        if conn is None:
+            return
+        vad = ((conn.session.get("audio") or {}).get("input") or {}).get("turn_detection")
+        if not vad or vad.get("interrupt_response") is False:
+            return
+        task = conn.response_task
+        if task is not None and not task.done():
+            task.cancel()
+        if conn.rtc is not None:
+            conn.rtc.audio_out.clear()
+            if conn.playout_task is not None and not conn.playout_task.done():
+                conn.playout_task.cancel()
+                await self.send(
+                    {"type": "output_audio_buffer.cleared", "response_id": conn.response_id}, conn
+                )
 
     async def user_transcript(self, text: str) -> None:
         await self.send(
@@ -321,6 +345,49 @@ class OpenAIRealtimeServer:
                 transport = conn.ws._req.transport if conn.ws._req else None
                 if transport is not None:
                     transport.abort()
+
+    async def close_connection(self, code: int = 1000, message: str = "") -> None:
+        """Close the current WebSocket with a close frame (1000 clean, 1011 server error)."""
+        conn = self.current
+        if conn is not None and conn.ws is not None:
+            await conn.ws.close(code=code, message=message.encode())
+
+    async def stall_close(self, code: int = 1000) -> None:
+        """Send a close frame, then stop reading: the client's close handshake never finishes
+        and the TCP connection stays open (a peer that hangs while closing)."""
+        conn = self.current
+        if conn is None or conn.ws is None or conn.ws._req is None:
+            return
+        transport = conn.ws._req.transport
+        if transport is not None:
+            transport.pause_reading()
+        task = asyncio.get_running_loop().create_task(conn.ws.close(code=code))
+        self._stalled.add(task)
+        task.add_done_callback(self._stalled.discard)
+
+    async def expire_session(self) -> None:
+        """The session hit its time limit: an ``error`` with ``session_expired``; the socket
+        stays open and the session is no longer usable (as the service does at 60 minutes)."""
+        conn = self.current
+        if conn is None:
+            return
+        conn.expired = True
+        await self.send(
+            {
+                "type": "error",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "session_expired",
+                    "message": "Your session hit the maximum duration of 60 minutes.",
+                },
+            },
+            conn,
+        )
+
+    @property
+    def audio_bytes(self) -> int:
+        """User audio received over every connection so far (24 kHz mono s16 bytes)."""
+        return sum(c.audio_bytes for c in self.connections)
 
     async def wait_connections(self, count: int, within: float = 10.0) -> None:
         await self.wait_for(
@@ -399,6 +466,15 @@ class OpenAIRealtimeServer:
             return
         conn.received.append(data)
         kind = data["type"]
+        if conn.expired:
+            await self._error(
+                conn,
+                ValidationFailed(
+                    "Your session hit the maximum duration of 60 minutes.", "session_expired"
+                ),
+                event_id,
+            )
+            return
         if kind == "session.update":
             conn.session = {**conn.session, **data["session"]}
             await self.send({"type": "session.updated", "session": conn.session}, conn)
@@ -453,6 +529,15 @@ class OpenAIRealtimeServer:
             task = conn.response_task
             if task is not None and not task.done():
                 task.cancel()
+            else:  # the service answers a cancel with nothing active with an error
+                await self._error(
+                    conn,
+                    ValidationFailed(
+                        "Cancellation failed: no active response found",
+                        "response_cancel_not_active",
+                    ),
+                    event_id,
+                )
         elif kind == "response.create":
             if conn.response_task is not None and not conn.response_task.done():
                 await self._error(

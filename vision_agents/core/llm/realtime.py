@@ -15,6 +15,7 @@ import aiortc
 import av
 
 from vision_agents.core.audio import PcmData
+from vision_agents.core.errors import ConfigurationError, UnsupportedFeature
 from vision_agents.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
     RealtimeAudioInputEvent,
@@ -35,13 +36,7 @@ from vision_agents.core.utils.video_forwarder import VideoForwarder
 
 logger = logging.getLogger(__name__)
 
-
-class UnsupportedFeature(NotImplementedError):
-    """The provider cannot do what was asked (never a silent no-op); names both."""
-
-    def __init__(self, provider: str, feature: str, hint: str = "") -> None:
-        self.provider, self.feature = provider, feature
-        super().__init__(f"{provider} does not support {feature}" + (f": {hint}" if hint else ""))
+__all__ = ["Realtime", "UnsupportedFeature"]
 
 
 class Realtime(OmniLLM, ABC):
@@ -345,7 +340,9 @@ def _check_fps(fps: float) -> float:
     try:
         value = float(fps)
     except (TypeError, ValueError):
-        raise ValueError(f"fps must be a positive number of frames a second, got {fps!r}") from None
+        raise ConfigurationError(
+            f"fps must be a positive number of frames a second, got {fps!r}"
+        ) from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"fps must be a positive number of frames a second, got {fps!r}")
+        raise ConfigurationError(f"fps must be a positive number of frames a second, got {fps!r}")
     return value

@@ -1,0 +1,330 @@
+"""The pure side of a realtime provider: a protocol object with no I/O.
+
+In the style of python-websockets' ``Protocol``: our commands go in (``send_text``,
+``send_audio``, ``send_frame``, ``send_tool_result``, ``request_reply``, ``interrupt``,
+``connection_made``, ``connection_lost``), provider messages go in (``receive``), and two
+lists come out: provider messages to send (``data_to_send``) and our typed events
+(``events_received``). Every protocol decision lives in the provider's subclass, so it is
+tested by feeding messages, without a network. ``ConnectionRuntime`` does the I/O.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from vision_agents.core.audio import PcmData
+from vision_agents.core.errors import ProtocolViolation
+from vision_agents.core.llm.tools import ToolResult
+
+# -- events a protocol object produces (provider neutral) --------------------------------
+
+
+@dataclass(frozen=True)
+class AudioOut:
+    pcm: PcmData
+    response_id: str
+
+
+@dataclass(frozen=True)
+class AudioDone:
+    response_id: str
+    interrupted: bool
+
+
+@dataclass(frozen=True)
+class TextOut:
+    text: str
+    response_id: str
+    is_complete: bool
+    item_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UserTranscript:
+    text: str
+
+
+@dataclass(frozen=True)
+class AgentTranscript:
+    text: str
+    response_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: dict[str, Any] | str
+
+
+@dataclass(frozen=True)
+class ToolCancel:
+    call_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReplyFinished:
+    """A response ended; ``tag`` ties it to the ``request_reply`` that asked for it."""
+
+    response_id: str
+    status: str
+    text: str
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorReported:
+    error: BaseException
+    context: str
+
+
+@dataclass(frozen=True)
+class SwitchRequested:
+    """The provider asked us to move to a new connection (goAway, session age).
+
+    ``usable``: the old connection still works until the new one is up (make-before-break);
+    False when it already refuses everything (an expired session), so it is treated as lost.
+    """
+
+    reason: str
+    usable: bool = True
+
+
+@dataclass(frozen=True)
+class ConnectionLost:
+    """Emitted by the runtime: the link is gone; ``final`` when it gave up reconnecting."""
+
+    reason: str
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """Emitted by the runtime: a new link replaced the old one."""
+
+    reason: str
+    planned: bool
+    attempt: int
+
+
+ProtocolEvent = (
+    AudioOut
+    | AudioDone
+    | TextOut
+    | UserTranscript
+    | AgentTranscript
+    | ToolCall
+    | ToolCancel
+    | ReplyFinished
+    | ErrorReported
+    | SwitchRequested
+    | ConnectionLost
+    | Reconnected
+)
+
+
+# -- user audio across a connection switch ------------------------------------------------
+
+
+class AudioBacklog:
+    """User audio that may not have reached the provider yet, bounded in seconds.
+
+    ``sent`` holds chunks sent on the live link since the last answered ping (a pong proves
+    they arrived); ``held`` holds chunks that came while no link was up. After a link dies
+    both are sent again on the next one, oldest first, so nothing the user said in the gap is
+    lost; past ``max_seconds`` the oldest audio is dropped (and counted).
+    """
+
+    def __init__(self, bytes_per_second: int, max_seconds: float) -> None:
+        self.max_bytes = int(bytes_per_second * max_seconds)
+        self._sent: deque[tuple[int, bytes]] = deque()
+        self._held: deque[bytes] = deque()
+        self._seq = 0
+        self._bytes = 0
+        self.dropped_bytes = 0
+        self.replayed_bytes = 0
+
+    def mark(self) -> int:
+        return self._seq
+
+    def acknowledged(self, mark: int) -> None:
+        while self._sent and self._sent[0][0] <= mark:
+            self._bytes -= len(self._sent.popleft()[1])
+
+    def record_sent(self, chunk: bytes) -> None:
+        self._seq += 1
+        self._sent.append((self._seq, chunk))
+        self._bytes += len(chunk)
+        self._trim()
+
+    def hold(self, chunk: bytes) -> None:
+        self._held.append(chunk)
+        self._bytes += len(chunk)
+        self._trim()
+
+    def requeue_unacknowledged(self) -> None:
+        """The link died: what it may have swallowed goes back in front of the held audio."""
+        self._held.extendleft(chunk for _seq, chunk in reversed(self._sent))
+        self._sent.clear()
+
+    def forget_unacknowledged(self) -> None:
+        """The link was closed in order: what was sent on it arrived."""
+        self._bytes -= sum(len(c) for _s, c in self._sent)
+        self._sent.clear()
+
+    def take_held(self, max_chunk_bytes: int) -> list[bytes]:
+        """The held audio, joined into chunks of at most ``max_chunk_bytes``."""
+        out: list[bytes] = []
+        current = bytearray()
+        while self._held:
+            chunk = self._held.popleft()
+            self._bytes -= len(chunk)
+            if current and len(current) + len(chunk) > max_chunk_bytes:
+                out.append(bytes(current))
+                current = bytearray()
+            current += chunk
+        if current:
+            out.append(bytes(current))
+        self.replayed_bytes += sum(len(c) for c in out)
+        return out
+
+    @property
+    def held_bytes(self) -> int:
+        return sum(len(c) for c in self._held)
+
+    def _trim(self) -> None:
+        while self._bytes > self.max_bytes and (self._sent or self._held):
+            chunk = self._sent.popleft()[1] if self._sent else self._held.popleft()
+            self._bytes -= len(chunk)
+            self.dropped_bytes += len(chunk)
+
+
+# -- the protocol object --------------------------------------------------------------------
+
+
+class RealtimeProtocol(ABC):
+    """Base of every provider protocol object: buffers outgoing messages and events, keeps the
+    user's audio across connection switches. Subclasses decide everything else."""
+
+    input_rate: int = 16000
+    """PCM rate (mono, s16le) the provider takes; ``send_audio`` gets bytes at this rate."""
+    provider: str = "realtime"
+
+    def __init__(self, *, audio_backlog_s: float = 10.0, replay_chunk_ms: int = 200) -> None:
+        self.connected = False
+        self._outgoing: list[Any] = []
+        self._events: list[ProtocolEvent] = []
+        self.audio = AudioBacklog(self.input_rate * 2, audio_backlog_s)
+        self._replay_chunk_bytes = self.input_rate * 2 * replay_chunk_ms // 1000
+        self.frames_dropped = 0
+        """Video frames given while no link was up (stale video is never sent later)."""
+
+    # -- the I/O side ------------------------------------------------------------------------
+
+    def data_to_send(self) -> list[Any]:
+        """Provider messages to send, in order; the list is handed over and cleared."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def events_received(self) -> list[ProtocolEvent]:
+        """Our events since the last call, in order."""
+        out, self._events = self._events, []
+        return out
+
+    def _send(self, message: Any) -> None:
+        self._outgoing.append(message)
+
+    def _event(self, event: ProtocolEvent) -> None:
+        self._events.append(event)
+
+    def connection_made(self) -> None:
+        """A new link is up: replay the session, then held audio, then pending turns."""
+        self.connected = True
+        self._outgoing.clear()  # anything queued for the old link is rebuilt below
+        self._replay_session()
+        for chunk in self.audio.take_held(self._replay_chunk_bytes):
+            self._send(self._audio_message(chunk))
+            self.audio.record_sent(chunk)
+        self._resume_turns()
+
+    def connection_lost(self, *, delivered: bool) -> None:
+        """The link is gone. ``delivered``: it was closed in order by us (a planned switch),
+        so what was sent on it arrived; otherwise unacknowledged audio is sent again."""
+        self.connected = False
+        if delivered:
+            self.audio.forget_unacknowledged()
+        else:
+            self.audio.requeue_unacknowledged()
+        self._outgoing.clear()
+        self._on_connection_lost()
+
+    def audio_mark(self) -> int:
+        return self.audio.mark()
+
+    def audio_acknowledged(self, mark: int) -> None:
+        self.audio.acknowledged(mark)
+
+    def report_violation(self, error: ProtocolViolation) -> None:
+        self._event(ErrorReported(error, "a malformed or unexpected provider message"))
+
+    # -- our commands ------------------------------------------------------------------------
+
+    def send_audio(self, pcm: bytes) -> None:
+        """User audio at ``input_rate`` (mono s16le); held while no link is up."""
+        if not pcm:
+            return
+        if self.connected:
+            self._send(self._audio_message(pcm))
+            self.audio.record_sent(pcm)
+        else:
+            self.audio.hold(pcm)
+
+    def send_frame(self, jpeg: bytes) -> None:
+        """A video frame as JPEG; dropped (and counted) while no link is up."""
+        if not self.connected:
+            self.frames_dropped += 1
+            return
+        self._send(self._frame_message(jpeg))
+
+    @abstractmethod
+    def send_text(self, text: str) -> None:
+        """A user text turn that gets a reply."""
+
+    @abstractmethod
+    def send_tool_result(self, result: ToolResult) -> None:
+        """The result of a tool call the model made."""
+
+    @abstractmethod
+    def request_reply(self, instructions: str | None = None, tag: str | None = None) -> None:
+        """Ask the model to respond (deferred while it is still answering)."""
+
+    @abstractmethod
+    def interrupt(self) -> None:
+        """Stop the reply being spoken."""
+
+    @abstractmethod
+    def receive(self, message: Any) -> None:
+        """One provider message in; raises ``ProtocolViolation`` for one it cannot accept."""
+
+    # -- what subclasses fill in ---------------------------------------------------------------
+
+    @abstractmethod
+    def _audio_message(self, pcm: bytes) -> Any: ...
+
+    @abstractmethod
+    def _frame_message(self, jpeg: bytes) -> Any: ...
+
+    @abstractmethod
+    def _replay_session(self) -> None:
+        """What a new link needs before any audio (settings, the conversation so far)."""
+
+    @abstractmethod
+    def _resume_turns(self) -> None:
+        """After the replay: turns and tool results that are still owed an answer."""
+
+    @abstractmethod
+    def _on_connection_lost(self) -> None:
+        """Close replies cut by the loss (as interrupted) and forget per-link state."""

@@ -1,0 +1,279 @@
+"""`ProtocolRealtime`: a `Realtime` made of a protocol object and links, run by one runtime.
+
+Every built-in provider is one of these. The provider plugin only builds its SDK client, opens
+a ``Link`` and maps its constructor options; audio resampling, JPEG encoding off the event loop,
+tool calls, reply futures, reconnection and the event mapping are written once, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from abc import abstractmethod
+from typing import Any
+
+import av
+
+from vision_agents.core.audio import PcmData
+from vision_agents.core.audio.resampler import Resampler
+from vision_agents.core.errors import ConfigurationError, NotConnectedError, RealtimeConnectionError
+from vision_agents.core.llm import protocol as ev
+from vision_agents.core.llm.protocol import RealtimeProtocol
+from vision_agents.core.llm.realtime import Realtime
+from vision_agents.core.llm.runtime import (
+    DEFAULT_KEEPALIVE,
+    ConnectionRuntime,
+    Keepalive,
+    Link,
+    RetryPolicy,
+)
+from vision_agents.core.llm.tools import ToolResult
+from vision_agents.core.types import Participant
+from vision_agents.core.utils.video import encode_jpeg
+
+logger = logging.getLogger(__name__)
+
+
+class ProtocolRealtime(Realtime):
+    """A realtime session whose protocol decisions live in a ``RealtimeProtocol``.
+
+    Options shared by every provider (same names everywhere): ``retry`` (``RetryPolicy``),
+    ``keepalive`` (``Keepalive``; None turns pings off), ``max_image_side`` and
+    ``jpeg_quality`` for video frames, ``audio_backlog_s`` (user audio kept across a switch).
+    """
+
+    def __init__(
+        self,
+        fps: float = 1,
+        *,
+        retry: RetryPolicy | None = None,
+        keepalive: Keepalive | None = DEFAULT_KEEPALIVE,
+        max_image_side: int = 1024,
+        jpeg_quality: int = 80,
+        tool_timeout: float | None = 30.0,
+    ) -> None:
+        super().__init__(fps=fps, tool_timeout=tool_timeout)
+        if not isinstance(max_image_side, int) or max_image_side < 16:
+            raise ConfigurationError(f"max_image_side must be an int >= 16, got {max_image_side!r}")
+        if not isinstance(jpeg_quality, int) or not 1 <= jpeg_quality <= 100:
+            raise ConfigurationError(f"jpeg_quality must be an int 1-100, got {jpeg_quality!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        self.retry = retry or RetryPolicy()
+        self.keepalive = keepalive
+        self.max_image_side = max_image_side
+        self.jpeg_quality = jpeg_quality
+        self._runtime: ConnectionRuntime | None = None
+        self._resamplers: dict[str, Resampler] = {}
+        self._replies: dict[str, asyncio.Future[str]] = {}
+        self.frames_sent = 0
+        self._closed_reconnects = 0
+
+    # -- what a provider supplies --------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def protocol(self) -> RealtimeProtocol:
+        """The provider's protocol object (lives as long as this session)."""
+
+    @abstractmethod
+    async def _open_link(self) -> Link:
+        """Open one connection with the current settings (and resumption state)."""
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def reconnects(self) -> int:
+        """Connections replaced after the first (drops, goAways, recycles, dead links)."""
+        live = self._runtime.reconnects if self._runtime is not None else 0
+        return self._closed_reconnects + live
+
+    async def connect(self) -> None:
+        if self._runtime is not None:
+            return
+        runtime = ConnectionRuntime(
+            self.provider_name,
+            self.protocol,
+            self._open_link,
+            self._dispatch,
+            retry=self.retry,
+            keepalive=self.keepalive,
+        )
+        await runtime.start()
+        self._runtime = runtime
+        self._emit_connected_event(
+            session_config=self._session_description(), capabilities=self._capabilities()
+        )
+
+    async def close(self) -> None:
+        runtime, self._runtime = self._runtime, None
+        await self._close_base()
+        if runtime is not None:
+            await runtime.close()
+            self._closed_reconnects += runtime.reconnects
+        for fut in self._replies.values():
+            if not fut.done():
+                fut.cancel()
+        self._replies.clear()
+        if self._connected:
+            self._emit_disconnected_event(reason="closed", was_clean=True)
+
+    def _session_description(self) -> dict[str, Any]:
+        return {"instructions": self.instructions}
+
+    def _capabilities(self) -> dict[str, Any]:
+        return {"audio": True, "video": True, "text": True, "tools": True}
+
+    def _live_runtime(self) -> ConnectionRuntime:
+        runtime = self._runtime
+        if runtime is None:
+            raise NotConnectedError(f"{self.provider_name}: not connected; call connect() first")
+        if runtime.failed is not None:
+            raise RealtimeConnectionError(
+                f"{self.provider_name}: the connection was lost for good: {runtime.failed}"
+            )
+        return runtime
+
+    async def _flush(self) -> None:
+        runtime = self._runtime
+        if runtime is not None:
+            await runtime.flush()
+
+    # -- media ---------------------------------------------------------------------------
+
+    async def simple_audio_response(
+        self, pcm: PcmData, participant: Participant | None = None
+    ) -> None:
+        """User audio (any rate or channels): resampled per participant, kept across switches."""
+        key = participant.session_id if participant is not None else ""
+        resampler = self._resamplers.get(key)
+        if resampler is None:
+            resampler = self._resamplers[key] = Resampler(self.protocol.input_rate, 1, "s16")
+        out = resampler.process(pcm)
+        self._emit_audio_input_event(pcm)
+        if self._runtime is None or not len(out):
+            return
+        self.protocol.send_audio(out.to_bytes())
+        await self._flush()
+
+    def forget_participant(self, participant: Participant) -> None:
+        """Drop per-participant state (the audio resampler) when someone leaves."""
+        self._resamplers.pop(participant.session_id, None)
+
+    async def _encode_frame(self, frame: av.VideoFrame) -> bytes:
+        """JPEG for the model, encoded off the event loop."""
+        return await asyncio.to_thread(encode_jpeg, frame, self.jpeg_quality, self.max_image_side)
+
+    async def _send_video_frame(self, frame: av.VideoFrame) -> None:
+        jpeg = await self._encode_frame(frame)
+        if self._runtime is None:
+            return
+        was_connected = self.protocol.connected
+        self.protocol.send_frame(jpeg)
+        await self._flush()
+        if was_connected:
+            self.frames_sent += 1
+
+    # -- turns and tools -----------------------------------------------------------------
+
+    async def _send_text(self, text: str) -> None:
+        self._live_runtime()
+        self.protocol.send_text(text)
+        await self._flush()
+
+    async def _send_tool_result(self, result: ToolResult) -> None:
+        self._live_runtime()
+        self.protocol.send_tool_result(result)
+        await self._flush()
+
+    def generate_reply(
+        self, instructions: str | None = None, timeout: float = 30.0
+    ) -> asyncio.Future[str]:
+        """Ask the model to respond now (after the reply in progress, if any); the future gets
+        the reply's text or transcript, or ``TimeoutError``."""
+        self._live_runtime()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[str] = loop.create_future()
+        tag = uuid.uuid4().hex
+        self._replies[tag] = fut
+
+        def expire() -> None:
+            self._replies.pop(tag, None)
+            if not fut.done():
+                fut.set_exception(
+                    TimeoutError(f"{self.provider_name}: no reply within {timeout} s")
+                )
+
+        handle = loop.call_later(timeout, expire)
+        fut.add_done_callback(lambda _f: handle.cancel())
+        self.protocol.request_reply(instructions, tag)
+        self._tasks.spawn(self._flush(), "generate_reply")
+        return fut
+
+    async def interrupt(self) -> None:
+        """Stop the reply being spoken (the provider is told only what it needs)."""
+        self._live_runtime()
+        self.protocol.interrupt()
+        await self._flush()
+
+    # -- protocol events -> our typed events ---------------------------------------------
+
+    async def _dispatch(self, events: list[ev.ProtocolEvent]) -> None:
+        for event in events:
+            if isinstance(event, ev.AudioOut):
+                self._emit_audio_output_event(event.pcm, response_id=event.response_id)
+            elif isinstance(event, ev.AudioDone):
+                self._emit_audio_output_done_event(
+                    response_id=event.response_id, interrupted=event.interrupted
+                )
+            elif isinstance(event, ev.TextOut):
+                self._emit_response_event(
+                    event.text,
+                    response_id=event.response_id,
+                    is_complete=event.is_complete,
+                    conversation_item_id=event.item_id,
+                )
+            elif isinstance(event, ev.UserTranscript):
+                self._emit_user_speech_transcription(event.text, original=event)
+            elif isinstance(event, ev.AgentTranscript):
+                self._emit_agent_speech_transcription(event.text, original=event)
+            elif isinstance(event, ev.ToolCall):
+                self._start_tool_call(event.call_id, event.name, event.arguments)
+            elif isinstance(event, ev.ToolCancel):
+                for call_id in event.call_ids:
+                    await self._cancel_tool_call(call_id)
+            elif isinstance(event, ev.ReplyFinished):
+                self._finish_reply(event)
+            elif isinstance(event, ev.ErrorReported):
+                self._emit_error_event(event.error, context=event.context)
+            elif isinstance(event, ev.ConnectionLost):
+                self._on_connection_lost(event)
+            elif isinstance(event, ev.Reconnected):
+                logger.info(
+                    "%s: reconnected (%s; attempt %d)",
+                    self.provider_name,
+                    event.reason,
+                    event.attempt,
+                )
+
+    def _finish_reply(self, event: ev.ReplyFinished) -> None:
+        fut = self._replies.pop(event.tag, None) if event.tag else None
+        if fut is not None and not fut.done():
+            fut.set_result(event.text)
+
+    def _on_connection_lost(self, event: ev.ConnectionLost) -> None:
+        if not event.final:
+            logger.info("%s: connection lost (%s); reconnecting", self.provider_name, event.reason)
+            return
+        runtime = self._runtime
+        cause = runtime.failed if runtime is not None and runtime.failed else None
+        self._emit_error_event(
+            RealtimeConnectionError(f"{self.provider_name}: {event.reason}"),
+            context=f"connection lost; gave up reconnecting ({cause!r})",
+        )
+        for fut in self._replies.values():
+            if not fut.done():
+                fut.set_exception(RealtimeConnectionError(event.reason))
+        self._replies.clear()
+        self._emit_disconnected_event(reason=event.reason, was_clean=False)

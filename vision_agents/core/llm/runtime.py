@@ -1,0 +1,484 @@
+"""One connection runtime for every realtime provider.
+
+A provider supplies a pure protocol object (``RealtimeProtocol``: decides every message) and a
+way to open a ``Link`` (one socket or peer connection through the provider's SDK). The runtime
+does the I/O the same way for all of them:
+
+- retries with one ``RetryPolicy`` (same option names for every provider);
+- keepalive with a dead-link deadline (a ping unanswered within ``Keepalive.timeout`` means the
+  path is dead even if no FIN or RST ever arrives);
+- make-before-break reconnection: the new link opens first, the old one is closed in the
+  background with a bound, so a peer that never finishes its close handshake cannot delay
+  recovery;
+- one close order, and every task it starts is owned, cancelled and awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vision_agents.core.errors import (
+    ConfigurationError,
+    MissingApiKeyError,
+    ProtocolViolation,
+    RealtimeConnectionError,
+)
+from vision_agents.core.llm.protocol import (
+    ConnectionLost,
+    ProtocolEvent,
+    RealtimeProtocol,
+    Reconnected,
+    SwitchRequested,
+)
+from vision_agents.core.utils.tasks import TaskOwner, cancel_and_wait
+
+logger = logging.getLogger(__name__)
+
+ApiKey = str | Callable[[], str | Awaitable[str]]
+"""A key, or a sync/async function returning one, called at every (re)connect (rotating keys)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a lost connection is brought back: exponential backoff between attempts."""
+
+    max_retries: int = 5
+    """Attempts after a loss before giving up (the first connect is tried once)."""
+    initial_delay: float = 0.25
+    max_delay: float = 8.0
+    connect_timeout: float = 10.0
+    """Bound on opening one connection (TCP, TLS, handshake and session setup)."""
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries!r}")
+        for name in ("initial_delay", "max_delay", "connect_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigurationError(f"{name} must be a number >= 0, got {value!r}")
+        if self.connect_timeout == 0:
+            raise ConfigurationError("connect_timeout must be > 0")
+
+    def delays(self) -> Iterator[float]:
+        """The pause before each retry: 0 first (a fresh link right away), then backoff."""
+        delay = self.initial_delay
+        for attempt in range(self.max_retries):
+            if attempt == 0:
+                yield 0.0
+                continue
+            yield delay
+            delay = min(delay * 2, self.max_delay)
+
+
+@dataclass(frozen=True)
+class Keepalive:
+    """Ping the provider every ``interval`` s; no pong within ``timeout`` s means a dead link.
+
+    A pong also proves that everything sent before its ping arrived, so audio older than the
+    last answered ping is never sent twice after a reconnect.
+    """
+
+    interval: float = 1.0
+    timeout: float = 3.0
+
+    def __post_init__(self) -> None:
+        for name in ("interval", "timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ConfigurationError(f"keepalive {name} must be a number > 0, got {value!r}")
+
+
+DEFAULT_KEEPALIVE = Keepalive()
+"""Ping every second; a link with no pong for 3 s is dead (a blackhole is noticed in <= 4 s)."""
+
+
+class ApiKeySource:
+    """Resolves a provider key: a string, a (sync or async) function, or environment variables.
+
+    Checked at construction: with nothing given and no variable set it raises
+    ``MissingApiKeyError`` naming the variables. Its repr never shows the key.
+    """
+
+    def __init__(
+        self, provider: str, value: ApiKey | None, env_vars: Sequence[str], *, required: bool
+    ) -> None:
+        self.provider = provider
+        self.env_vars = tuple(env_vars)
+        self._value = value
+        if value is not None and not (isinstance(value, str) or callable(value)):
+            raise ConfigurationError(
+                f"{provider}: api_key must be a string or a function returning one, "
+                f"got {type(value).__name__}"
+            )
+        if isinstance(value, str) and not value:
+            raise ConfigurationError(f"{provider}: api_key is an empty string")
+        if required and value is None and self._from_env() is None:
+            raise MissingApiKeyError(provider, self.env_vars)
+
+    @property
+    def is_function(self) -> bool:
+        return callable(self._value)
+
+    def _from_env(self) -> str | None:
+        for name in self.env_vars:
+            if os.environ.get(name):
+                return os.environ[name]
+        return None
+
+    def static(self) -> str | None:
+        """The key when it is a string or comes from the environment; None for a function."""
+        if isinstance(self._value, str):
+            return self._value
+        return None if callable(self._value) else self._from_env()
+
+    async def get(self) -> str:
+        """The key for a new connection (a function is called each time)."""
+        if callable(self._value):
+            produced: object = self._value()
+            if inspect.isawaitable(produced):
+                produced = await produced
+            if not isinstance(produced, str) or not produced:
+                raise ConfigurationError(
+                    f"{self.provider}: the api_key function returned "
+                    f"{type(produced).__name__ if produced else repr(produced)}, not a key string"
+                )
+            return produced
+        static = self.static()
+        if not static:
+            raise MissingApiKeyError(self.provider, self.env_vars)
+        return static
+
+    def __repr__(self) -> str:
+        kind = "function" if self.is_function else "string" if self._value else "env"
+        return f"ApiKeySource({self.provider!r}, {kind}, redacted)"
+
+
+class LinkClosed(Exception):
+    """The provider closed the link (or it broke); ``code`` is the close code when known."""
+
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        self.reason, self.code = reason, code
+        super().__init__(f"{reason} (code {code})" if code is not None else reason)
+
+
+class Link(ABC):
+    """One live connection to a provider, made by the provider plugin around its SDK."""
+
+    @abstractmethod
+    async def send(self, message: Any) -> None:
+        """Send one outgoing protocol message; raises if the link is gone."""
+
+    @abstractmethod
+    async def recv(self) -> Any:
+        """The next provider message. Raises ``LinkClosed`` (or any error) when the link is
+        gone, ``ProtocolViolation`` for one bad message (the link stays usable)."""
+
+    async def ping(self) -> Awaitable[object] | None:
+        """Send a ping and return a waiter for its pong; None when the link has no pings."""
+        return None
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close gracefully (may wait for the peer)."""
+
+    def abort(self) -> None:  # noqa: B027 - optional for links without a transport to drop
+        """Drop the link at once, without a close handshake."""
+
+
+@dataclass
+class _Trigger:
+    link: Link
+    reason: str
+    planned: bool
+    done: asyncio.Future[None] | None = None
+
+
+EventSink = Callable[[list[ProtocolEvent]], Awaitable[None]]
+
+
+class ConnectionRuntime:
+    """Keeps one provider session alive across drops, goAways, recycles and dead links."""
+
+    def __init__(
+        self,
+        name: str,
+        protocol: RealtimeProtocol,
+        open_link: Callable[[], Awaitable[Link]],
+        on_events: EventSink,
+        *,
+        retry: RetryPolicy | None = None,
+        keepalive: Keepalive | None = None,
+        close_timeout: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.protocol = protocol
+        self._open_link = open_link
+        self._on_events = on_events
+        self.retry = retry or RetryPolicy()
+        self.keepalive = keepalive
+        self.close_timeout = close_timeout
+        self.reconnects = 0
+        """Links replaced after the first one (drops, goAways, recycles, dead links)."""
+        self._link: Link | None = None
+        self._link_dead = False
+        self._send_lock = asyncio.Lock()
+        self._triggers: asyncio.Queue[_Trigger] = asyncio.Queue()
+        self._tasks = TaskOwner(name)
+        self._link_tasks: list[asyncio.Task[None]] = []
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+        self._gave_up: BaseException | None = None
+        self._up = asyncio.Event()
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None and not self._link_dead
+
+    @property
+    def failed(self) -> BaseException | None:
+        """Why the runtime gave up reconnecting (None while it still holds or tries)."""
+        return self._gave_up
+
+    async def start(self) -> None:
+        """Open the first link (one attempt, bounded by ``connect_timeout``); raises on failure."""
+        self._closing = False
+        link = await self._open()
+        await self._install(link, planned_from=None)
+        self._supervisor = asyncio.get_running_loop().create_task(
+            self._supervise(), name=f"{self.name}:supervisor"
+        )
+
+    async def wait_connected(self, within: float) -> None:
+        if self._gave_up is not None:
+            raise RealtimeConnectionError(f"{self.name}: gave up reconnecting: {self._gave_up}")
+        try:
+            async with asyncio.timeout(within):
+                await self._up.wait()
+        except TimeoutError:
+            raise RealtimeConnectionError(
+                f"{self.name}: not connected within {within:g} s"
+            ) from None
+
+    async def flush(self) -> None:
+        """Send what the protocol wants sent and hand its events on; call after each command."""
+        async with self._send_lock:
+            await self._flush_locked()
+
+    def request_switch(self, reason: str) -> None:
+        """Replace the link make-before-break (planned: goAway, session age)."""
+        if self._link is not None:
+            self._triggers.put_nowait(_Trigger(self._link, reason, planned=True))
+
+    async def switch(self, reason: str) -> None:
+        """Replace the link make-before-break and return once the new one is in use."""
+        if self._link is None or self._supervisor is None:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._triggers.put_nowait(_Trigger(self._link, reason, planned=True, done=done))
+        await done
+
+    async def close(self) -> None:
+        """Stop reconnecting, close the link (bounded), and await every task."""
+        self._closing = True
+        await cancel_and_wait(self._supervisor)
+        self._supervisor = None
+        await cancel_and_wait(*self._link_tasks)
+        self._link_tasks.clear()
+        link, self._link = self._link, None
+        self._up.clear()
+        if link is not None:
+            await self._close_link(link)
+        await self._tasks.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _open(self) -> Link:
+        try:
+            async with asyncio.timeout(self.retry.connect_timeout):
+                return await self._open_link()
+        except TimeoutError:
+            raise RealtimeConnectionError(
+                f"{self.name}: no session within connect_timeout={self.retry.connect_timeout:g} s"
+            ) from None
+
+    async def _flush_locked(self) -> None:
+        events = self.protocol.events_received()
+        if events:
+            await self._handle_events(events)
+        link = self._link
+        outgoing = self.protocol.data_to_send()
+        if link is None or self._link_dead:
+            return  # the protocol buffers what it needs across the switch
+        for message in outgoing:
+            try:
+                await link.send(message)
+            except Exception as exc:
+                logger.debug("%s: send failed, link lost: %s", self.name, exc)
+                self._mark_dead(link, f"send failed: {exc}")
+                return
+
+    async def _handle_events(self, events: list[ProtocolEvent]) -> None:
+        passed: list[ProtocolEvent] = []
+        for event in events:
+            if isinstance(event, SwitchRequested):
+                if event.usable:
+                    self.request_switch(event.reason)
+                elif self._link is not None:
+                    self._mark_dead(self._link, event.reason)
+            passed.append(event)
+        await self._on_events(passed)
+
+    def _mark_dead(self, link: Link, reason: str) -> None:
+        if link is self._link and not self._link_dead:
+            self._link_dead = True
+            self._up.clear()
+            self._triggers.put_nowait(_Trigger(link, reason, planned=False))
+
+    async def _install(self, link: Link, planned_from: Link | None) -> None:
+        """Make ``link`` current; the protocol learns of the switch under the send lock."""
+        async with self._send_lock:
+            old, was_dead = self._link, self._link_dead
+            if self.protocol.connected:
+                self.protocol.connection_lost(delivered=planned_from is old and not was_dead)
+            self._link, self._link_dead = link, False
+            self.protocol.connection_made()
+            tasks = self._link_tasks
+            self._link_tasks = [
+                asyncio.get_running_loop().create_task(self._read(link), name=f"{self.name}:reader")
+            ]
+            if self.keepalive is not None:
+                self._link_tasks.append(
+                    asyncio.get_running_loop().create_task(
+                        self._keep_alive(link, self.keepalive), name=f"{self.name}:keepalive"
+                    )
+                )
+            await self._flush_locked()
+            self._up.set()
+        if old is not None:
+            self._tasks.spawn(self._retire(old, tasks), "close-old-link")
+
+    async def _retire(self, link: Link, tasks: list[asyncio.Task[None]]) -> None:
+        await cancel_and_wait(*tasks)
+        await self._close_link(link)
+
+    async def _close_link(self, link: Link) -> None:
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await link.close()
+        except Exception as exc:  # includes the timeout: a peer that never finishes closing
+            logger.debug("%s: closing an old link: %r; aborting it", self.name, exc)
+            link.abort()
+
+    async def _read(self, link: Link) -> None:
+        while True:
+            try:
+                message = await link.recv()
+            except asyncio.CancelledError:
+                raise
+            except ProtocolViolation as exc:
+                self.protocol.report_violation(exc)
+                await self.flush()
+                continue
+            except Exception as exc:
+                reason = str(exc) or type(exc).__name__
+                self._mark_dead(link, reason)
+                return
+            if link is not self._link:
+                return
+            try:
+                self.protocol.receive(message)
+            except ProtocolViolation as exc:
+                self.protocol.report_violation(exc)
+            await self.flush()
+
+    async def _keep_alive(self, link: Link, keepalive: Keepalive) -> None:
+        while True:
+            await asyncio.sleep(keepalive.interval)
+            mark = self.protocol.audio_mark()
+            try:
+                waiter = await link.ping()
+            except Exception as exc:
+                self._mark_dead(link, f"ping failed: {exc}")
+                return
+            if waiter is None:
+                return  # this kind of link has no pings (its transport watches itself)
+            try:
+                async with asyncio.timeout(keepalive.timeout):
+                    await waiter
+            except TimeoutError:
+                self._mark_dead(link, f"no pong within {keepalive.timeout:g} s (dead link)")
+                return
+            except Exception as exc:
+                self._mark_dead(link, f"ping failed: {exc}")
+                return
+            self.protocol.audio_acknowledged(mark)
+
+    async def _supervise(self) -> None:
+        while not self._closing:
+            trigger = await self._triggers.get()
+            try:
+                if not await self._handle_trigger(trigger):
+                    return
+            finally:
+                if trigger.done is not None and not trigger.done.done():
+                    if self._gave_up is not None:
+                        trigger.done.set_exception(RealtimeConnectionError(str(self._gave_up)))
+                    else:
+                        trigger.done.set_result(None)
+
+    async def _handle_trigger(self, trigger: _Trigger) -> bool:
+        link, reason, planned = trigger.link, trigger.reason, trigger.planned
+        if link is not self._link:
+            return True  # about a link already replaced
+        if not planned:
+            async with self._send_lock:
+                if self.protocol.connected:
+                    self.protocol.connection_lost(delivered=False)
+                self._link_dead = True
+                await self._flush_locked()
+            await self._on_events([ConnectionLost(reason)])
+        logger.info("%s: replacing the connection: %s", self.name, reason)
+        return await self._replace(link, reason, planned)
+
+    async def _replace(self, old: Link, reason: str, planned: bool) -> bool:
+        last: BaseException | None = None
+        for attempt, delay in enumerate(self.retry.delays(), start=1):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                new = await self._open()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                last = exc
+                logger.warning("%s: reconnect attempt %d failed: %s", self.name, attempt, exc)
+                continue
+            await self._install(new, planned_from=old if planned else None)
+            self.reconnects += 1
+            await self._on_events([Reconnected(reason, planned, attempt)])
+            return True
+        if planned and old is self._link and not self._link_dead:
+            # The old link still works: keep it and let its own end trigger a real reconnect.
+            logger.warning("%s: could not open a replacement link: %s", self.name, last)
+            return True
+        cause = last or RealtimeConnectionError(reason)
+        self._gave_up = cause
+        async with self._send_lock:
+            old_link, self._link = self._link, None
+        if old_link is not None:
+            self._tasks.spawn(self._retire(old_link, list(self._link_tasks)), "close-dead-link")
+            self._link_tasks = []
+        await self._on_events(
+            [ConnectionLost(f"gave up after {self.retry.max_retries} retries: {cause}", final=True)]
+        )
+        return False
