@@ -613,15 +613,22 @@ def table(cells: list[Cell], recover_timeout: float) -> str:
 
 
 async def run(args: argparse.Namespace) -> list[Cell]:
+    if args.sequential:
+        return [c for p in args.providers for c in await _run_provider(p, args)]
+    # One lane per provider (own server, own proxies): the idle waits of one overlap the other.
+    lanes = await asyncio.gather(*(_run_provider(p, args) for p in args.providers))
+    return [c for lane in lanes for c in lane]
+
+
+async def _run_provider(provider: str, args: argparse.Namespace) -> list[Cell]:
     cells: list[Cell] = []
-    for provider in args.providers:
-        side: ServerSide = OpenAISide() if provider == "openai" else GeminiSide()
-        await side.start()
-        try:
-            for name in args.clients:
-                cells += await _run_client(side, name, args)
-        finally:
-            await side.close()
+    side: ServerSide = OpenAISide() if provider == "openai" else GeminiSide()
+    await side.start()
+    try:
+        for name in args.clients:
+            cells += await _run_client(side, name, args)
+    finally:
+        await side.close()
     return cells
 
 
@@ -671,6 +678,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--clients", nargs="+", choices=CLIENTS, default=list(CLIENTS))
     ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     ap.add_argument("--recover-timeout", type=float, default=20.0, help="seconds (default 20)")
+    ap.add_argument(
+        "--sequential",
+        action="store_true",
+        help="one provider after the other (default: the two providers' lanes run at once)",
+    )
     ap.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = ap.parse_args(argv)
     if args.quick:

@@ -58,7 +58,7 @@ class LiveKitSession(Session):
     """LiveKit Agents' ``RealtimeModel().session()``, driven without a room."""
 
     def __init__(self, provider: str) -> None:
-        self.provider = provider
+        super().__init__(provider)
         self.rtc: Any = importlib.import_module("livekit.rtc")
         if provider == "openai":
             self.plugin: Any = importlib.import_module("livekit.plugins.openai")
@@ -104,7 +104,66 @@ class LiveKitSession(Session):
         self.session = self.model = None
 
 
-SESSIONS: dict[str, type[Session]] = {"livekit": LiveKitSession}
+class PipecatSession(Session):
+    """Pipecat's realtime service as the only processor of a pipeline, fed audio frames."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(provider)
+        with contextlib.suppress(ImportError):  # pipecat logs through loguru: keep it quiet
+            importlib.import_module("loguru").logger.remove()
+        self.frames: Any = importlib.import_module("pipecat.frames.frames")
+        self.pipeline: Any = importlib.import_module("pipecat.pipeline.pipeline")
+        self.worker: Any = importlib.import_module("pipecat.pipeline.worker")
+        self.runner: Any = importlib.import_module("pipecat.pipeline.runner")
+        self.task: Any = None
+        self.run: asyncio.Task[None] | None = None
+
+    async def open(self, base_url: str) -> None:
+        rate = 24000 if self.provider == "openai" else 16000
+        if self.provider == "openai":
+            module: Any = importlib.import_module("pipecat.services.openai.realtime.llm")
+            ws_url = base_url.replace("http://", "ws://").replace("https://", "wss://")
+            llm = module.OpenAIRealtimeLLMService(
+                api_key=API_KEY, base_url=f"{ws_url}/realtime", model=OPENAI_MODEL
+            )
+        else:
+            module = importlib.import_module("pipecat.services.google.gemini_live.llm")
+            genai_types: Any = importlib.import_module("google.genai.types")
+            llm = module.GeminiLiveLLMService(
+                api_key=API_KEY,
+                model=f"models/{GEMINI_MODEL}",
+                http_options=genai_types.HttpOptions(base_url=base_url),
+            )
+        self.task = self.worker.PipelineTask(
+            self.pipeline.Pipeline([llm]),
+            params=self.worker.PipelineParams(audio_in_sample_rate=rate),
+            enable_rtvi=False,
+            enable_turn_tracking=False,
+            idle_timeout_secs=None,
+        )
+        runner = self.runner.PipelineRunner(handle_sigint=False)
+        self.run = asyncio.get_running_loop().create_task(runner.run(self.task))
+        if self.provider == "gemini":
+            # Pipecat's Gemini service takes realtime input only once it has a context.
+            context: Any = importlib.import_module("pipecat.processors.aggregators.llm_context")
+            await self.task.queue_frame(self.frames.LLMContextFrame(context.LLMContext()))
+
+    async def push(self, pcm: bytes, rate: int) -> None:
+        await self.task.queue_frame(
+            self.frames.InputAudioRawFrame(audio=pcm, sample_rate=rate, num_channels=1)
+        )
+
+    async def close(self) -> None:
+        if self.task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.task.cancel(), 10)
+        if self.run is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.run, 10)
+        self.task = self.run = None
+
+
+SESSIONS: dict[str, type[Session]] = {"livekit": LiveKitSession, "pipecat": PipecatSession}
 
 
 async def stream(session: Session, pcm: bytes, rate: int, chunk_ms: int) -> None:
