@@ -1,73 +1,136 @@
-"""The Gemini translation layer, fed messages directly (no sockets)."""
+"""The Gemini protocol object, fed messages directly (no sockets)."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
 from google.genai import types
 
 from vision_agents.core.audio import PcmData
-from vision_agents.core.llm.tools import ToolResult, ToolSchema
-from vision_agents.plugins.gemini import protocol
-from vision_agents.plugins.gemini.protocol import (
+from vision_agents.core.errors import ProtocolViolation, UnsupportedFeature
+from vision_agents.core.llm.protocol import (
     AgentTranscript,
+    AudioDone,
     AudioOut,
-    GoAway,
-    HandleUpdate,
-    LiveTranslator,
-    ResponseDone,
-    SessionSettings,
+    ErrorReported,
+    ProtocolEvent,
+    ReplyFinished,
+    SwitchRequested,
     TextOut,
     ToolCall,
     ToolCancel,
     UserTranscript,
 )
+from vision_agents.core.llm.tools import ToolResult, ToolSchema
+from vision_agents.plugins.gemini import protocol
+from vision_agents.plugins.gemini.protocol import (
+    ClientContent,
+    GeminiProtocol,
+    RealtimeInput,
+    SessionSettings,
+    ToolResponse,
+)
 
 
-def msg(body: dict[str, object]) -> types.LiveServerMessage:
+def msg(body: Mapping[str, object]) -> types.LiveServerMessage:
     return types.LiveServerMessage.model_validate(body)
 
 
-def audio_msg(samples: int = 480) -> types.LiveServerMessage:
+def audio_msg(samples: int = 480, rate: int = 24000) -> types.LiveServerMessage:
     data = base64.b64encode(np.arange(samples, dtype=np.int16).tobytes()).decode()
-    blob = {"mimeType": "audio/pcm;rate=24000", "data": data}
+    blob = {"mimeType": f"audio/pcm;rate={rate}", "data": data}
     return msg({"serverContent": {"modelTurn": {"parts": [{"inlineData": blob}]}}})
 
 
+TURN_COMPLETE = {"serverContent": {"turnComplete": True}}
+
+
+class Feed:
+    """A connected protocol object; ``feed(message)`` returns the events it produced."""
+
+    def __init__(self) -> None:
+        self.p = GeminiProtocol()
+        self.p.connection_made()
+
+    def feed(self, message: types.LiveServerMessage) -> list[ProtocolEvent]:
+        self.p.receive(message)
+        return self.p.events_received()
+
+
 def test_audio_turn_becomes_audio_then_done_with_one_response_id() -> None:
-    t = LiveTranslator()
+    t = Feed()
     first = t.feed(audio_msg())
     second = t.feed(audio_msg())
     assert isinstance(first[0], AudioOut) and isinstance(second[0], AudioOut)
     assert first[0].pcm.sample_rate == 24000 and len(first[0].pcm) == 480
     assert np.array_equal(first[0].pcm.samples[0], np.arange(480, dtype=np.int16))
     assert first[0].response_id == second[0].response_id
-    done = t.feed(msg({"serverContent": {"turnComplete": True}}))
-    assert done == [ResponseDone(first[0].response_id, interrupted=False)]
+    rid = first[0].response_id
+    assert t.feed(msg(TURN_COMPLETE)) == [
+        AudioDone(rid, interrupted=False),
+        ReplyFinished(rid, "completed", "", None),
+    ]
     nxt = t.feed(audio_msg())
-    assert isinstance(nxt[0], AudioOut) and nxt[0].response_id != first[0].response_id
+    assert isinstance(nxt[0], AudioOut) and nxt[0].response_id != rid
 
 
 def test_interrupted_closes_the_response_and_turn_complete_does_not_repeat_it() -> None:
-    t = LiveTranslator()
-    rid = t.feed(audio_msg())[0]
-    assert isinstance(rid, AudioOut)
+    t = Feed()
+    (out,) = t.feed(audio_msg())
+    assert isinstance(out, AudioOut)
     assert t.feed(msg({"serverContent": {"interrupted": True}})) == [
-        ResponseDone(rid.response_id, interrupted=True)
+        AudioDone(out.response_id, interrupted=True),
+        ReplyFinished(out.response_id, "interrupted", "", None),
     ]
-    assert t.feed(msg({"serverContent": {"turnComplete": True}})) == []
-    assert t.response_id is None
+    assert t.feed(msg(TURN_COMPLETE)) == []
+    assert t.p.response_id is None
+
+
+def test_a_reply_cut_by_a_drop_or_go_away_is_closed_and_the_next_has_a_new_id() -> None:
+    t = Feed()
+    (out,) = t.feed(audio_msg())
+    assert isinstance(out, AudioOut)
+    assert t.feed(msg({"goAway": {"timeLeft": "1s"}})) == [SwitchRequested("goAway (time left 1s)")]
+    t.p.connection_lost(delivered=True)
+    assert t.p.events_received() == [
+        AudioDone(out.response_id, interrupted=True),
+        ReplyFinished(out.response_id, "interrupted", "", None),
+    ]
+    t.p.connection_made()
+    (nxt,) = t.feed(audio_msg())
+    assert isinstance(nxt, AudioOut) and nxt.response_id != out.response_id
+
+
+def test_a_text_turn_during_a_reply_is_sent_after_the_turn_completes() -> None:
+    t = Feed()
+    t.feed(audio_msg())
+    t.p.send_text("and then?")
+    assert t.p.data_to_send() == []  # it would cut the reply short
+    t.feed(msg(TURN_COMPLETE))
+    (sent,) = t.p.data_to_send()
+    assert isinstance(sent, ClientContent) and sent.turns is not None
+    assert sent.turns.parts is not None and sent.turns.parts[0].text == "and then?"
+    t.feed(msg({"serverContent": {"outputTranscription": {"text": "then this"}}}))
+    t.feed(msg(TURN_COMPLETE))
+    # a tagged request resolves with the reply that answers it
+    t.p.request_reply(tag="t1")
+    t.p.data_to_send()
+    t.feed(msg({"serverContent": {"outputTranscription": {"text": "sure"}}}))
+    events = t.feed(msg(TURN_COMPLETE))
+    finished = [e for e in events if isinstance(e, ReplyFinished)]
+    assert [(f.text, f.tag) for f in finished] == [("sure", "t1")]
 
 
 def test_transcripts_text_and_final_text() -> None:
-    t = LiveTranslator()
+    t = Feed()
     assert t.feed(msg({"serverContent": {"inputTranscription": {"text": "hi"}}})) == [
         UserTranscript("hi")
     ]
     out = t.feed(msg({"serverContent": {"outputTranscription": {"text": "hello"}}}))
-    assert out == [AgentTranscript("hello")]
+    assert len(out) == 1 and isinstance(out[0], AgentTranscript) and out[0].text == "hello"
     a = t.feed(msg({"serverContent": {"modelTurn": {"parts": [{"text": "Hel"}]}}}))
     b = t.feed(
         msg(
@@ -79,13 +142,14 @@ def test_transcripts_text_and_final_text() -> None:
         )
     )
     assert [type(e) for e in a + b] == [TextOut, TextOut]
-    end = t.feed(msg({"serverContent": {"turnComplete": True}}))
-    rid = a[0].response_id  # type: ignore[union-attr]
-    assert end == [TextOut("Hello", rid, is_complete=True), ResponseDone(rid, False)]
+    end = t.feed(msg(TURN_COMPLETE))
+    assert isinstance(a[0], TextOut)
+    rid = a[0].response_id
+    assert end[:2] == [TextOut("Hello", rid, is_complete=True), AudioDone(rid, False)]
 
 
-def test_tool_calls_cancellations_go_away_and_handles() -> None:
-    t = LiveTranslator()
+def test_tool_calls_cancellations_and_handles() -> None:
+    t = Feed()
     calls = t.feed(
         msg(
             {
@@ -98,7 +162,6 @@ def test_tool_calls_cancellations_go_away_and_handles() -> None:
     assert calls[0] == ToolCall("c1", "f", {"a": 1})
     assert isinstance(calls[1], ToolCall) and calls[1].name == "g" and calls[1].call_id
     assert t.feed(msg({"toolCallCancellation": {"ids": ["c1"]}})) == [ToolCancel(("c1",))]
-    assert t.feed(msg({"goAway": {"timeLeft": "10s"}})) == [GoAway("10s")]
     # the handle is kept wherever it arrives, newest wins, non-resumable ones are ignored
     t.feed(msg({"sessionResumptionUpdate": {"newHandle": "h1", "resumable": True}}))
     both = t.feed(
@@ -109,10 +172,62 @@ def test_tool_calls_cancellations_go_away_and_handles() -> None:
             }
         )
     )
-    assert both == [HandleUpdate("h2"), UserTranscript("x")]
+    assert both == [UserTranscript("x")]
     t.feed(msg({"sessionResumptionUpdate": {"newHandle": "h3", "resumable": False}}))
     t.feed(msg({"sessionResumptionUpdate": {}}))
-    assert t.handle == "h2"
+    assert t.p.handle == "h2"
+
+
+def test_tool_results_not_covered_by_the_resumed_handle_are_sent_again() -> None:
+    t = Feed()
+    t.feed(msg({"sessionResumptionUpdate": {"newHandle": "h1"}}))
+    first = ToolResult("c1", "f", True, 1, None, 0.0)
+    t.p.send_tool_result(first)
+    t.p.data_to_send()
+    # a goAway: the next connection's config is built with h1...
+    t.feed(msg({"goAway": {"timeLeft": "1s"}}))
+    config = t.p.connect_config(SessionSettings(), instructions="", tools=[])
+    assert config.session_resumption == types.SessionResumptionConfig(handle="h1")
+    # ...while the old connection still checkpoints the result under h2
+    t.feed(msg({"sessionResumptionUpdate": {"newHandle": "h2"}}))
+    t.p.connection_lost(delivered=True)
+    t.p.connection_made()
+    (resent,) = t.p.data_to_send()
+    assert isinstance(resent, ToolResponse) and [r.id for r in resent.responses] == ["c1"]
+    # once a connection resumed after the result's checkpoint, it is not sent again
+    t.p.connect_config(SessionSettings(), instructions="", tools=[])
+    t.p.connection_lost(delivered=True)
+    t.p.connection_made()
+    assert t.p.data_to_send() == []
+
+
+def test_audio_in_the_gap_is_held_and_sent_after_the_resumed_turns() -> None:
+    t = Feed()
+    t.p.connection_lost(delivered=False)
+    t.p.send_audio(b"\1\0" * 1600)
+    t.p.send_frame(b"\xff\xd8jpeg")  # stale video is not kept
+    t.p.send_text("hello")
+    assert t.p.data_to_send() == []
+    t.p.connection_made()
+    out = t.p.data_to_send()
+    assert [type(o) for o in out] == [RealtimeInput, ClientContent]
+    assert isinstance(out[0], RealtimeInput) and out[0].audio is not None
+    assert out[0].audio.data == b"\1\0" * 1600
+    assert t.p.frames_dropped == 1
+
+
+def test_provider_audio_at_another_rate_or_too_big_is_refused_with_an_error() -> None:
+    t = Feed()
+    (event,) = t.feed(audio_msg(rate=1))
+    assert isinstance(event, ErrorReported) and isinstance(event.error, ProtocolViolation)
+    assert "1 Hz" in str(event.error)
+    (event,) = t.feed(audio_msg(samples=protocol.MAX_AUDIO_PART_BYTES))
+    assert isinstance(event, ErrorReported) and "limit" in str(event.error)
+
+
+def test_interrupt_is_unsupported_and_says_why() -> None:
+    with pytest.raises(UnsupportedFeature, match="activity detection"):
+        Feed().p.interrupt()
 
 
 def test_config_carries_modalities_transcription_resumption_compression_and_tools() -> None:

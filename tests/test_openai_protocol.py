@@ -1,4 +1,4 @@
-"""The OpenAI Realtime translation layer, driven by feeding dicts (no network)."""
+"""The OpenAI Realtime protocol object, driven by feeding dicts (no network)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import json
 
 import pytest
 
-from vision_agents.core.llm.tools import ToolSchema
+from vision_agents.core.errors import ProviderError
+from vision_agents.core.llm import protocol as ev
+from vision_agents.core.llm.tools import ToolResult, ToolSchema
+from vision_agents.plugins.openai import messages as m
 from vision_agents.plugins.openai import protocol as p
 from vision_agents.testing.openai_server import ValidationFailed, validate_client_event
 
@@ -18,6 +21,25 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def connected(**kwargs: object) -> p.OpenAIProtocol:
+    proto = p.OpenAIProtocol(**kwargs)  # type: ignore[arg-type]
+    proto.connection_made()
+    proto.data_to_send()
+    return proto
+
+
+def sent(proto: p.OpenAIProtocol) -> list[str]:
+    return [e["type"] for e in proto.data_to_send()]
+
+
+def created(rid: str, tag: str | None = None) -> dict[str, object]:
+    return {"type": "response.created", "response": {"id": rid, "metadata": {p.REPLY_TAG: tag}}}
+
+
+def done(rid: str, status: str = "completed") -> dict[str, object]:
+    return {"type": "response.done", "response": {"id": rid, "status": status}}
 
 
 def audio_delta(rid: str, item: str, ms: int) -> dict[str, object]:
@@ -33,23 +55,23 @@ def audio_delta(rid: str, item: str, ms: int) -> dict[str, object]:
 def test_every_client_event_we_build_passes_the_strict_validator() -> None:
     tool = ToolSchema("get", "d", {"type": "object", "properties": {"x": {"type": "string"}}})
     events = [
-        p.session_update(p.SessionSettings(tools=[tool], instructions="hi")),
-        p.session_update(p.SessionSettings(turn_detection=None, output_modalities=["text"])),
-        p.audio_append(b"\1\0" * 10),
-        p.audio_commit(),
-        p.audio_clear(),
-        p.image_item(b"\xff\xd8"),
-        p.item_create(p.user_text_item("hi")),
-        p.item_create(p.assistant_text_item("yo")),
-        p.item_create(p.function_call_item("c", "get", "{}")),
-        p.item_create(p.function_output_item("c", "{}")),
-        p.response_create(),
-        p.response_create("be brief", p.new_reply_tag()),
-        p.response_cancel(),
-        p.truncate("item_1", 1234),
+        m.session_update(m.SessionSettings(tools=[tool], instructions="hi")),
+        m.session_update(m.SessionSettings(turn_detection=None, output_modalities=["text"])),
+        m.audio_append(b"\1\0" * 10),
+        m.audio_commit(),
+        m.audio_clear(),
+        m.image_item(b"\xff\xd8"),
+        m.item_create(m.user_text_item("hi")),
+        m.item_create(m.assistant_text_item("yo")),
+        m.item_create(m.function_call_item("c", "get", "{}")),
+        m.item_create(m.function_output_item("c", "{}")),
+        m.response_create(),
+        m.response_create("be brief", {p.REPLY_TAG: "t"}),
+        m.response_cancel(),
+        m.truncate("item_1", 1234),
     ]
     for event in events:
-        validate_client_event(json.loads(p.dumps(event)))
+        validate_client_event(json.loads(m.dumps(event)))
 
 
 @pytest.mark.parametrize(
@@ -75,7 +97,7 @@ def test_validator_rejects_bad_events(event: dict[str, object]) -> None:
 
 
 def test_session_settings_on_the_wire() -> None:
-    s = p.SessionSettings(model="m", instructions="I", voice="ara").to_session()
+    s = m.SessionSettings(model="m", instructions="I", voice="ara").to_session()
     assert s["type"] == "realtime" and s["model"] == "m" and s["instructions"] == "I"
     assert s["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
     assert s["audio"]["output"] == {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "ara"}
@@ -83,12 +105,14 @@ def test_session_settings_on_the_wire() -> None:
 
 
 def test_audio_transcripts_and_one_done_per_response() -> None:
-    st = p.ProtocolState()
-    assert st.feed({"type": "response.created", "response": {"id": "r1"}}) == []
-    out = st.feed(audio_delta("r1", "i1", 100)) + st.feed(audio_delta("r1", "i1", 100))
-    assert [type(e) for e in out] == [p.AudioDelta, p.AudioDelta]
-    assert len(out[0].pcm) == 4800  # type: ignore[union-attr]
-    out = st.feed(
+    st = connected()
+    st.receive(created("r1"))
+    st.receive(audio_delta("r1", "i1", 100))
+    st.receive(audio_delta("r1", "i1", 100))
+    out = st.events_received()
+    assert [type(e) for e in out] == [ev.AudioOut, ev.AudioOut]
+    assert len(out[0].pcm) == 2400  # type: ignore[union-attr]
+    st.receive(
         {
             "type": "response.output_audio_transcript.done",
             "response_id": "r1",
@@ -96,24 +120,60 @@ def test_audio_transcripts_and_one_done_per_response() -> None:
             "transcript": "hello",
         }
     )
-    assert out == [p.AgentTranscript("hello", "r1", "i1")]
-    out = st.feed({"type": "response.done", "response": {"id": "r1", "status": "completed"}})
-    assert out == [p.AudioDone("r1", False), p.ResponseFinished("r1", "completed", "hello", None)]
-    assert st.history[-1] == p.assistant_text_item("hello")
-    out = st.feed(
+    assert st.events_received() == [ev.AgentTranscript("hello", "r1")]
+    st.receive(done("r1"))
+    assert st.events_received() == [
+        ev.AudioDone("r1", False),
+        ev.ReplyFinished("r1", "completed", "hello", None),
+    ]
+    assert st.history[-1] == m.assistant_text_item("hello")
+    st.receive(
         {
             "type": "conversation.item.input_audio_transcription.completed",
             "item_id": "u",
             "transcript": "hi there",
         }
     )
-    assert out == [p.UserTranscript("hi there", "u")]
+    assert st.events_received() == [ev.UserTranscript("hi there")]
 
 
-def test_tool_call_arguments_assembled_from_deltas_and_output_deferred() -> None:
-    st = p.ProtocolState()
-    st.feed({"type": "response.created", "response": {"id": "r"}})
-    st.feed(
+def test_a_text_turn_during_an_active_reply_asks_for_its_reply_after_response_done() -> None:
+    st = connected()
+    st.receive(created("r1"))
+    st.receive(audio_delta("r1", "i1", 100))
+    st.send_text("and also?")
+    # the item goes now; response.create would be refused while r1 is active
+    assert sent(st) == ["conversation.item.create"]
+    st.receive(done("r1"))
+    out = st.data_to_send()
+    assert [e["type"] for e in out] == ["response.create"]
+    tag = out[0]["response"]["metadata"][p.REPLY_TAG]
+    # a second request while the first is asked for (no response.created yet) waits too
+    st.request_reply("more", "t2")
+    assert sent(st) == []
+    st.receive(created("r2", tag))
+    st.receive(done("r2"))
+    out = st.data_to_send()
+    assert [(e["type"], e["response"]["instructions"]) for e in out] == [
+        ("response.create", "more")
+    ]
+
+
+def test_a_request_that_lost_the_race_with_a_server_started_response_is_sent_again() -> None:
+    st = connected()
+    st.send_text("hi")
+    assert sent(st) == ["conversation.item.create", "response.create"]
+    st.receive(created("auto"))  # server VAD started one of its own first
+    st.receive({"type": "error", "error": {"code": "conversation_already_has_active_response"}})
+    assert st.events_received() == []  # not an error for the user
+    st.receive(done("auto"))
+    assert sent(st) == ["response.create"]
+
+
+def test_tool_call_arguments_assembled_from_deltas_and_one_reply_after_all_outputs() -> None:
+    st = connected()
+    st.receive(created("r"))
+    st.receive(
         {
             "type": "response.output_item.added",
             "response_id": "r",
@@ -121,7 +181,7 @@ def test_tool_call_arguments_assembled_from_deltas_and_output_deferred() -> None
         }
     )
     for piece in ('{"x":', '"y"}'):
-        st.feed(
+        st.receive(
             {
                 "type": "response.function_call_arguments.delta",
                 "response_id": "r",
@@ -129,7 +189,7 @@ def test_tool_call_arguments_assembled_from_deltas_and_output_deferred() -> None
                 "delta": piece,
             }
         )
-    out = st.feed(
+    st.receive(
         {
             "type": "response.function_call_arguments.done",
             "response_id": "r",
@@ -137,15 +197,18 @@ def test_tool_call_arguments_assembled_from_deltas_and_output_deferred() -> None
             "call_id": "c1",
         }
     )
-    assert out == [p.ToolCall("c1", "get", '{"x":"y"}')]
+    assert st.events_received() == [ev.ToolCall("c1", "get", '{"x":"y"}')]
     # a result while the response is active: output now, response.create after response.done
-    events = st.tool_output("c1", '{"result": 1}')
-    assert [e["type"] for e in events] == ["conversation.item.create"]
-    out = st.feed({"type": "response.done", "response": {"id": "r", "status": "completed"}})
-    assert out[-1] == p.Send(p.response_create())
+    st.send_tool_result(ToolResult("c1", "get", True, 1, None, 0.0))
+    assert sent(st) == ["conversation.item.create"]
+    st.receive(done("r"))
+    (create,) = st.data_to_send()
+    assert create["type"] == "response.create"
+    st.receive(created("r1x", create["response"]["metadata"][p.REPLY_TAG]))
+    st.receive(done("r1x"))
     # two calls in one response: a single response.create once both are answered
     for cid in ("a", "b"):
-        st.feed(
+        st.receive(
             {
                 "type": "response.function_call_arguments.done",
                 "response_id": "r2",
@@ -155,112 +218,256 @@ def test_tool_call_arguments_assembled_from_deltas_and_output_deferred() -> None
                 "arguments": "{}",
             }
         )
-    st.feed({"type": "response.done", "response": {"id": "r2", "status": "completed"}})
-    assert [e["type"] for e in st.tool_output("a", "{}")] == ["conversation.item.create"]
-    assert [e["type"] for e in st.tool_output("b", "{}")] == [
-        "conversation.item.create",
-        "response.create",
-    ]
+    st.receive(done("r2"))
+    st.data_to_send()
+    st.send_tool_result(ToolResult("a", "get", True, {}, None, 0.0))
+    assert sent(st) == ["conversation.item.create"]
+    st.send_tool_result(ToolResult("b", "get", True, {}, None, 0.0))
+    assert sent(st) == ["conversation.item.create", "response.create"]
 
 
-def test_barge_in_truncates_at_the_played_position() -> None:
+def test_barge_in_with_server_vad_sends_no_cancel_and_truncates_at_the_played_position() -> None:
     clock = Clock()
-    st = p.ProtocolState(clock=clock)
-    st.feed({"type": "response.created", "response": {"id": "r"}})
+    st = connected(clock=clock)
+    assert st.server_interrupts
+    st.receive(created("r"))
     for _ in range(30):  # 3 s of audio arrives at once
-        st.feed(audio_delta("r", "i", 100))
+        st.receive(audio_delta("r", "i", 100))
+    st.events_received()
     clock.now += 1.25  # 1.25 s of it played
-    out = st.feed({"type": "input_audio_buffer.speech_started", "item_id": "u"})
-    assert out == [
-        p.SpeechStarted("u"),
-        p.Send(p.response_cancel()),
-        p.Send(p.truncate("i", 1250)),
-        p.AudioDone("r", True),
-    ]
+    st.receive({"type": "input_audio_buffer.speech_started", "item_id": "u"})
+    # the service cancels the response itself: a response.cancel would earn an error
+    assert st.data_to_send() == [m.truncate("i", 1250)]
+    assert st.events_received() == [ev.AudioDone("r", True)]
+    # audio still in flight for the cancelled response is never played
+    st.receive(audio_delta("r", "i", 100))
+    assert st.events_received() == []
     # the cancelled response.done does not send a second audio done
-    out = st.feed({"type": "response.done", "response": {"id": "r", "status": "cancelled"}})
-    assert out == [p.ResponseFinished("r", "cancelled", "", None)]
+    st.receive(done("r", "cancelled"))
+    assert st.events_received() == [ev.ReplyFinished("r", "cancelled", "", None)]
+    # a benign race error never surfaces
+    st.receive({"type": "error", "error": {"code": "response_cancel_not_active"}})
+    assert st.events_received() == []
+
+
+def test_barge_in_without_server_vad_cancels_only_what_is_active() -> None:
+    clock = Clock()
+    st = connected(clock=clock, settings=m.SessionSettings(turn_detection=None))
+    st.receive(created("r"))
+    st.receive(audio_delta("r", "i", 2000))
+    clock.now += 0.5
+    st.interrupt()
+    assert st.data_to_send() == [m.response_cancel(), m.truncate("i", 500)]
+    st.receive(done("r", "cancelled"))
+    st.interrupt()  # nothing active, nothing playing: nothing to send
+    assert st.data_to_send() == []
 
 
 def test_barge_in_after_response_done_truncates_what_still_plays() -> None:
     clock = Clock()
-    st = p.ProtocolState(clock=clock)
-    st.feed({"type": "response.created", "response": {"id": "r"}})
-    st.feed(audio_delta("r", "i", 2000))
-    st.feed({"type": "response.done", "response": {"id": "r", "status": "completed"}})
+    st = connected(clock=clock)
+    st.receive(created("r"))
+    st.receive(audio_delta("r", "i", 2000))
+    st.receive(done("r"))
+    st.events_received()
     clock.now += 0.5
-    assert st.interrupt() == [p.Send(p.truncate("i", 500)), p.AudioDone("r", True)]
-    assert st.interrupt() == []  # nothing plays any more
+    st.interrupt()
+    assert st.data_to_send() == [m.truncate("i", 500)]
+    assert st.events_received() == [ev.AudioDone("r", True)]
+    st.interrupt()
+    assert st.data_to_send() == [] and st.events_received() == []
 
 
 def test_truncation_never_passes_the_audio_received() -> None:
     clock = Clock()
-    st = p.ProtocolState(clock=clock)
-    st.feed(audio_delta("r", "i", 200))
+    st = connected(clock=clock)
+    st.receive(audio_delta("r", "i", 200))
     clock.now += 5
-    out = st.interrupt()  # all of it played already: nothing to truncate
-    assert not any(
-        isinstance(e, p.Send) and e.event["type"] == "conversation.item.truncate" for e in out
+    st.interrupt()  # all of it played already: nothing to truncate
+    assert "conversation.item.truncate" not in sent(st)
+
+
+def test_a_reply_cut_by_a_drop_is_closed_as_interrupted_and_asked_for_again() -> None:
+    st = connected()
+    st.send_text("tell me")
+    tag = st.data_to_send()[-1]["response"]["metadata"][p.REPLY_TAG]
+    st.receive(created("r1", tag))
+    st.receive(audio_delta("r1", "i1", 100))
+    st.events_received()
+    st.connection_lost(delivered=False)
+    assert st.events_received() == [
+        ev.AudioDone("r1", True),
+        ev.ReplyFinished("r1", "interrupted", "", None),
+    ]
+    st.connection_made()
+    out = st.data_to_send()
+    assert [e["type"] for e in out] == [
+        "session.update",
+        "conversation.item.create",
+        "response.create",
+    ]
+    assert out[-1]["response"]["metadata"][p.REPLY_TAG] == tag  # the same reply future
+    # the new reply has its own id and its audio is not taken for the old one's
+    st.receive(created("r2", tag))
+    st.receive(audio_delta("r2", "i2", 100))
+    assert [e.response_id for e in st.events_received()] == ["r2"]  # type: ignore[union-attr]
+
+
+def test_replay_order_after_a_reconnect_never_sends_an_output_without_its_call() -> None:
+    st = connected(max_history=4)
+    st.send_text("one")
+    st.receive(created("r", None))
+    st.receive(
+        {
+            "type": "response.function_call_arguments.done",
+            "response_id": "r",
+            "item_id": "f",
+            "call_id": "c",
+            "name": "get",
+            "arguments": "{}",
+        }
     )
+    st.receive(done("r"))
+    st.send_tool_result(ToolResult("c", "get", True, 1, None, 0.0))
+    st.connection_lost(delivered=False)
+    st.send_text("two")  # while no link is up: kept, replayed in order
+    st.send_audio(b"\1\0" * 2400)  # the user's audio in the gap: held
+    st.connection_made()
+    out = st.data_to_send()
+    kinds = [(e["type"], e.get("item", {}).get("type")) for e in out]
+    assert kinds == [
+        ("session.update", None),
+        ("conversation.item.create", "message"),
+        ("conversation.item.create", "function_call"),
+        ("conversation.item.create", "function_call_output"),
+        ("conversation.item.create", "message"),
+        ("input_audio_buffer.append", None),
+        ("response.create", None),
+    ]
+    # trimming the history never leaves an output whose call was cut away
+    st.send_text("three")
+    items = st.replay_items()
+    assert items[0]["type"] != "function_call_output"
+    assert {i.get("call_id") for i in items if i["type"] == "function_call_output"} <= {
+        i.get("call_id") for i in items if i["type"] == "function_call"
+    }
 
 
-def test_replay_gives_settings_then_the_conversation() -> None:
-    st = p.ProtocolState()
-    st.remember(p.user_text_item("one"))
-    st.tool_output("c", "{}")
-    events = st.replay(p.SessionSettings())
-    assert [e["type"] for e in events] == ["session.update"] + ["conversation.item.create"] * 2
-    assert events[1]["item"] == p.user_text_item("one")
+def test_audio_unanswered_by_a_ping_is_sent_again_after_a_dead_link() -> None:
+    st = connected()
+    st.send_audio(b"\1\0" * 240)
+    mark = st.audio_mark()
+    st.send_audio(b"\2\0" * 240)
+    st.data_to_send()
+    st.audio_acknowledged(mark)  # a pong proved the first chunk arrived
+    st.connection_lost(delivered=False)
+    st.connection_made()
+    appended = [
+        base64.b64decode(e["audio"])
+        for e in st.data_to_send()
+        if e["type"] == "input_audio_buffer.append"
+    ]
+    assert appended == [b"\2\0" * 240]
+    # a planned switch: the old link delivered what it was given
+    st.send_audio(b"\3\0" * 240)
+    st.connection_lost(delivered=True)
+    st.connection_made()
+    assert "input_audio_buffer.append" not in sent(st)
 
 
-def test_error_event() -> None:
-    out = p.ProtocolState().feed(
-        {"type": "error", "error": {"message": "bad", "code": "x", "event_id": "e"}}
-    )
-    assert out == [p.ServerError("bad", "x", "e")]
+def test_session_expired_asks_for_a_new_connection_once() -> None:
+    st = connected()
+    for _ in range(3):
+        st.receive({"type": "error", "error": {"code": "session_expired", "message": "x"}})
+    assert st.events_received() == [ev.SwitchRequested("the session expired", usable=False)]
+
+
+def test_errors_keep_the_provider_code() -> None:
+    st = connected()
+    st.receive({"type": "error", "error": {"message": "bad", "code": "x", "event_id": "e"}})
+    (event,) = st.events_received()
+    assert isinstance(event, ev.ErrorReported) and isinstance(event.error, ProviderError)
+    assert (event.error.code, event.error.message, event.error.event_id) == ("x", "bad", "e")
 
 
 def test_player_position_wins_over_the_clock_estimate() -> None:
     clock = Clock()
-    st = p.ProtocolState(clock=clock)
+    st = connected(clock=clock)
     st.response_played_ms = {"r": 400.0}.get
-    st.feed({"type": "response.created", "response": {"id": "r"}})
-    st.feed(audio_delta("r", "i", 2000))
+    st.receive(created("r"))
+    st.receive(audio_delta("r", "i", 2000))
     clock.now += 1.5  # the clock says 1.5 s, the player says 0.4 s
-    out = st.interrupt()
-    assert p.Send(p.truncate("i", 400)) in out
+    st.interrupt()
+    assert m.truncate("i", 400) in st.data_to_send()
 
 
-def test_webrtc_audio_comes_from_the_track_while_the_buffer_streams() -> None:
+def test_webrtc_audio_comes_from_the_track_and_server_vad_barge_in_is_left_to_the_server() -> None:
     clock = Clock()
-    st = p.ProtocolState(clock=clock, media_audio=True)
+    st = connected(clock=clock, media_audio=True)
     pcm = b"\1\0" * 2400  # 100 ms
-    assert st.track_audio(pcm) == []  # silence between responses is not the model's voice
-    st.feed({"type": "response.created", "response": {"id": "r"}})
-    item = {"id": "i", "type": "message", "role": "assistant", "content": []}
-    st.feed({"type": "response.output_item.added", "response_id": "r", "item": item})
-    st.feed({"type": "output_audio_buffer.started", "response_id": "r"})
-    assert st.track_audio(pcm) == [p.AudioDelta(pcm, "r", "i")]
-    # response.done comes before the audio finished streaming: no done event yet
-    out = st.feed({"type": "response.done", "response": {"id": "r", "status": "completed"}})
-    assert out == [p.ResponseFinished("r", "completed", "", None)]
     st.track_audio(pcm)
+    assert st.events_received() == []  # silence between responses is not the model's voice
+    st.receive(created("r"))
+    item = {"id": "i", "type": "message", "role": "assistant", "content": []}
+    st.receive({"type": "response.output_item.added", "response_id": "r", "item": item})
+    st.receive({"type": "output_audio_buffer.started", "response_id": "r"})
+    st.track_audio(pcm)
+    assert [type(e) for e in st.events_received()] == [ev.AudioOut]
+    # response.done comes before the audio finished streaming: no done event yet
+    st.receive(done("r"))
+    assert st.events_received() == [ev.ReplyFinished("r", "completed", "", None)]
+    st.track_audio(pcm)
+    st.events_received()
     clock.now += 0.15
-    out = st.feed({"type": "input_audio_buffer.speech_started", "item_id": "u"})
-    assert out == [
-        p.SpeechStarted("u"),
-        p.Send(p.truncate("i", 150)),
-        p.Send(p.output_audio_clear()),
-        p.AudioDone("r", True),
+    st.receive({"type": "input_audio_buffer.speech_started", "item_id": "u"})
+    assert st.data_to_send() == []  # the server clears and truncates by itself
+    assert st.events_received() == [ev.AudioDone("r", True)]
+    st.track_audio(pcm)
+    assert st.events_received() == []  # the rest of the stream is dropped
+    # an explicit interrupt over WebRTC does tell the server
+    st.receive(created("r2"))
+    st.receive({"type": "output_audio_buffer.started", "response_id": "r2"})
+    st.track_audio(pcm)
+    st.interrupt()
+    assert [e["type"] for e in st.data_to_send()] == [
+        "response.cancel",
+        "conversation.item.truncate",
+        "output_audio_buffer.clear",
     ]
-    assert st.track_audio(pcm) == []  # the rest of the stream is dropped
 
 
 def test_webrtc_stopped_buffer_ends_the_audio() -> None:
-    st = p.ProtocolState(media_audio=True)
-    st.feed({"type": "response.created", "response": {"id": "r"}})
-    st.feed({"type": "output_audio_buffer.started", "response_id": "r"})
+    st = connected(media_audio=True)
+    st.receive(created("r"))
+    st.receive({"type": "output_audio_buffer.started", "response_id": "r"})
     st.track_audio(b"\1\0" * 480)
-    out = st.feed({"type": "output_audio_buffer.stopped", "response_id": "r"})
-    assert out == [p.AudioDone("r", False)]
-    assert st.feed({"type": "output_audio_buffer.stopped", "response_id": "r"}) == []
+    st.events_received()
+    st.receive({"type": "output_audio_buffer.stopped", "response_id": "r"})
+    assert st.events_received() == [ev.AudioDone("r", False)]
+    st.receive({"type": "output_audio_buffer.stopped", "response_id": "r"})
+    assert st.events_received() == []
+
+
+def test_failed_responses_and_transcriptions_are_typed_errors() -> None:
+    st = connected()
+    st.receive(
+        {
+            "type": "response.done",
+            "response": {
+                "id": "r",
+                "status": "failed",
+                "status_details": {"error": {"code": "rate_limit_exceeded", "message": "slow"}},
+            },
+        }
+    )
+    st.receive(
+        {
+            "type": "conversation.item.input_audio_transcription.failed",
+            "error": {"code": "audio_unintelligible", "message": "?"},
+        }
+    )
+    errors = [e.error for e in st.events_received() if isinstance(e, ev.ErrorReported)]
+    assert [(e.code, e.message) for e in errors] == [  # type: ignore[attr-defined]
+        ("rate_limit_exceeded", "slow"),
+        ("audio_unintelligible", "?"),
+    ]

@@ -27,6 +27,9 @@ from vision_agents.core.llm.runtime import (
     LinkClosed,
     RetryPolicy,
 )
+from vision_agents.core.llm.runtime import (
+    check_websocket_open as _check_open,
+)
 from vision_agents.plugins.gemini import protocol
 from vision_agents.plugins.gemini.protocol import SessionSettings
 
@@ -192,6 +195,7 @@ class _LiveLink(Link):
         self._messages: AsyncIterator[genai_types.LiveServerMessage] | None = None
 
     async def send(self, message: Any) -> None:
+        _check_open(self._ws())
         s = self.session
         if isinstance(message, protocol.RealtimeInput):
             if message.audio is not None:
@@ -227,6 +231,7 @@ class _LiveLink(Link):
 
     async def ping(self) -> Awaitable[object] | None:
         ws = self._ws()
+        _check_open(ws)
         return await ws.ping() if ws is not None and hasattr(ws, "ping") else None
 
     async def close(self) -> None:

@@ -30,6 +30,9 @@ from vision_agents.core.llm.runtime import (
     Link,
     RetryPolicy,
 )
+from vision_agents.core.llm.runtime import (
+    check_websocket_open as _check_open,
+)
 from vision_agents.core.utils.video import encode_jpeg
 from vision_agents.plugins.openai import protocol as p
 from vision_agents.plugins.openai.messages import image_item
@@ -333,6 +336,7 @@ class _WebSocketLink(Link):
         return getattr(self.conn, "_connection", None)
 
     async def send(self, message: Any) -> None:
+        _check_open(self._ws())
         await self.conn.send(message)
 
     async def recv(self) -> Any:
@@ -344,6 +348,7 @@ class _WebSocketLink(Link):
 
     async def ping(self) -> Awaitable[object] | None:
         ws = self._ws()
+        _check_open(ws)
         return await ws.ping() if ws is not None and hasattr(ws, "ping") else None
 
     async def close(self) -> None:

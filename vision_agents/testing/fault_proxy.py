@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pipe:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter

@@ -16,6 +16,7 @@ does the I/O the same way for all of them:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import math
@@ -193,6 +194,20 @@ class Link(ABC):
         """Drop the link at once, without a close handshake."""
 
 
+def check_websocket_open(ws: object) -> None:
+    """Raise ``LinkClosed`` when a ``websockets`` connection has left the OPEN state.
+
+    Once the peer's close frame arrived, ``websockets`` makes every send (and ping) wait for the
+    closing handshake to finish, which a hung peer never does (up to its close timeout): a link
+    is dead as soon as it is closing.
+    """
+    protocol = getattr(ws, "protocol", None)
+    state = getattr(protocol, "state", None)
+    if state is not None and getattr(state, "name", "OPEN") != "OPEN":
+        close = getattr(protocol, "close_rcvd", None)
+        raise LinkClosed(f"the connection is {state.name.lower()}", getattr(close, "code", None))
+
+
 @dataclass
 class _Trigger:
     link: Link
@@ -217,6 +232,7 @@ class ConnectionRuntime:
         retry: RetryPolicy | None = None,
         keepalive: Keepalive | None = None,
         close_timeout: float = 1.0,
+        send_timeout: float = 5.0,
     ) -> None:
         self.name = name
         self.protocol = protocol
@@ -225,6 +241,8 @@ class ConnectionRuntime:
         self.retry = retry or RetryPolicy()
         self.keepalive = keepalive
         self.close_timeout = close_timeout
+        self.send_timeout = send_timeout
+        self._sending: tuple[Link, asyncio.Timeout] | None = None
         self.reconnects = 0
         """Links replaced after the first one (drops, goAways, recycles, dead links)."""
         self._link: Link | None = None
@@ -321,11 +339,18 @@ class ConnectionRuntime:
             return  # the protocol buffers what it needs across the switch
         for message in outgoing:
             try:
-                await link.send(message)
+                # A send that blocks (a full socket buffer on a dead path, a closing socket)
+                # is cut short when the keepalive declares the link dead, or after a bound.
+                async with asyncio.timeout(self.send_timeout) as deadline:
+                    self._sending = (link, deadline)
+                    await link.send(message)
             except Exception as exc:
-                logger.debug("%s: send failed, link lost: %s", self.name, exc)
-                self._mark_dead(link, f"send failed: {exc}")
+                self._sending = None
+                logger.debug("%s: send failed, link lost: %r", self.name, exc)
+                self._mark_dead(link, f"send failed: {exc!r}")
                 return
+            finally:
+                self._sending = None
 
     async def _handle_events(self, events: list[ProtocolEvent]) -> None:
         passed: list[ProtocolEvent] = []
@@ -339,6 +364,10 @@ class ConnectionRuntime:
         await self._on_events(passed)
 
     def _mark_dead(self, link: Link, reason: str) -> None:
+        sending = self._sending
+        if sending is not None and sending[0] is link and not sending[1].expired():
+            with contextlib.suppress(RuntimeError):  # it finished in the meantime
+                sending[1].reschedule(asyncio.get_running_loop().time())
         if link is self._link and not self._link_dead:
             self._link_dead = True
             self._up.clear()
@@ -406,14 +435,14 @@ class ConnectionRuntime:
             await asyncio.sleep(keepalive.interval)
             mark = self.protocol.audio_mark()
             try:
-                waiter = await link.ping()
-            except Exception as exc:
-                self._mark_dead(link, f"ping failed: {exc}")
-                return
-            if waiter is None:
-                return  # this kind of link has no pings (its transport watches itself)
-            try:
+                # Bounded as a whole: on a closing socket even sending the ping can wait for
+                # the close handshake that a hung peer never finishes.
                 async with asyncio.timeout(keepalive.timeout):
+                    waiter = await link.ping()
+                    if waiter is None:
+                        # This kind of link has no pings (its transport watches itself).
+                        self.protocol.audio_acknowledged(mark)
+                        continue
                     await waiter
             except TimeoutError:
                 self._mark_dead(link, f"no pong within {keepalive.timeout:g} s (dead link)")
