@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import openai
@@ -13,6 +14,7 @@ from vision_agents.core.agents import AudioOutputTrack
 from vision_agents.core.llm.events import RealtimeAudioOutputEvent
 from vision_agents.plugins import openai as openai_plugin
 from vision_agents.testing import InMemoryEdge, OpenAIRealtimeServer, ScriptedReply, tone
+from vision_agents.testing.media import write_wav
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -81,3 +83,19 @@ async def test_agent_truncates_at_what_its_track_played() -> None:
             published = edge.published.audio.to_float32().samples[0]
             assert loud_seconds(published) == pytest.approx(0.5 + played / 1000, abs=0.15)
             assert server.errors == []
+
+
+async def test_a_leaver_s_audio_state_is_dropped(tmp_path: Path) -> None:
+    clip = tmp_path / "speech.wav"
+    write_wav(clip, tone(440, 2.0, sample_rate=48000))
+    async with OpenAIRealtimeServer() as server:
+        client = openai.AsyncOpenAI(api_key="test-key", base_url=server.base_url)
+        llm = openai_plugin.Realtime(client=client)
+        edge = InMemoryEdge()
+        agent = Agent(edge=edge, llm=llm)
+        async with agent.join(await agent.create_call()):
+            alice = await edge.add_participant("alice", clip, loop=True)
+            await server.wait_for(lambda: server.audio_bytes > 0)
+            assert llm.participants_with_state == 1
+            await edge.remove_participant(alice)
+            await server.wait_for(lambda: llm.participants_with_state == 0)

@@ -11,6 +11,8 @@ import numpy as np
 import openai
 import pytest
 
+from vision_agents.core.errors import MissingApiKeyError
+
 from tests.media_tracks import SyntheticVideoTrack
 from vision_agents.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
@@ -369,8 +371,9 @@ async def test_strict_server_answers_bad_events_with_error(server: OpenAIRealtim
 
 async def test_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
-        await openai_plugin.Realtime().connect()
+    # at construction, as on every provider (not at the first connect)
+    with pytest.raises(MissingApiKeyError, match="OPENAI_API_KEY"):
+        openai_plugin.Realtime()
 
 
 async def test_client_secret_carries_the_agent_session(server: OpenAIRealtimeServer) -> None:

@@ -205,6 +205,8 @@ class Agent:
             await self._video_in.remove_participant(event.participant)
             if self._voice is not None:
                 self._voice.forget(event.participant)
+            if isinstance(self.llm, Realtime):
+                self.llm.forget_participant(event.participant)
             for processor in self.processors:
                 if isinstance(processor, VideoProcessor):
                     await processor.on_participant_left(event.participant)

@@ -161,6 +161,10 @@ class ProtocolRealtime(Realtime):
         """Drop per-participant state (the audio resampler) when someone leaves."""
         self._resamplers.pop(participant.session_id, None)
 
+    @property
+    def participants_with_state(self) -> int:
+        return len(self._resamplers)
+
     async def _encode_frame(self, frame: av.VideoFrame) -> bytes:
         """JPEG for the model, encoded off the event loop."""
         return await asyncio.to_thread(encode_jpeg, frame, self.jpeg_quality, self.max_image_side)

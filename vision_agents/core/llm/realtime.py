@@ -92,6 +92,9 @@ class Realtime(OmniLLM, ABC):
         """Give the model the player's clock: ms of a response's audio really played."""
         self.playback_position = played_ms
 
+    def forget_participant(self, participant: Participant) -> None:
+        """Someone left: drop per-participant state (providers with such state override)."""
+
     async def simple_response(self, text: str, participant: Participant | None = None) -> None:
         """Send a user text turn; the reply arrives as audio, transcript and response events."""
         await self._send_text(text)
