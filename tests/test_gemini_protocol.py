@@ -248,7 +248,12 @@ def test_config_carries_modalities_transcription_resumption_compression_and_tool
     assert isinstance(tool, types.Tool) and tool.function_declarations
     decl = tool.function_declarations[0]
     assert decl.name == "f" and decl.parameters_json_schema == schema.parameters
-    plain = protocol.build_config(SessionSettings(input_transcription=False))
+    default = protocol.build_config(SessionSettings())
+    assert default.context_window_compression is not None  # on unless turned off
+    assert default.context_window_compression.sliding_window is not None
+    plain = protocol.build_config(
+        SessionSettings(input_transcription=False, context_compression=False)
+    )
     assert plain.input_audio_transcription is None and plain.context_window_compression is None
     assert plain.session_resumption is not None and plain.session_resumption.handle is None
 

@@ -18,6 +18,7 @@ from google.genai import types
 
 from vision_agents.core.audio import PcmData
 from vision_agents.core.errors import ProtocolViolation, UnsupportedFeature
+from vision_agents.core.llm.events import Usage
 from vision_agents.core.llm.protocol import (
     AgentTranscript,
     AudioDone,
@@ -28,6 +29,7 @@ from vision_agents.core.llm.protocol import (
     TextOut,
     ToolCall,
     ToolCancel,
+    UsageReported,
     UserTranscript,
 )
 from vision_agents.core.llm.tools import ToolResult, ToolSchema
@@ -48,9 +50,15 @@ class SessionSettings:
     voice: str | None = None
     input_transcription: bool = True
     output_transcription: bool = True
+    context_compression: bool = True
+    """Sliding-window context compression. Without it the service ends an audio+video session
+    after about 2 minutes (audio only: about 15) when the 128k-token context window fills up
+    (Live API docs, "Session management": session lifetime and context window compression)."""
     compression_trigger_tokens: int | None = None
-    """Context window compression: None leaves it off; a token count turns on a sliding window."""
+    """Context size that triggers compression; None: the service's default (80% of the
+    model's context window)."""
     compression_target_tokens: int | None = None
+    """Context size kept after compression; None: the service's default (half the trigger)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """More ``LiveConnectConfig`` fields, passed as is."""
 
@@ -79,7 +87,7 @@ def build_config(
         config["input_audio_transcription"] = types.AudioTranscriptionConfig()
     if settings.output_transcription:
         config["output_audio_transcription"] = types.AudioTranscriptionConfig()
-    if settings.compression_trigger_tokens is not None:
+    if settings.context_compression:
         config["context_window_compression"] = types.ContextWindowCompressionConfig(
             trigger_tokens=settings.compression_trigger_tokens,
             sliding_window=types.SlidingWindow(target_tokens=settings.compression_target_tokens),
@@ -275,6 +283,8 @@ class GeminiProtocol(RealtimeProtocol):
             ids = tuple(message.tool_call_cancellation.ids or ())
             if ids:
                 self._event(ToolCancel(ids))
+        if message.usage_metadata is not None:
+            self._event(UsageReported(usage_from_gemini(message.usage_metadata), self._response_id))
         if message.server_content is not None:
             self._content(message.server_content)
         if message.go_away is not None:
@@ -345,6 +355,29 @@ class GeminiProtocol(RealtimeProtocol):
     def _next_id(self) -> int:
         self._seq += 1
         return self._seq
+
+
+def usage_from_gemini(meta: types.UsageMetadata) -> Usage:
+    """``usageMetadata`` as our ``Usage``: per-modality counts (VIDEO counts as image)."""
+
+    def by(details: list[types.ModalityTokenCount] | None, *names: str) -> int:
+        total = 0
+        for d in details or []:
+            modality = d.modality.name if d.modality is not None else ""
+            if modality in names:
+                total += d.token_count or 0
+        return total
+
+    prompt, response = meta.prompt_tokens_details, meta.response_tokens_details
+    return Usage(
+        input_text=by(prompt, "TEXT"),
+        input_audio=by(prompt, "AUDIO"),
+        input_image=by(prompt, "IMAGE", "VIDEO"),
+        input_cached=meta.cached_content_token_count or 0,
+        output_text=by(response, "TEXT"),
+        output_audio=by(response, "AUDIO"),
+        total=meta.total_token_count or 0,
+    )
 
 
 def _rate(mime_type: str | None) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 from vision_agents.core.audio import PcmData
 from vision_agents.core.errors import ProtocolViolation, ProviderError
+from vision_agents.core.llm.events import Usage
 from vision_agents.core.llm.protocol import (
     AgentTranscript,
     AudioDone,
@@ -29,6 +30,7 @@ from vision_agents.core.llm.protocol import (
     SwitchRequested,
     TextOut,
     ToolCall,
+    UsageReported,
     UserTranscript,
 )
 from vision_agents.core.llm.tools import ToolResult
@@ -475,6 +477,9 @@ class OpenAIProtocol(RealtimeProtocol):
                 self.provider, err.get("code") or err.get("type"), str(err.get("message", ""))
             )
             self._event(ErrorReported(error, "the response failed"))
+        usage = r.get("usage")
+        if isinstance(usage, dict):
+            self._event(UsageReported(usage_from_openai(usage), rid))
         tag = (r.get("metadata") or {}).get(REPLY_TAG) or (resp.tag if resp else None)
         self._event(ReplyFinished(rid, status, text, tag))
         if self._reply_after_calls and not self._open_calls:
@@ -518,6 +523,26 @@ class OpenAIProtocol(RealtimeProtocol):
             )
             prev = self._playing = _Playing(item_id, response_id, self._clock(), offset)
         prev.audio_ms += nbytes / 2 / AUDIO_RATE * 1000.0
+
+
+def usage_from_openai(usage: JsonDict) -> Usage:
+    """``response.done.response.usage`` as our ``Usage`` (missing details count as 0)."""
+    inp = usage.get("input_token_details") or {}
+    out = usage.get("output_token_details") or {}
+
+    def n(d: JsonDict, key: str) -> int:
+        value = d.get(key)
+        return int(value) if isinstance(value, int | float) else 0
+
+    return Usage(
+        input_text=n(inp, "text_tokens"),
+        input_audio=n(inp, "audio_tokens"),
+        input_image=n(inp, "image_tokens"),
+        input_cached=n(inp, "cached_tokens"),
+        output_text=n(out, "text_tokens"),
+        output_audio=n(out, "audio_tokens"),
+        total=n(usage, "total_tokens"),
+    )
 
 
 _HANDLERS: dict[str, Callable[[OpenAIProtocol, JsonDict], None]] = {

@@ -20,6 +20,7 @@ from vision_agents.testing.memory_edge import InMemoryEdge, PublishedMedia
 from vision_agents.testing.player import LiveFileTrack, MediaFilePlayer
 
 if TYPE_CHECKING:
+    from vision_agents.testing.fault_proxy import FaultProxy
     from vision_agents.testing.gemini_server import (
         GeminiLiveServer,
         WireAudio,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         ToolCallReply,
     )
     from vision_agents.testing.openai_server import OpenAIRealtimeServer, ScriptedReply
+    from vision_agents.testing.xai_server import XAIRealtimeServer
 
 # The protocol servers need their provider's SDK (an extra): import them on first use.
 _LAZY = {
@@ -41,6 +43,8 @@ _LAZY = {
     "WireMessage": "vision_agents.testing.gemini_server",
     "OpenAIRealtimeServer": "vision_agents.testing.openai_server",
     "ScriptedReply": "vision_agents.testing.openai_server",
+    "XAIRealtimeServer": "vision_agents.testing.xai_server",
+    "FaultProxy": "vision_agents.testing.fault_proxy",
     "ChatReply": "vision_agents.testing.openai_chat_server",
     "OpenAIChatServer": "vision_agents.testing.openai_chat_server",
     "ToolCallReply": "vision_agents.testing.openai_chat_server",
@@ -57,6 +61,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ChatReply",
     "FakeRealtime",
+    "FaultProxy",
     "GeminiLiveServer",
     "InMemoryEdge",
     "LiveFileTrack",
@@ -70,6 +75,7 @@ __all__ = [
     "WireAudio",
     "WireFrame",
     "WireMessage",
+    "XAIRealtimeServer",
     "make_test_video",
     "pattern_frame",
     "read_frame_index",

@@ -144,3 +144,58 @@ class ToolCallCompletedEvent(BaseEvent):
             error=result.error,
             duration_s=result.duration_s,
         )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens one response (or a whole session, summed) cost, split the way providers bill."""
+
+    input_text: int = 0
+    input_audio: int = 0
+    input_image: int = 0
+    input_cached: int = 0
+    """Input tokens served from the provider's cache (part of the input counts above)."""
+    output_text: int = 0
+    output_audio: int = 0
+    total: int = 0
+
+    @property
+    def input(self) -> int:
+        return self.input_text + self.input_audio + self.input_image
+
+    @property
+    def output(self) -> int:
+        return self.output_text + self.output_audio
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_text + other.input_text,
+            self.input_audio + other.input_audio,
+            self.input_image + other.input_image,
+            self.input_cached + other.input_cached,
+            self.output_text + other.output_text,
+            self.output_audio + other.output_audio,
+            self.total + other.total,
+        )
+
+
+@dataclass(kw_only=True)
+class UsageEvent(BaseEvent):
+    """The provider reported token usage; ``totals`` is the session's sum so far."""
+
+    type: ClassVar[str] = "realtime.usage"
+
+    usage: Usage
+    totals: Usage
+    response_id: str | None = None
+
+
+@dataclass(kw_only=True)
+class RealtimeReconnectedEvent(BaseEvent):
+    """The session moved to a new connection (``planned``: goAway, expiry, recycle)."""
+
+    type: ClassVar[str] = "realtime.reconnected"
+
+    reason: str
+    planned: bool
+    attempt: int

@@ -17,6 +17,7 @@ from typing import Any
 
 from vision_agents.core.audio import PcmData
 from vision_agents.core.errors import ProtocolViolation
+from vision_agents.core.llm.events import Usage
 from vision_agents.core.llm.tools import ToolResult
 
 # -- events a protocol object produces (provider neutral) --------------------------------
@@ -76,6 +77,12 @@ class ReplyFinished:
 
 
 @dataclass(frozen=True)
+class UsageReported:
+    usage: Usage
+    response_id: str | None = None
+
+
+@dataclass(frozen=True)
 class ErrorReported:
     error: BaseException
     context: str
@@ -119,6 +126,7 @@ ProtocolEvent = (
     | ToolCall
     | ToolCancel
     | ReplyFinished
+    | UsageReported
     | ErrorReported
     | SwitchRequested
     | ConnectionLost

@@ -19,6 +19,7 @@ from vision_agents.core.audio import PcmData
 from vision_agents.core.audio.resampler import Resampler
 from vision_agents.core.errors import ConfigurationError, NotConnectedError, RealtimeConnectionError
 from vision_agents.core.llm import protocol as ev
+from vision_agents.core.llm.events import RealtimeReconnectedEvent, Usage, UsageEvent
 from vision_agents.core.llm.protocol import RealtimeProtocol
 from vision_agents.core.llm.realtime import Realtime
 from vision_agents.core.llm.runtime import (
@@ -69,6 +70,8 @@ class ProtocolRealtime(Realtime):
         self._replies: dict[str, asyncio.Future[str]] = {}
         self.frames_sent = 0
         self._closed_reconnects = 0
+        self.usage = Usage()
+        """Tokens used by this session so far, as the provider reported them."""
 
     # -- what a provider supplies --------------------------------------------------------
 
@@ -253,12 +256,22 @@ class ProtocolRealtime(Realtime):
                 self._emit_error_event(event.error, context=event.context)
             elif isinstance(event, ev.ConnectionLost):
                 self._on_connection_lost(event)
+            elif isinstance(event, ev.UsageReported):
+                self.usage = self.usage + event.usage
+                self._emit(
+                    UsageEvent(usage=event.usage, totals=self.usage, response_id=event.response_id)
+                )
             elif isinstance(event, ev.Reconnected):
                 logger.info(
                     "%s: reconnected (%s; attempt %d)",
                     self.provider_name,
                     event.reason,
                     event.attempt,
+                )
+                self._emit(
+                    RealtimeReconnectedEvent(
+                        reason=event.reason, planned=event.planned, attempt=event.attempt
+                    )
                 )
 
     def _finish_reply(self, event: ev.ReplyFinished) -> None:
