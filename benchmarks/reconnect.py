@@ -13,12 +13,16 @@ one failure 1 s after the server first heard the tone:
 Everything is measured at the server, so every client is measured the same way:
 
 - recover: failure injected -> the first tone audio arriving on a connection opened after it;
-- audio delivered: seconds of user audio the server accepted over the trial / 3 s (a client
-  that sends some audio twice can pass 100 %).
+- audio delivered: the share of the tone's samples that reached the server, found sample for
+  sample (the tone carries a fixed +-2 LSB dither, so every 16-sample window is unique and
+  audio sent twice counts once). A client that changes the samples (resampling) is marked
+  ``*`` and gets seconds received / 3 s instead.
 
 Peers (LiveKit Agents, Pipecat) run in their own virtualenvs (``benchmarks/peers/setup.sh``)
 as subprocesses (``benchmarks/peers/driver.py``) pointed at the same proxy and server. A cell
-whose first try does not recover within ``--recover-timeout`` s is not repeated.
+whose first try does not recover within ``--recover-timeout`` s is not repeated. The two
+providers run as two lanes at once (each with its own server); ``--sequential`` runs them one
+after the other.
 
     bash benchmarks/peers/setup.sh                   # once: peer virtualenvs in ~/.cache
     python -m benchmarks.reconnect                   # from the repository root
@@ -51,7 +55,7 @@ from google.genai import types as genai_types
 from vision_agents.core import PcmData
 from vision_agents.plugins import gemini
 from vision_agents.plugins import openai as openai_plugin
-from vision_agents.testing import GeminiLiveServer, OpenAIRealtimeServer, fault_proxy, tone
+from vision_agents.testing import GeminiLiveServer, OpenAIRealtimeServer, tone
 from vision_agents.testing.fault_proxy import FaultProxy
 
 TONE_S = 3.0
@@ -68,12 +72,6 @@ PEERS_HOME = Path(
 DRIVER = Path(__file__).with_name("peers") / "driver.py"
 
 logger = logging.getLogger("benchmarks.reconnect")
-
-if getattr(fault_proxy, "_Pipe", object).__hash__ is None:
-    # FaultProxy keeps its pipes in a set, but ``_Pipe`` is a plain dataclass (eq=True makes
-    # it unhashable), so every connection through the proxy fails. Hash by identity here
-    # until the proxy does so itself.
-    setattr(fault_proxy._Pipe, "__hash__", object.__hash__)  # noqa: B010
 
 
 # -- the tone, and which of its samples arrived ---------------------------------------------
@@ -92,10 +90,14 @@ def make_tone(rate: int) -> np.ndarray:
     return out
 
 
-def coverage(sent: np.ndarray, streams: list[bytes]) -> float | None:
+def window_index(sent: np.ndarray) -> dict[bytes, int]:
+    """Where each ``MATCH``-sample window starts in ``sent``."""
+    return {sent[i : i + MATCH].tobytes(): i for i in range(len(sent) - MATCH + 1)}
+
+
+def coverage(sent: np.ndarray, streams: list[bytes], index: dict[bytes, int]) -> float | None:
     """Fraction of ``sent`` found, sample for sample, in the received ``streams``; None when
     the received audio does not match it at all (a client that resampled or mixed it)."""
-    index = {sent[i : i + MATCH].tobytes(): i for i in range(len(sent) - MATCH + 1)}
     covered = np.zeros(len(sent), bool)
     received = 0
     for raw in streams:
@@ -125,6 +127,7 @@ class ServerSide(ABC):
 
     provider: str
     tone: np.ndarray
+    index: dict[bytes, int]
     tone_file: str
 
     @property
@@ -134,6 +137,7 @@ class ServerSide(ABC):
 
     def write_tone(self) -> None:
         self.tone = make_tone(RATES[self.provider])
+        self.index = window_index(self.tone)
         with tempfile.NamedTemporaryFile("wb", suffix=".s16", delete=False) as f:
             f.write(self.tone.tobytes())
             self.tone_file = f.name
@@ -545,19 +549,20 @@ async def run_trial(side: ServerSide, client: Client, kind: str, recover_timeout
 
 
 def _delivered(side: ServerSide, mark: int) -> tuple[float, bool]:
-    found = coverage(side.tone, side.audio_after(mark))
+    found = coverage(side.tone, side.audio_after(mark), side.index)
     if found is None:
         return min(1.0, side.audio_seconds_after(mark) / TONE_S), False
     return found, True
 
 
 async def _settle(side: ServerSide, mark: int, quiet: float = 0.4, within: float = 3.0) -> None:
-    """Wait until the server's audio count stops growing (or the whole tone is in)."""
+    """Wait until the server's audio count stops growing (or every sample of the tone is in;
+    the count alone can reach 3 s early when a client sends some audio twice)."""
     deadline = time.monotonic() + within
     last, last_change = -1.0, time.monotonic()
     while time.monotonic() < deadline:
         now_s = side.audio_seconds_after(mark)
-        if now_s >= TONE_S - 1e-6:
+        if now_s >= TONE_S - 1e-6 and _delivered(side, mark)[0] >= 1.0:
             return
         if now_s != last:
             last, last_change = now_s, time.monotonic()
