@@ -6,7 +6,15 @@ API's ``error`` event and is not acted on. Replies are scripted; everything rece
 recorded. ``POST /v1/realtime/calls`` answers a WebRTC offer (raw ``application/sdp`` or
 multipart ``sdp`` + ``session``) with an aiortc peer (``openai_webrtc.py``): the same events
 over the ``oai-events`` data channel, reply audio on its outgoing track, the caller's audio
-track recorded. ``POST /v1/realtime/client_secrets`` mints ephemeral keys.
+track recorded; ``/v1/realtime?call_id=`` attaches a sideband WebSocket to such a call.
+``POST /v1/realtime/client_secrets`` mints ephemeral keys.
+
+Responses follow the service's event sequences (output items, content parts, transcripts,
+``response.done`` with the output and token usage), and the service's rules are modelled,
+each citing its documentation where it is enforced: the session cap (``session_limit_s``),
+one response at a time, cancel with nothing active, server VAD interrupting, tool outputs only
+for known calls, truncation of assistant audio only and not past its end, the voice locked
+once audio was produced.
 
     async with OpenAIRealtimeServer() as server:
         client = openai.AsyncOpenAI(api_key="test", base_url=server.base_url)
@@ -88,6 +96,37 @@ def _extras(node: Any, path: str = "") -> list[str]:
     return found
 
 
+@functools.cache
+def _server_event_types() -> dict[str, type[pydantic.BaseModel]]:
+    from openai.types.realtime import RealtimeServerEvent
+
+    union = typing.get_args(RealtimeServerEvent)[0]
+    out: dict[str, type[pydantic.BaseModel]] = {}
+    for member in typing.get_args(union):
+        for value in typing.get_args(member.model_fields["type"].annotation):
+            out[value] = member
+    return out
+
+
+# Fields the service sends that the SDK's types do not declare (yet): the session resource's
+# own id, object and expiry appear in session.created / session.updated.
+_UNDECLARED_OK = frozenset({"session.id", "session.object", "session.expires_at"})
+
+
+def validate_server_event(event: JsonDict) -> str | None:
+    """What is wrong with one server event by the ``openai`` SDK's types (``None``: valid)."""
+    model = _server_event_types().get(str(event.get("type")))
+    if model is None:
+        return "unknown event type"
+    try:
+        parsed = model.model_validate(event)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    extras = [e for e in _extras(parsed) if e not in _UNDECLARED_OK]
+    return f"undeclared field {extras[0]}" if extras else None
+
+
 class ValidationFailed(Exception):
     def __init__(self, message: str, code: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -130,6 +169,126 @@ def validate_client_event(data: Any) -> JsonDict:
 
 
 @dataclass
+class Tokens:
+    """Token counts by modality (the server's own accounting; see ``tokens_for_*``)."""
+
+    text: int = 0
+    audio: int = 0
+    image: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.text + self.audio + self.image
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(self.text + other.text, self.audio + other.audio, self.image + other.image)
+
+    def capped(self, other: Tokens) -> Tokens:
+        """Per modality, the smaller of the two (the cached share of an input)."""
+        return Tokens(
+            min(self.text, other.text), min(self.audio, other.audio), min(self.image, other.image)
+        )
+
+
+# Token accounting. OpenAI's Realtime cost guide ("Managing costs") counts user audio at one
+# token per 100 ms and assistant audio at one token per 50 ms; text is about four characters a
+# token; an image is a flat charge here. Every response's input is the whole conversation so
+# far (later turns re-read earlier ones), and the part already read by the previous response
+# is reported as cached (prompt caching of the unchanged prefix).
+USER_AUDIO_MS_PER_TOKEN = 100
+ASSISTANT_AUDIO_MS_PER_TOKEN = 50
+CHARS_PER_TOKEN = 4
+IMAGE_TOKENS = 85
+BYTES_PER_MS = AUDIO_RATE * 2 // 1000
+
+
+def text_tokens(text: str) -> int:
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def audio_tokens(audio_bytes: int, *, assistant: bool) -> int:
+    ms = audio_bytes // BYTES_PER_MS
+    per = ASSISTANT_AUDIO_MS_PER_TOKEN if assistant else USER_AUDIO_MS_PER_TOKEN
+    return -(-ms // per)
+
+
+def item_tokens(item: JsonDict, audio_bytes: int = 0) -> Tokens:
+    """What one conversation item costs as input to a later response."""
+    kind = item.get("type")
+    if kind == "function_call":
+        return Tokens(text=text_tokens(str(item.get("name", "")) + str(item.get("arguments", ""))))
+    if kind == "function_call_output":
+        return Tokens(text=text_tokens(str(item.get("output", ""))))
+    out = Tokens()
+    for part in item.get("content") or []:
+        ptype = part.get("type")
+        if ptype in ("input_text", "output_text", "text"):
+            out.text += text_tokens(str(part.get("text") or ""))
+        elif ptype == "input_image":
+            out.image += IMAGE_TOKENS
+        elif ptype in ("output_audio", "audio"):
+            out.text += text_tokens(str(part.get("transcript") or ""))
+    if audio_bytes:
+        out.audio += audio_tokens(audio_bytes, assistant=item.get("role") == "assistant")
+    return out
+
+
+@dataclass
+class Usage:
+    """Cumulative token usage, summed over the ``response.done`` events a session sent."""
+
+    input: Tokens = field(default_factory=Tokens)
+    cached: Tokens = field(default_factory=Tokens)
+    output: Tokens = field(default_factory=Tokens)
+    responses: int = 0
+
+    @property
+    def input_tokens(self) -> int:
+        return self.input.total
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.cached.total
+
+    @property
+    def output_tokens(self) -> int:
+        return self.output.total
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def add(self, other: Usage) -> None:
+        self.input += other.input
+        self.cached += other.cached
+        self.output += other.output
+        self.responses += other.responses
+
+    def as_wire(self) -> JsonDict:
+        """As ``response.done.response.usage`` (``RealtimeResponseUsage``)."""
+        return {
+            "total_tokens": self.total_tokens,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "input_token_details": {
+                "text_tokens": self.input.text,
+                "audio_tokens": self.input.audio,
+                "image_tokens": self.input.image,
+                "cached_tokens": self.cached_tokens,
+                "cached_tokens_details": {
+                    "text_tokens": self.cached.text,
+                    "audio_tokens": self.cached.audio,
+                    "image_tokens": self.cached.image,
+                },
+            },
+            "output_token_details": {
+                "text_tokens": self.output.text,
+                "audio_tokens": self.output.audio,
+            },
+        }
+
+
+@dataclass
 class Connection:
     """One session (a WebSocket, or a WebRTC call) as the server saw it."""
 
@@ -143,12 +302,29 @@ class Connection:
     audio: bytearray = field(default_factory=bytearray)
     """The caller's audio, 24 kHz mono s16 (WebRTC: decoded from its track, silence included)."""
     items: list[JsonDict] = field(default_factory=list)
+    """The conversation, in order (the server's representation of each item)."""
+    item_audio: dict[str, int] = field(default_factory=dict)
+    """Audio bytes behind each audio item (assistant replies, committed user audio)."""
+    call_ids: set[str] = field(default_factory=set)
+    """``call_id`` of every ``function_call`` item in the conversation."""
+    buffered_audio: int = 0
+    """Input audio bytes appended since the last commit."""
+    produced_audio: bool = False
+    usage: Usage = field(default_factory=Usage)
+    """Token totals of this session, summed from its ``response.done`` events."""
+    read_context: Tokens = field(default_factory=Tokens)
+    """The conversation as the previous response left it (the cacheable prefix)."""
     response_task: asyncio.Task[None] | None = None
     response_id: str | None = None
+    cancel_reason: str | None = None
     playout_task: asyncio.Task[None] | None = None
     inbox: asyncio.Queue[str] | None = None
     reader: asyncio.Task[None] | None = None
+    expiry_task: asyncio.Task[None] | None = None
     expired: bool = False
+    call_id: str | None = None
+    """WebRTC: the call's id; ``/v1/realtime?call_id=`` attaches a sideband WebSocket."""
+    sidebands: list[web.WebSocketResponse] = field(default_factory=list)
 
     @property
     def transport(self) -> str:
@@ -160,14 +336,51 @@ class Connection:
             return self.rtc.closed
         return self.ws is None or self.ws.closed
 
+    @property
+    def response_active(self) -> bool:
+        return self.response_task is not None and not self.response_task.done()
+
     async def send_text(self, text: str) -> None:
         if self.rtc is not None:
             self.rtc.send(text)
         elif self.ws is not None:
             await self.ws.send_str(text)
+        for ws in list(self.sidebands):
+            if not ws.closed:
+                with contextlib.suppress(ConnectionError):
+                    await ws.send_str(text)
 
     def tasks(self) -> list[asyncio.Task[None]]:
-        return [t for t in (self.response_task, self.playout_task, self.reader) if t is not None]
+        return [
+            t
+            for t in (self.response_task, self.playout_task, self.reader, self.expiry_task)
+            if t is not None
+        ]
+
+    def find_item(self, item_id: str) -> JsonDict | None:
+        return next((i for i in self.items if i.get("id") == item_id), None)
+
+    def context(self) -> Tokens:
+        """What the whole conversation costs as input to the next response."""
+        total = Tokens()
+        for item in self.items:
+            total += item_tokens(item, self.item_audio.get(str(item.get("id")), 0))
+        return total
+
+    @property
+    def turn_detection(self) -> JsonDict | None:
+        """The session's turn detection; a session that never set it has the service's
+        default, server VAD (API reference, session ``audio.input.turn_detection``)."""
+        audio_in = (self.session.get("audio") or {}).get("input") or {}
+        if "turn_detection" not in audio_in:
+            return {"type": "server_vad", "create_response": True, "interrupt_response": True}
+        vad = audio_in["turn_detection"]
+        return vad if isinstance(vad, dict) else None
+
+    @property
+    def voice(self) -> str:
+        output = (self.session.get("audio") or {}).get("output") or {}
+        return str(output.get("voice") or DEFAULT_VOICE)
 
     def voiced_seconds(self, threshold: float = 300.0) -> float:
         """Seconds of the caller's audio louder than ``threshold`` RMS, in 20 ms blocks."""
@@ -180,15 +393,45 @@ class Connection:
         return float((rms > threshold).sum()) / 50
 
 
+DEFAULT_VOICE = "alloy"
+SESSION_LIMIT_S = 3600.0
+
+
+def _merge(base: JsonDict, update: JsonDict) -> JsonDict:
+    """``session.update`` semantics: the fields given replace those of the session; nested
+    objects are merged, so updating ``audio.input`` keeps ``audio.output``."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 class OpenAIRealtimeServer:
-    """Scriptable local stand-in for ``/v1/realtime`` (WebSocket) and client secrets."""
+    """Scriptable local stand-in for ``/v1/realtime`` (WebSocket) and client secrets.
+
+    ``session_limit_s`` scales the service's 60-minute session cap for tests; every event the
+    server sends is checked against the ``openai`` SDK's server event types, and any mismatch
+    is kept in ``invalid_events`` (tests assert it stays empty).
+    """
+
+    check_events = True
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        session_limit_s: float = SESSION_LIMIT_S,
     ) -> None:
         self.host, self.port, self.api_key = host, port, api_key
+        self.session_limit_s = session_limit_s
         self.connections: list[Connection] = []
         self.errors: list[JsonDict] = []
+        self.invalid_events: list[str] = []
         self._stalled: set[asyncio.Task[Any]] = set()
         self.client_secrets: list[JsonDict] = []
         self.responder: Responder = lambda _e: ScriptedReply(transcript="ok")
@@ -261,6 +504,14 @@ class OpenAIRealtimeServer:
         return sum(c.voiced_seconds(threshold) for c in self.connections)
 
     @property
+    def usage(self) -> Usage:
+        """Token usage over every session, as reported in their ``response.done`` events."""
+        total = Usage()
+        for conn in self.connections:
+            total.add(conn.usage)
+        return total
+
+    @property
     def current(self) -> Connection | None:
         live = [c for c in self.connections if not c.closed]
         return live[-1] if live else None
@@ -283,7 +534,12 @@ class OpenAIRealtimeServer:
         if conn is None:
             raise RuntimeError("no client is connected")
         self._event_seq += 1
-        await conn.send_text(json.dumps({"event_id": f"event_{self._event_seq}", **event}))
+        event = {"event_id": f"event_{self._event_seq}", **event}
+        if self.check_events:
+            problem = validate_server_event(event)
+            if problem:
+                self.invalid_events.append(f"{event.get('type')}: {problem}")
+        await conn.send_text(json.dumps(event))
 
     async def speech_started(self, audio_start_ms: int = 0) -> None:
         """The user starts talking (barge-in). As the service's server VAD does when
@@ -300,19 +556,55 @@ class OpenAIRealtimeServer:
         )
         if conn is None:
             return
-        vad = ((conn.session.get("audio") or {}).get("input") or {}).get("turn_detection")
+        vad = conn.turn_detection
         if not vad or vad.get("interrupt_response") is False:
             return
-        task = conn.response_task
-        if task is not None and not task.done():
-            task.cancel()
+        rid = conn.response_id
+        # Realtime conversations guide, "Voice activity detection": with interrupt_response
+        # (default true) the server cancels the in-progress response on speech start.
+        await self._cancel_response(conn, "turn_detected")
         if conn.rtc is not None:
             conn.rtc.audio_out.clear()
             if conn.playout_task is not None and not conn.playout_task.done():
                 conn.playout_task.cancel()
                 await self.send(
-                    {"type": "output_audio_buffer.cleared", "response_id": conn.response_id}, conn
+                    {"type": "output_audio_buffer.cleared", "response_id": rid or ""}, conn
                 )
+
+    async def user_turn(
+        self, transcript: str = "", *, audio_end_ms: int = 0, respond: bool | None = None
+    ) -> None:
+        """The user stops talking, as server VAD reports it: ``speech_stopped``, the buffer
+        committed as a user item, its transcription, then (``create_response``, on by
+        default with turn detection) a response. ``respond`` overrides the session."""
+        conn = self.current
+        if conn is None:
+            raise RuntimeError("no client is connected")
+        await self.send(
+            {
+                "type": "input_audio_buffer.speech_stopped",
+                "audio_end_ms": audio_end_ms,
+                "item_id": _id("item"),
+            },
+            conn,
+        )
+        item = await self._commit(conn)
+        await self.send(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": item["id"],
+                "content_index": 0,
+                "transcript": transcript,
+                "usage": {"type": "duration", "seconds": 1},
+            },
+            conn,
+        )
+        item["content"][0]["transcript"] = transcript
+        if respond is None:
+            vad = conn.turn_detection
+            respond = vad is not None and vad.get("create_response") is not False
+        if respond and not conn.response_active:
+            self._start_response(conn, {"type": "response.create"})
 
     async def user_transcript(self, text: str) -> None:
         await self.send(
@@ -365,24 +657,34 @@ class OpenAIRealtimeServer:
         self._stalled.add(task)
         task.add_done_callback(self._stalled.discard)
 
-    async def expire_session(self) -> None:
-        """The session hit its time limit: an ``error`` with ``session_expired``; the socket
-        stays open and the session is no longer usable (as the service does at 60 minutes)."""
-        conn = self.current
-        if conn is None:
+    async def expire_session(self, conn: Connection | None = None) -> None:
+        """The session hit its time limit now (see ``session_limit_s``)."""
+        conn = conn or self.current
+        if conn is not None:
+            await self._expire(conn)
+
+    def _expiry_message(self) -> str:
+        minutes = self.session_limit_s / 60
+        return f"Your session hit the maximum duration of {minutes:g} minutes."
+
+    async def _expire(self, conn: Connection) -> None:
+        """Realtime API developer notes: a session lasts at most 60 minutes. The service then
+        sends an ``error`` with ``session_expired``; the socket stays open and every later
+        client event is answered with the same error (the session is no longer usable)."""
+        if conn.expired:
             return
         conn.expired = True
-        await self.send(
-            {
-                "type": "error",
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "session_expired",
-                    "message": "Your session hit the maximum duration of 60 minutes.",
-                },
-            },
-            conn,
-        )
+        await self._cancel_response(conn, "client_cancelled")
+        await self._error(conn, ValidationFailed(self._expiry_message(), "session_expired"), None)
+
+    def _arm_expiry(self, conn: Connection) -> None:
+        async def expire_later() -> None:
+            await asyncio.sleep(self.session_limit_s)
+            if not conn.closed:
+                with contextlib.suppress(ConnectionError):
+                    await self._expire(conn)
+
+        conn.expiry_task = asyncio.get_running_loop().create_task(expire_later())
 
     @property
     def audio_bytes(self) -> int:
@@ -423,11 +725,15 @@ class OpenAIRealtimeServer:
                 },
                 status=401,
             )
+        call_id = request.query.get("call_id")
+        if call_id is not None:
+            return await self._sideband(request, call_id)
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         conn = Connection(ws=ws, model=request.query.get("model", ""), authorization=auth)
         conn.session = {"type": "realtime", "id": _id("sess"), "model": conn.model}
         self.connections.append(conn)
+        self._arm_expiry(conn)
         await self.send({"type": "session.created", "session": conn.session}, conn)
         try:
             async for msg in ws:
@@ -437,8 +743,34 @@ class OpenAIRealtimeServer:
         except ConnectionError:
             pass  # the client went away (or ``drop`` cut it)
         finally:
-            if conn.response_task is not None:
-                conn.response_task.cancel()
+            for task in (conn.response_task, conn.expiry_task):
+                if task is not None:
+                    task.cancel()
+        return ws
+
+    async def _sideband(self, request: web.Request, call_id: str) -> web.StreamResponse:
+        """``/v1/realtime?call_id=``: a server-side WebSocket on a WebRTC call's session
+        (Realtime guide, "Webhooks and server-side controls"): it sees the session's events
+        and may send client events, which act on the call. Unknown calls get a 404."""
+        from aiohttp import WSMsgType, web
+
+        conn = next((c for c in self.connections if c.call_id == call_id and not c.closed), None)
+        if conn is None:
+            return web.json_response(
+                {"error": {"type": "invalid_request_error", "message": "Call not found."}},
+                status=404,
+            )
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        conn.sidebands.append(ws)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._handle(conn, msg.data)
+        except ConnectionError:
+            pass
+        finally:
+            conn.sidebands.remove(ws)
         return ws
 
     async def _error(self, conn: Connection, exc: ValidationFailed, event_id: str | None) -> None:
@@ -465,237 +797,227 @@ class OpenAIRealtimeServer:
             await self._error(conn, exc, event_id)
             return
         conn.received.append(data)
-        kind = data["type"]
-        if conn.expired:
+        if conn.expired:  # see ``_expire``
             await self._error(
-                conn,
-                ValidationFailed(
-                    "Your session hit the maximum duration of 60 minutes.", "session_expired"
-                ),
-                event_id,
+                conn, ValidationFailed(self._expiry_message(), "session_expired"), event_id
             )
             return
-        if kind == "session.update":
-            conn.session = {**conn.session, **data["session"]}
-            await self.send({"type": "session.updated", "session": conn.session}, conn)
-        elif kind == "input_audio_buffer.append":
-            pcm = base64.b64decode(data["audio"])
-            conn.audio_bytes += len(pcm)
-            conn.audio += pcm
-        elif kind == "input_audio_buffer.commit":
+        handler = _HANDLERS.get(data["type"])
+        if handler is None:
+            return
+        try:
+            await handler(self, conn, data)
+        except ValidationFailed as exc:
+            await self._error(conn, exc, event_id)
+
+    async def _on_session_update(self, conn: Connection, data: JsonDict) -> None:
+        session = _merge(conn.session, data["session"])
+        new_voice = ((session.get("audio") or {}).get("output") or {}).get("voice")
+        if conn.produced_audio and new_voice is not None and new_voice != conn.voice:
+            # Realtime conversations guide, "Session lifecycle events": the voice cannot be
+            # changed once the model has responded with audio in the session. The service
+            # refuses the whole update with ``cannot_update_voice``.
+            raise ValidationFailed(
+                "Cannot update a conversation's voice if assistant audio is present.",
+                "cannot_update_voice",
+                "session.audio.output.voice",
+            )
+        conn.session = session
+        await self.send({"type": "session.updated", "session": conn.session}, conn)
+
+    async def _on_append(self, conn: Connection, data: JsonDict) -> None:
+        pcm = base64.b64decode(data["audio"])
+        conn.audio_bytes += len(pcm)
+        conn.buffered_audio += len(pcm)
+        conn.audio += pcm
+
+    async def _on_commit(self, conn: Connection, data: JsonDict) -> None:
+        await self._commit(conn)
+
+    async def _commit(self, conn: Connection) -> JsonDict:
+        """The input buffer becomes a user audio item: ``committed``, then the item."""
+        item: JsonDict = {
+            "id": _id("item"),
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        previous = conn.items[-1]["id"] if conn.items else None
+        conn.item_audio[item["id"]] = conn.buffered_audio
+        conn.buffered_audio = 0
+        await self.send(
+            {
+                "type": "input_audio_buffer.committed",
+                "item_id": item["id"],
+                "previous_item_id": previous,
+            },
+            conn,
+        )
+        await self._add_item(conn, item)
+        return item
+
+    async def _add_item(self, conn: Connection, item: JsonDict) -> None:
+        previous = conn.items[-1]["id"] if conn.items else None
+        conn.items.append(item)
+        if item.get("type") == "function_call" and item.get("call_id"):
+            conn.call_ids.add(str(item["call_id"]))
+        for kind in ("conversation.item.added", "conversation.item.done"):
+            await self.send({"type": kind, "item": item, "previous_item_id": previous}, conn)
+
+    async def _on_clear(self, conn: Connection, data: JsonDict) -> None:
+        conn.buffered_audio = 0
+        await self.send({"type": "input_audio_buffer.cleared"}, conn)
+
+    async def _on_item_create(self, conn: Connection, data: JsonDict) -> None:
+        item = {"id": _id("item"), "object": "realtime.item", "status": "completed", **data["item"]}
+        if item.get("type") == "function_call_output" and item.get("call_id") not in conn.call_ids:
+            # API reference, conversation.item.create: "If passed on a function_call_output
+            # item, the server will check that a function_call item with the same ID exists
+            # in the conversation history." The service answers ``invalid_tool_call_id``.
+            raise ValidationFailed(
+                f"Tool call ID '{item.get('call_id')}' not found in conversation.",
+                "invalid_tool_call_id",
+                "item.call_id",
+            )
+        if conn.find_item(str(item["id"])) is not None:
+            raise ValidationFailed(
+                f"Item with id '{item['id']}' already exists.", "item_id_conflict", "item.id"
+            )
+        await self._add_item(conn, item)
+
+    async def _on_item_retrieve(self, conn: Connection, data: JsonDict) -> None:
+        # API reference, conversation.item.retrieve: answered with conversation.item.retrieved,
+        # unless the item does not exist, which is an error. The code is the service's
+        # ``item_<action>_invalid_item_id`` (Pipecat's OpenAI service matches it).
+        item = conn.find_item(data["item_id"])
+        if item is None:
+            raise ValidationFailed(
+                f"Item with item_id not found: {data['item_id']}",
+                "item_retrieve_invalid_item_id",
+                "item_id",
+            )
+        await self.send({"type": "conversation.item.retrieved", "item": item}, conn)
+
+    async def _on_item_delete(self, conn: Connection, data: JsonDict) -> None:
+        item = conn.find_item(data["item_id"])
+        if item is None:
+            raise ValidationFailed(
+                f"Item with item_id not found: {data['item_id']}",
+                "item_delete_invalid_item_id",
+                "item_id",
+            )
+        conn.items.remove(item)
+        await self.send({"type": "conversation.item.deleted", "item_id": data["item_id"]}, conn)
+
+    async def _on_truncate(self, conn: Connection, data: JsonDict) -> None:
+        # API reference, conversation.item.truncate: "Only assistant message items can be
+        # truncated" (the service says "Only model output audio messages can be truncated"),
+        # and "If the audio_end_ms is greater than the actual audio duration, the server will
+        # respond with an error". Truncating drops the item's transcript from the context.
+        item = conn.find_item(data["item_id"])
+        if item is None:
+            raise ValidationFailed(
+                f"Item with item_id not found: {data['item_id']}",
+                "item_truncate_invalid_item_id",
+                "item_id",
+            )
+        audio = conn.item_audio.get(str(item["id"]))
+        content = item.get("content") or []
+        index = data["content_index"]
+        if (
+            item.get("role") != "assistant"
+            or audio is None
+            or index >= len(content)
+            or content[index].get("type") != "output_audio"
+        ):
+            raise ValidationFailed(
+                "Only model output audio messages can be truncated", "invalid_value", "item_id"
+            )
+        audio_ms = audio // BYTES_PER_MS
+        end = data["audio_end_ms"]
+        if end > audio_ms:
+            raise ValidationFailed(
+                f"Audio content of {audio_ms}ms is already shorter than {end}ms",
+                "invalid_value",
+                "audio_end_ms",
+            )
+        conn.item_audio[str(item["id"])] = end * BYTES_PER_MS
+        content[index] = {**content[index], "transcript": ""}
+        await self.send(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": data["item_id"],
+                "content_index": index,
+                "audio_end_ms": end,
+            },
+            conn,
+        )
+
+    async def _on_output_clear(self, conn: Connection, data: JsonDict) -> None:
+        if conn.rtc is None:
+            raise ValidationFailed(
+                "output_audio_buffer.clear is only supported for WebRTC sessions.",
+                "invalid_value",
+                "type",
+            )
+        conn.rtc.audio_out.clear()
+        if conn.playout_task is not None and not conn.playout_task.done():
+            conn.playout_task.cancel()
             await self.send(
-                {
-                    "type": "input_audio_buffer.committed",
-                    "item_id": _id("item"),
-                    "previous_item_id": None,
-                },
+                {"type": "output_audio_buffer.cleared", "response_id": conn.response_id or ""},
                 conn,
             )
-        elif kind == "input_audio_buffer.clear":
-            await self.send({"type": "input_audio_buffer.cleared"}, conn)
-        elif kind == "conversation.item.create":
-            item = {"id": _id("item"), "status": "completed", **data["item"]}
-            conn.items.append(item)
-            await self.send(
-                {"type": "conversation.item.added", "item": item, "previous_item_id": None}, conn
+
+    async def _on_cancel(self, conn: Connection, data: JsonDict) -> None:
+        if not conn.response_active:
+            # API reference, response.cancel: with no response to cancel the server answers
+            # with an error (code ``response_cancel_not_active``).
+            raise ValidationFailed(
+                "Cancellation failed: no active response found", "response_cancel_not_active"
             )
-        elif kind == "conversation.item.truncate":
-            await self.send(
-                {
-                    "type": "conversation.item.truncated",
-                    "item_id": data["item_id"],
-                    "content_index": data["content_index"],
-                    "audio_end_ms": data["audio_end_ms"],
-                },
-                conn,
+        await self._cancel_response(conn, "client_cancelled")
+
+    async def _on_response_create(self, conn: Connection, data: JsonDict) -> None:
+        if conn.response_active:
+            # Realtime conversations guide: one response at a time per conversation; a second
+            # response.create is refused with ``conversation_already_has_active_response``.
+            raise ValidationFailed(
+                "Conversation already has an active response in progress.",
+                "conversation_already_has_active_response",
             )
-        elif kind == "output_audio_buffer.clear":
-            if conn.rtc is None:
-                await self._error(
-                    conn,
-                    ValidationFailed(
-                        "output_audio_buffer.clear is only supported for WebRTC sessions.",
-                        "invalid_value",
-                        "type",
-                    ),
-                    event_id,
-                )
-                return
-            conn.rtc.audio_out.clear()
-            if conn.playout_task is not None and not conn.playout_task.done():
-                conn.playout_task.cancel()
-                await self.send({"type": "output_audio_buffer.cleared", "response_id": None}, conn)
-        elif kind == "response.cancel":
-            task = conn.response_task
-            if task is not None and not task.done():
-                task.cancel()
-            else:  # the service answers a cancel with nothing active with an error
-                await self._error(
-                    conn,
-                    ValidationFailed(
-                        "Cancellation failed: no active response found",
-                        "response_cancel_not_active",
-                    ),
-                    event_id,
-                )
-        elif kind == "response.create":
-            if conn.response_task is not None and not conn.response_task.done():
-                await self._error(
-                    conn,
-                    ValidationFailed(
-                        "Conversation already has an active response in progress.",
-                        "conversation_already_has_active_response",
-                    ),
-                    event_id,
-                )
-                return
-            self._start_response(conn, data)
+        self._start_response(conn, data)
+
+    async def _cancel_response(self, conn: Connection, reason: str) -> None:
+        task = conn.response_task
+        if task is None or task.done():
+            return
+        conn.cancel_reason = reason
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await asyncio.shield(task)
 
     def _start_response(self, conn: Connection, request: JsonDict) -> None:
         reply = self._script.popleft() if self._script else self.responder(request)
-        conn.response_task = asyncio.get_running_loop().create_task(
-            self._run_response(conn, request, reply)
-        )
-
-    async def _run_response(
-        self, conn: Connection, request: JsonDict, reply: ScriptedReply
-    ) -> None:
-        rid = _id("resp")
-        conn.response_id = rid
-        metadata = (request.get("response") or {}).get("metadata")
-        base = {"object": "realtime.response", "id": rid, "metadata": metadata}
-        await self.send(
-            {"type": "response.created", "response": {**base, "status": "in_progress"}}, conn
-        )
-        status = "completed"
-        try:
-            index = 0
-            text_only = conn.session.get("output_modalities") == ["text"]
-            if reply.transcript or reply.audio or reply.text:
-                item_id = _id("item")
-                common = {"response_id": rid, "item_id": item_id, "output_index": index}
-                await self.send(
-                    {
-                        "type": "response.output_item.added",
-                        "response_id": rid,
-                        "output_index": index,
-                        "item": {
-                            "id": item_id,
-                            "type": "message",
-                            "role": "assistant",
-                            "content": [],
-                        },
-                    },
-                    conn,
-                )
-                if text_only or reply.text:
-                    text = reply.text or reply.transcript
-                    await self.send(
-                        {
-                            "type": "response.output_text.delta",
-                            **common,
-                            "content_index": 0,
-                            "delta": text,
-                        },
-                        conn,
-                    )
-                    await self.send(
-                        {
-                            "type": "response.output_text.done",
-                            **common,
-                            "content_index": 0,
-                            "text": text,
-                        },
-                        conn,
-                    )
-                else:
-                    if conn.rtc is not None:  # WebRTC: the audio plays on the media track
-                        await self._play_on_track(conn, rid, reply)
-                    else:
-                        step = AUDIO_RATE * 2 * reply.chunk_ms // 1000
-                        for start in range(0, len(reply.audio), step):
-                            chunk = reply.audio[start : start + step]
-                            await self.send(
-                                {
-                                    "type": "response.output_audio.delta",
-                                    **common,
-                                    "content_index": 0,
-                                    "delta": base64.b64encode(chunk).decode(),
-                                },
-                                conn,
-                            )
-                            if reply.pace:
-                                await asyncio.sleep(reply.pace)
-                    await self.send(
-                        {"type": "response.output_audio.done", **common, "content_index": 0}, conn
-                    )
-                    await self.send(
-                        {
-                            "type": "response.output_audio_transcript.done",
-                            **common,
-                            "content_index": 0,
-                            "transcript": reply.transcript,
-                        },
-                        conn,
-                    )
-                index += 1
-            for name, args in reply.tool_calls:
-                item_id, call_id = _id("item"), _id("call")
-                arguments = json.dumps(args)
-                await self.send(
-                    {
-                        "type": "response.output_item.added",
-                        "response_id": rid,
-                        "output_index": index,
-                        "item": {
-                            "id": item_id,
-                            "type": "function_call",
-                            "call_id": call_id,
-                            "name": name,
-                            "arguments": "",
-                        },
-                    },
-                    conn,
-                )
-                common = {
-                    "response_id": rid,
-                    "item_id": item_id,
-                    "output_index": index,
-                    "call_id": call_id,
+        conn.cancel_reason = None
+        if conn.buffered_audio:  # audio the client never committed still reaches the model
+            item_id = _id("item")
+            conn.items.append(
+                {
+                    "id": item_id,
+                    "object": "realtime.item",
+                    "type": "message",
+                    "role": "user",
+                    "status": "completed",
+                    "content": [{"type": "input_audio", "transcript": None}],
                 }
-                half = len(arguments) // 2
-                for piece in (arguments[:half], arguments[half:]):
-                    await self.send(
-                        {
-                            "type": "response.function_call_arguments.delta",
-                            **common,
-                            "delta": piece,
-                        },
-                        conn,
-                    )
-                await self.send(
-                    {
-                        "type": "response.function_call_arguments.done",
-                        **common,
-                        "name": name,
-                        "arguments": arguments,
-                    },
-                    conn,
-                )
-                index += 1
-        except asyncio.CancelledError:
-            status = "cancelled"
-        finally:
-            conn.response_id = None
-            if not conn.closed:
-                with contextlib.suppress(Exception):
-                    await self.send(
-                        {
-                            "type": "response.done",
-                            "response": {**base, "status": status, "output": []},
-                        },
-                        conn,
-                    )
+            )
+            conn.item_audio[item_id] = conn.buffered_audio
+            conn.buffered_audio = 0
+        conn.response_task = asyncio.get_running_loop().create_task(
+            _ResponseRun(self, conn, request, reply).run()
+        )
 
     async def _play_on_track(self, conn: Connection, rid: str, reply: ScriptedReply) -> None:
         """Reply audio on the outgoing track; ``output_audio_buffer.stopped`` once it played."""
@@ -766,11 +1088,12 @@ class OpenAIRealtimeServer:
             conn.audio += pcm
             conn.audio_bytes += len(pcm)
 
+        conn.call_id = _id("rtc")
+        call_id = conn.call_id
         conn.rtc = ServerPeer(inbox.put_nowait, on_audio)
         answer = await conn.rtc.answer(offer)
         self.connections.append(conn)
         conn.reader = asyncio.get_running_loop().create_task(self._serve_channel(conn))
-        call_id = _id("rtc")
         return web.Response(
             status=201,
             text=answer,
@@ -782,6 +1105,7 @@ class OpenAIRealtimeServer:
         """Say ``session.created`` once the channel opens, then handle events in order."""
         assert conn.rtc is not None and conn.inbox is not None
         await conn.rtc.opened.wait()
+        self._arm_expiry(conn)
         await self.send({"type": "session.created", "session": conn.session}, conn)
         while not conn.closed:
             raw = await conn.inbox.get()
@@ -820,6 +1144,317 @@ class OpenAIRealtimeServer:
         }
         self.client_secrets.append(secret)
         return web.json_response(secret)
+
+
+class _ResponseRun:
+    """One response, sent as the service sends it (API reference, server events):
+
+    ``response.created``; per output item ``response.output_item.added`` and
+    ``conversation.item.added``; a message then gets ``response.content_part.added``, its
+    audio / transcript (or text) deltas and dones, ``response.content_part.done``; a function
+    call gets ``response.function_call_arguments.delta`` / ``.done``; each item ends with
+    ``response.output_item.done`` and ``conversation.item.done``. ``response.done`` carries
+    the output items and the usage. A cancelled response closes its open item as
+    ``incomplete`` and ends with status ``cancelled`` and the reason.
+    """
+
+    def __init__(
+        self,
+        server: OpenAIRealtimeServer,
+        conn: Connection,
+        request: JsonDict,
+        reply: ScriptedReply,
+    ) -> None:
+        self.server, self.conn, self.request, self.reply = server, conn, request, reply
+        self.rid = _id("resp")
+        self.output: list[JsonDict] = []
+        self.open: JsonDict | None = None  # the item being generated
+        self.open_part: JsonDict | None = None
+        self.out_tokens = Tokens()
+        self.input = conn.context()
+        options = request.get("response") or {}
+        modalities = options.get("output_modalities") or conn.session.get("output_modalities")
+        self.text_only = modalities == ["text"]
+        self.base: JsonDict = {
+            "object": "realtime.response",
+            "id": self.rid,
+            "conversation_id": "conv_local" if options.get("conversation") != "none" else None,
+            "metadata": options.get("metadata"),
+            "output_modalities": ["text"] if self.text_only else ["audio"],
+            "max_output_tokens": options.get("max_output_tokens", "inf"),
+        }
+        if not self.text_only:
+            self.base["audio"] = {
+                "output": {"format": {"type": "audio/pcm", "rate": AUDIO_RATE}, "voice": conn.voice}
+            }
+
+    async def send(self, event: JsonDict) -> None:
+        await self.server.send(event, self.conn)
+
+    async def run(self) -> None:
+        conn = self.conn
+        conn.response_id = self.rid
+        await self.send(
+            {
+                "type": "response.created",
+                "response": {**self.base, "status": "in_progress", "output": []},
+            }
+        )
+        status, details = "completed", None
+        try:
+            reply = self.reply
+            if reply.transcript or reply.audio or reply.text:
+                await self._message(reply)
+            for name, args in reply.tool_calls:
+                await self._function_call(name, args)
+        except asyncio.CancelledError:
+            status = "cancelled"
+            details = {"type": "cancelled", "reason": conn.cancel_reason or "client_cancelled"}
+            with contextlib.suppress(Exception):
+                await self._finish_open("incomplete")
+        finally:
+            conn.response_id = None
+            usage = Usage(
+                input=self.input,
+                cached=self.input.capped(conn.read_context),
+                output=self.out_tokens,
+                responses=1,
+            )
+            conn.usage.add(usage)
+            conn.read_context = conn.context()
+            if not conn.closed:
+                with contextlib.suppress(Exception):
+                    await self.send(
+                        {
+                            "type": "response.done",
+                            "response": {
+                                **self.base,
+                                "status": status,
+                                "status_details": details,
+                                "output": self.output,
+                                "usage": usage.as_wire(),
+                            },
+                        }
+                    )
+
+    async def _open_item(self, item: JsonDict) -> None:
+        self.open = item
+        index = len(self.output)
+        self.output.append(item)
+        previous = self.conn.items[-1]["id"] if self.conn.items else None
+        self.conn.items.append(item)
+        await self.send(
+            {
+                "type": "response.output_item.added",
+                "response_id": self.rid,
+                "output_index": index,
+                "item": item,
+            }
+        )
+        await self.send(
+            {"type": "conversation.item.added", "item": item, "previous_item_id": previous}
+        )
+
+    async def _finish_open(self, status: str) -> None:
+        item = self.open
+        if item is None:
+            return
+        self.open = None
+        index = self.output.index(item)
+        item["status"] = status
+        common = {"response_id": self.rid, "item_id": item["id"], "output_index": index}
+        part = self.open_part
+        if part is not None:
+            self.open_part = None
+            item["content"] = [
+                {"type": "output_text", "text": part["text"]}
+                if part["type"] == "text"
+                else {"type": "output_audio", "transcript": part["transcript"]}
+            ]
+            await self.send(
+                {"type": "response.content_part.done", **common, "content_index": 0, "part": part}
+            )
+        await self.send(
+            {
+                "type": "response.output_item.done",
+                "response_id": self.rid,
+                "output_index": index,
+                "item": item,
+            }
+        )
+        items = self.conn.items
+        at = items.index(item) if item in items else 0
+        previous = items[at - 1]["id"] if at > 0 else None
+        await self.send(
+            {"type": "conversation.item.done", "item": item, "previous_item_id": previous}
+        )
+
+    async def _message(self, reply: ScriptedReply) -> None:
+        conn = self.conn
+        item: JsonDict = {
+            "id": _id("item"),
+            "object": "realtime.item",
+            "type": "message",
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
+        await self._open_item(item)
+        common = {
+            "response_id": self.rid,
+            "item_id": item["id"],
+            "output_index": len(self.output) - 1,
+        }
+        text_mode = self.text_only or bool(reply.text)
+        part: JsonDict = (
+            {"type": "text", "text": ""} if text_mode else {"type": "audio", "transcript": ""}
+        )
+        self.open_part = part
+        await self.send(
+            {
+                "type": "response.content_part.added",
+                **common,
+                "content_index": 0,
+                "part": dict(part),
+            }
+        )
+        if text_mode:
+            text = reply.text or reply.transcript
+            for piece in _pieces(text, 3):
+                part["text"] += piece
+                await self.send(
+                    {
+                        "type": "response.output_text.delta",
+                        **common,
+                        "content_index": 0,
+                        "delta": piece,
+                    }
+                )
+            self.out_tokens.text += text_tokens(text)
+            await self.send(
+                {"type": "response.output_text.done", **common, "content_index": 0, "text": text}
+            )
+            await self._finish_open("completed")
+            return
+        step = BYTES_PER_MS * reply.chunk_ms
+        chunks = [reply.audio[i : i + step] for i in range(0, len(reply.audio), step)]
+        words = _pieces(reply.transcript, max(1, len(chunks)))
+        conn.item_audio[item["id"]] = 0
+        if conn.rtc is not None:  # WebRTC: the audio plays on the media track, not as deltas
+            await self.server._play_on_track(conn, self.rid, reply)
+            conn.item_audio[item["id"]] = len(reply.audio)
+            conn.produced_audio = conn.produced_audio or bool(reply.audio)
+            chunks = []
+        for i, chunk in enumerate(chunks):
+            await self.send(
+                {
+                    "type": "response.output_audio.delta",
+                    **common,
+                    "content_index": 0,
+                    "delta": base64.b64encode(chunk).decode(),
+                }
+            )
+            conn.produced_audio = True
+            conn.item_audio[item["id"]] += len(chunk)
+            self.out_tokens.audio = audio_tokens(conn.item_audio[item["id"]], assistant=True)
+            if i < len(words):
+                await self._transcript_delta(common, words[i])
+            if reply.pace:
+                await asyncio.sleep(reply.pace)
+        for piece in words[len(chunks) :]:
+            await self._transcript_delta(common, piece)
+        self.out_tokens.audio = audio_tokens(conn.item_audio[item["id"]], assistant=True)
+        await self.send({"type": "response.output_audio.done", **common, "content_index": 0})
+        await self.send(
+            {
+                "type": "response.output_audio_transcript.done",
+                **common,
+                "content_index": 0,
+                "transcript": part["transcript"],
+            }
+        )
+        await self._finish_open("completed")
+
+    async def _transcript_delta(self, common: JsonDict, piece: str) -> None:
+        assert self.open_part is not None
+        before = text_tokens(self.open_part["transcript"])
+        self.open_part["transcript"] += piece
+        self.out_tokens.text += text_tokens(self.open_part["transcript"]) - before
+        await self.send(
+            {
+                "type": "response.output_audio_transcript.delta",
+                **common,
+                "content_index": 0,
+                "delta": piece,
+            }
+        )
+
+    async def _function_call(self, name: str, args: JsonDict) -> None:
+        call_id = _id("call")
+        item: JsonDict = {
+            "id": _id("item"),
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "call_id": call_id,
+            "name": name,
+            "arguments": "",
+        }
+        self.conn.call_ids.add(call_id)
+        await self._open_item(item)
+        common = {
+            "response_id": self.rid,
+            "item_id": item["id"],
+            "output_index": len(self.output) - 1,
+            "call_id": call_id,
+        }
+        arguments = json.dumps(args)
+        for piece in _pieces(arguments, 2, by_words=False):
+            item["arguments"] += piece
+            await self.send(
+                {"type": "response.function_call_arguments.delta", **common, "delta": piece}
+            )
+        self.out_tokens.text += text_tokens(name + arguments)
+        await self.send(
+            {
+                "type": "response.function_call_arguments.done",
+                **common,
+                "name": name,
+                "arguments": arguments,
+            }
+        )
+        await self._finish_open("completed")
+
+
+def _pieces(text: str, count: int, *, by_words: bool = True) -> list[str]:
+    """``text`` in at most ``count`` consecutive pieces that join back to it."""
+    if not text:
+        return []
+    if by_words:
+        words = [w + " " for w in text.split(" ")]
+        words[-1] = words[-1][:-1]
+        words = [w for w in words if w]
+    else:
+        words = list(text)
+    count = max(1, min(count, len(words)))
+    size = -(-len(words) // count)
+    return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
+
+
+_Handler = Callable[[OpenAIRealtimeServer, Connection, JsonDict], typing.Awaitable[None]]
+_HANDLERS: dict[str, _Handler] = {
+    "session.update": OpenAIRealtimeServer._on_session_update,
+    "input_audio_buffer.append": OpenAIRealtimeServer._on_append,
+    "input_audio_buffer.commit": OpenAIRealtimeServer._on_commit,
+    "input_audio_buffer.clear": OpenAIRealtimeServer._on_clear,
+    "conversation.item.create": OpenAIRealtimeServer._on_item_create,
+    "conversation.item.retrieve": OpenAIRealtimeServer._on_item_retrieve,
+    "conversation.item.delete": OpenAIRealtimeServer._on_item_delete,
+    "conversation.item.truncate": OpenAIRealtimeServer._on_truncate,
+    "output_audio_buffer.clear": OpenAIRealtimeServer._on_output_clear,
+    "response.cancel": OpenAIRealtimeServer._on_cancel,
+    "response.create": OpenAIRealtimeServer._on_response_create,
+}
 
 
 def _id(prefix: str) -> str:
