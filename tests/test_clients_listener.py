@@ -19,6 +19,7 @@ from vision_agents.clients.listener import (
     SendToolOutput,
     SendUserInput,
 )
+from vision_agents.core.errors import ConfigurationError
 from vision_agents.core.events.base import BaseEvent
 from vision_agents.core.llm.events import (
     RealtimeConnectedEvent,
@@ -80,11 +81,18 @@ async def test_text_audio_tool_and_clean_close(provider: str) -> None:
             ):
                 await model.send_event(SendInterrupt())
         else:
-            await model.send_event(SendSessionUpdate({"voice": "cedar"}))
+            # the service refuses a new voice once it has spoken: a clear error, not a
+            # server error event later
+            with pytest.raises(ConfigurationError, match="voice cannot change"):
+                await model.send_event(SendSessionUpdate({"voice": "cedar"}))
+            await model.send_event(SendSessionUpdate({"transcription_model": "gpt-4o-transcribe"}))
             server = be.server  # type: ignore[attr-defined]
             await server.wait_for(
                 lambda: any(
-                    e["session"].get("audio", {}).get("output", {}).get("voice") == "cedar"
+                    (e["session"].get("audio", {}).get("input", {}).get("transcription") or {}).get(
+                        "model"
+                    )
+                    == "gpt-4o-transcribe"
                     for e in server.received_of("session.update")
                 )
             )

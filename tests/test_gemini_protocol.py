@@ -93,7 +93,9 @@ def test_a_reply_cut_by_a_drop_or_go_away_is_closed_and_the_next_has_a_new_id() 
     t = Feed()
     (out,) = t.feed(audio_msg())
     assert isinstance(out, AudioOut)
-    assert t.feed(msg({"goAway": {"timeLeft": "1s"}})) == [SwitchRequested("goAway (time left 1s)")]
+    assert t.feed(msg({"goAway": {"timeLeft": "1s"}})) == [
+        SwitchRequested("goAway (time left 1s)", within_s=1.0)
+    ]
     t.p.connection_lost(delivered=True)
     assert t.p.events_received() == [
         AudioDone(out.response_id, interrupted=True),
@@ -199,6 +201,26 @@ def test_tool_results_not_covered_by_the_resumed_handle_are_sent_again() -> None
     t.p.connection_lost(delivered=True)
     t.p.connection_made()
     assert t.p.data_to_send() == []
+
+
+def test_what_came_after_the_resumed_handle_is_given_again_and_lost_calls_are_reported() -> None:
+    t = Feed()
+    t.feed(msg({"sessionResumptionUpdate": {"newHandle": "h1"}}))
+    t.p.audio_acknowledged(t.p.audio_mark())
+    t.p.send_audio(b"\1\0" * 320)  # after h1: the resumed session will not have heard it
+    t.p.send_text("what time is it?")
+    t.feed(msg({"toolCall": {"functionCalls": [{"id": "late", "name": "clock"}]}}))
+    assert not t.p.ready_to_switch  # a call waits for its result: handles are not resumable
+    t.p.data_to_send()
+    t.p.connect_config(SessionSettings(), instructions="", tools=[])  # resumes from h1
+    t.p.connection_lost(delivered=True)
+    t.p.connection_made()
+    out = t.p.data_to_send()
+    assert [type(o) for o in out] == [RealtimeInput, ClientContent]  # audio, then the turn
+    (event,) = [e for e in t.p.events_received() if isinstance(e, ErrorReported)]
+    assert "late" in str(event.error) and t.p.lost_calls == ["late"]
+    t.p.send_tool_result(ToolResult("late", "clock", True, "noon", None, 0.0))
+    assert t.p.data_to_send() == []  # the resumed session never made that call
 
 
 def test_audio_in_the_gap_is_held_and_sent_after_the_resumed_turns() -> None:

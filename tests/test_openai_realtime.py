@@ -11,9 +11,8 @@ import numpy as np
 import openai
 import pytest
 
-from vision_agents.core.errors import MissingApiKeyError
-
 from tests.media_tracks import SyntheticVideoTrack
+from vision_agents.core.errors import MissingApiKeyError
 from vision_agents.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
     RealtimeAudioOutputDoneEvent,

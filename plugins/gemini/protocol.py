@@ -195,6 +195,13 @@ class GeminiProtocol(RealtimeProtocol):
         self._resumed_at = 0  # the checkpoint the newest connection resumed from
         self._results: list[tuple[int, ToolResult]] = []  # (checkpoint when sent, result)
         self._opening_at = 0
+        self._sent_turns: list[tuple[int, _Turn]] = []  # (checkpoint when sent, turn)
+        self._call_at: dict[str, int] = {}  # call id -> checkpoint when the model made it
+        self._open_calls: set[str] = set()
+        self._pong_mark = 0  # audio proven to have reached the server (a pong)
+        self.lost_calls: list[str] = []
+        """Calls made after the handle a new connection resumed from: that session never
+        made them, so their results cannot be given to it (the service refuses them)."""
         self.go_aways = 0
 
     @property
@@ -233,9 +240,13 @@ class GeminiProtocol(RealtimeProtocol):
         while self.connected and self._response_id is None and self._turns:
             turn = self._turns.popleft()
             self._awaiting.append(turn.tag)
+            self._sent_turns.append((self._checkpoint, turn))
             self._send(ClientContent(turn.content, turn_complete=True))
 
     def send_tool_result(self, result: ToolResult) -> None:
+        self._open_calls.discard(result.call_id or "")
+        if (result.call_id or "") in self.lost_calls:
+            return
         self._results.append((self._checkpoint, result))
         if self.connected:
             self._send(ToolResponse((function_response(result),)))
@@ -257,9 +268,55 @@ class GeminiProtocol(RealtimeProtocol):
         # (a newer handle may have arrived on the old connection while this one opened).
         self._resumed_at = self._opening_at
         self._results = [(at, r) for at, r in self._results if at >= self._resumed_at]
+        gone = {
+            cid
+            for cid, at in self._call_at.items()
+            if at >= self._resumed_at and cid not in self.lost_calls
+        }
+        if gone:
+            self.lost_calls.extend(sorted(gone))
+            self._open_calls -= gone
+            self._results = [(at, r) for at, r in self._results if r.call_id not in gone]
+            self.report_violation(
+                ProtocolViolation(
+                    f"tool calls {sorted(gone)} were made after the last resumable point and "
+                    "are not part of the resumed session; their results are dropped"
+                )
+            )
+        self._call_at = {c: at for c, at in self._call_at.items() if at >= self._resumed_at}
+        # Turns sent after the resumed handle are not in the session either: send them again.
+        again = [t for at, t in self._sent_turns if at >= self._resumed_at]
+        self._sent_turns = []
+        for turn in again:
+            if turn.tag in self._awaiting:
+                self._awaiting.remove(turn.tag)
+        self._turns.extendleft(reversed(again))
         if self._results:
             self._send(ToolResponse(tuple(function_response(r) for _at, r in self._results)))
         self._next_turn()
+
+    @property
+    def ready_to_switch(self) -> bool:
+        """An idle point: no reply being produced, no tool call or result waiting for a
+        handle. The service marks handles non-resumable otherwise, so a planned switch waits
+        for this (within the goAway's time left)."""
+        return self._response_id is None and not self._open_calls and not self._results_pending
+
+    @property
+    def _results_pending(self) -> bool:
+        return any(at >= self._checkpoint for at, _r in self._results) or any(
+            at >= self._checkpoint for at, _t in self._sent_turns
+        )
+
+    def audio_acknowledged(self, mark: int) -> None:
+        # A pong only proves arrival; a resumed session holds what came before its handle,
+        # so audio is released when a handle follows the pong (see ``receive``).
+        self._pong_mark = mark
+
+    def connection_lost(self, *, delivered: bool) -> None:
+        # Even a connection closed in order delivered its audio to a session that the next
+        # connection does not resume past its handle: send what came after the handle again.
+        super().connection_lost(delivered=False)
 
     def _on_connection_lost(self) -> None:
         self._finish(interrupted=True)
@@ -272,12 +329,21 @@ class GeminiProtocol(RealtimeProtocol):
             raise ProtocolViolation(f"expected a LiveServerMessage, got {type(message).__name__}")
         update = message.session_resumption_update
         if update is not None and update.new_handle and update.resumable is not False:
-            # The service has checkpointed everything it received before this handle.
+            # The service has checkpointed everything it received before this handle: the
+            # audio a pong proved delivered before this message came is part of it.
             self.handle = update.new_handle
             self._checkpoint += 1
+            self.audio.acknowledged(self._pong_mark)
+            # Older than the handle before this one: no connection can resume before them.
+            keep = min(self._checkpoint - 1, self._opening_at)
+            self._sent_turns = [(a, t) for a, t in self._sent_turns if a >= keep]
+            self._results = [(a, r) for a, r in self._results if a >= keep]
+            self._call_at = {c: a for c, a in self._call_at.items() if a >= keep}
         if message.tool_call is not None:
             for call in message.tool_call.function_calls or []:
                 call_id = call.id or f"{call.name}-{self._next_id()}"
+                self._call_at[call_id] = self._checkpoint
+                self._open_calls.add(call_id)
                 self._event(ToolCall(call_id, call.name or "", dict(call.args or {})))
         if message.tool_call_cancellation is not None:
             ids = tuple(message.tool_call_cancellation.ids or ())
@@ -289,7 +355,8 @@ class GeminiProtocol(RealtimeProtocol):
             self._content(message.server_content)
         if message.go_away is not None:
             self.go_aways += 1
-            self._event(SwitchRequested(f"goAway (time left {message.go_away.time_left})"))
+            left = message.go_away.time_left
+            self._event(SwitchRequested(f"goAway (time left {left})", within_s=_seconds(left)))
 
     def _content(self, content: types.LiveServerContent) -> None:
         if content.input_transcription is not None and content.input_transcription.text:
@@ -378,6 +445,12 @@ def usage_from_gemini(meta: types.UsageMetadata) -> Usage:
         output_audio=by(response, "AUDIO"),
         total=meta.total_token_count or 0,
     )
+
+
+def _seconds(duration: str | None) -> float | None:
+    """A protobuf duration such as ``"59.5s"`` in seconds."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)s\s*", duration or "")
+    return float(match.group(1)) if match else None
 
 
 def _rate(mime_type: str | None) -> int:

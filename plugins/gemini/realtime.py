@@ -143,7 +143,8 @@ class Realtime(ProtocolRealtime):
         runtime = self._runtime
         if runtime is None:
             return  # not connected: the settings apply at connect
-        await runtime.switch(reason)
+        # Wait (bounded) for a resumable point so the new connection resumes with everything.
+        await runtime.switch(reason, within_s=self.retry.connect_timeout)
 
     async def update_instructions(self, instructions: str) -> None:
         """New system instructions: a new connection resumes the session with them."""

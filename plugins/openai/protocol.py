@@ -172,6 +172,8 @@ class OpenAIProtocol(RealtimeProtocol):
         self._playing: _Playing | None = None
         self._streaming: _Streaming | None = None
         self._expired = False
+        self.audio_produced = False
+        """The session spoke: the service then refuses a change of voice."""
 
     # -- state -------------------------------------------------------------------------------
 
@@ -304,7 +306,7 @@ class OpenAIProtocol(RealtimeProtocol):
         if streaming is None or not pcm_24k_s16:
             return
         self._advance_playing(streaming.item_id, streaming.response_id, len(pcm_24k_s16))
-        streaming.had_audio = True
+        streaming.had_audio = self.audio_produced = True
         pcm = PcmData.from_bytes(pcm_24k_s16, AUDIO_RATE, 1, "s16")
         self._event(AudioOut(pcm, streaming.response_id))
 
@@ -408,7 +410,7 @@ class OpenAIProtocol(RealtimeProtocol):
             raise ProtocolViolation("an audio delta with an odd byte count (not 16-bit PCM)")
         item_id = str(e.get("item_id", ""))
         self._advance_playing(item_id, resp.id, len(pcm))
-        resp.had_audio = True
+        resp.had_audio = self.audio_produced = True
         self._event(AudioOut(PcmData.from_bytes(pcm, AUDIO_RATE, 1, "s16"), resp.id))
 
     def _on_buffer_started(self, e: JsonDict) -> None:

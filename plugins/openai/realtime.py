@@ -295,6 +295,13 @@ class Realtime(ProtocolRealtime):
         transcription_model: str | None = _DEFAULT,
     ) -> None:
         s = self._protocol.settings
+        if voice is not _DEFAULT and voice != s.voice and self._protocol.audio_produced:
+            # OpenAI Realtime docs (session.update): the voice cannot be changed once the
+            # model has responded with audio in the session.
+            raise ConfigurationError(
+                f"{self.provider_name}: the voice cannot change from {s.voice!r} to {voice!r} "
+                "once the session has produced audio"
+            )
         if voice is not _DEFAULT:
             s.voice = voice
         if turn_detection is not _DEFAULT:

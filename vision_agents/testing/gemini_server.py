@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import itertools
 import json
 import re
@@ -34,7 +35,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from vision_agents.core.audio import PcmData
+from vision_agents.testing.gemini_limits import Ledger, LiveLimits, usage_metadata
 from vision_agents.testing.tls import LocalTLS
+
+_NO_LIMITS = LiveLimits(connection_lifetime_s=None, enforce_context=False)
 
 CLOSE_INVALID_ARGUMENT = 1007
 CLOSE_POLICY = 1008
@@ -86,6 +90,8 @@ class _Conn:
     ws: ServerConnection
     setup: dict[str, Any]
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    known_calls: set[str] = field(default_factory=set)
+    """Calls this session made (resumed ones included): results for others are refused."""
 
 
 TextResponder = Callable[[str], "tuple[str, PcmData | None]"]
@@ -101,6 +107,7 @@ class GeminiLiveServer:
         responder: TextResponder | None = None,
         handle_on_turn_complete: bool = True,
         handle_on_tool_response: bool = True,
+        limits: LiveLimits | None = None,
     ) -> None:
         self.models = models
         """Model names accepted (without ``models/``); None accepts any."""
@@ -109,6 +116,19 @@ class GeminiLiveServer:
         self.handle_on_turn_complete = handle_on_turn_complete
         self.handle_on_tool_response = handle_on_tool_response
         """Checkpoint (issue a new handle) after each tool response, as the service does."""
+        self.limits = limits
+        """The service's limits to enforce (context window, connection lifetime, resumable
+        points, tool results only for the resumed session's calls); None: none of them."""
+        self.ledger = Ledger()
+        """Token accounting of the current session (carried across resumptions)."""
+        self.usage_reported: dict[str, int] = {}
+        """Tokens reported in ``usageMetadata`` so far, per modality, over all sessions."""
+        self.context_cuts = 0
+        self.go_aways_sent = 0
+        self._ledgers: dict[str, Ledger] = {}
+        self._calls_at_handle: dict[str, set[str]] = {}
+        self._pending_calls: set[str] = set()
+        self._generating = 0
         self.tls = LocalTLS()
         self.received: list[WireMessage] = []
         self.frames: list[WireFrame] = []
@@ -229,16 +249,22 @@ class GeminiLiveServer:
     ) -> None:
         """Speak: 24 kHz PCM chunks in ``modelTurn``, the output transcript, then turnComplete."""
         pcm = pcm.resample(24000, 1).to_int16()
-        for chunk in pcm.chunks(chunk_ms):
-            blob = {"mimeType": "audio/pcm;rate=24000", "data": chunk.to_base64()}
-            await self.send({"serverContent": {"modelTurn": {"parts": [{"inlineData": blob}]}}})
-        if transcript:
-            await self.send({"serverContent": {"outputTranscription": {"text": transcript}}})
+        self._generating += 1
+        try:
+            for chunk in pcm.chunks(chunk_ms):
+                blob = {"mimeType": "audio/pcm;rate=24000", "data": chunk.to_base64()}
+                await self.send({"serverContent": {"modelTurn": {"parts": [{"inlineData": blob}]}}})
+            if transcript:
+                await self.send({"serverContent": {"outputTranscription": {"text": transcript}}})
+        finally:
+            self._generating -= 1
+        self.ledger.add_output(pcm.duration, transcript or "", self._limits_or_default)
         if turn_complete:
             await self.send_turn_complete()
 
     async def send_text(self, text: str, *, turn_complete: bool = True) -> None:
         await self.send({"serverContent": {"modelTurn": {"parts": [{"text": text}]}}})
+        self.ledger.add_output(0.0, text, self._limits_or_default)
         if turn_complete:
             await self.send_turn_complete()
 
@@ -247,9 +273,13 @@ class GeminiLiveServer:
 
     async def send_turn_complete(self) -> None:
         await self.send({"serverContent": {"generationComplete": True}})
+        delta = self.ledger.usage_delta()
         await self.send(
-            {"serverContent": {"turnComplete": True}, "usageMetadata": {"totalTokenCount": 1}}
+            {"serverContent": {"turnComplete": True}, "usageMetadata": usage_metadata(delta)}
         )
+        for key, value in delta.items():
+            self.usage_reported[key] = self.usage_reported.get(key, 0) + value
+        await self._check_context()
         if self.handle_on_turn_complete and self._resumption_enabled():
             await self.send_resumption_update()
 
@@ -261,6 +291,9 @@ class GeminiLiveServer:
     ) -> str:
         call_id = call_id or f"call-{next(self._call_seq)}"
         self.issued_calls.add(call_id)
+        self._pending_calls.add(call_id)
+        if self._current is not None:
+            self._current.known_calls.add(call_id)
         await self.send(
             {"toolCall": {"functionCalls": [{"id": call_id, "name": name, "args": args}]}}
         )
@@ -270,13 +303,65 @@ class GeminiLiveServer:
         await self.send({"toolCallCancellation": {"ids": list(call_ids)}})
 
     async def send_go_away(self, time_left: str = "1s") -> None:
+        self.go_aways_sent += 1
         await self.send({"goAway": {"timeLeft": time_left}})
 
-    async def send_resumption_update(self, resumable: bool = True) -> str:
+    async def send_resumption_update(self, resumable: bool = True) -> str | None:
+        """Issue a resumption handle. With limits, as the service does: while the model
+        generates or a tool call waits for its result the update is ``resumable: false`` and
+        carries no handle (returns None)."""
+        if self.limits is not None and (self._generating or self._pending_calls):
+            await self.send({"sessionResumptionUpdate": {"resumable": False}})
+            return None
         handle = f"handle-{next(self._handle_seq)}"
         await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": resumable}})
         self.handles_issued.append(handle)  # only once it went out
+        self._ledgers[handle] = self.ledger.copy()
+        if self._current is not None:
+            self._calls_at_handle[handle] = set(self._current.known_calls)
         return handle
+
+    @property
+    def _limits_or_default(self) -> LiveLimits:
+        return self.limits or _NO_LIMITS
+
+    async def _check_context(self) -> None:
+        """Compress the context as the session asked, or end the session past the window."""
+        conn, limits = self._current, self.limits
+        if conn is None or limits is None or not limits.enforce_context:
+            return
+        compression = conn.setup.get("contextWindowCompression") or conn.setup.get(
+            "context_window_compression"
+        )
+        if compression is not None:
+            window = compression.get("slidingWindow") or compression.get("sliding_window") or {}
+            trigger = compression.get("triggerTokens") or compression.get("trigger_tokens")
+            target = window.get("targetTokens") or window.get("target_tokens")
+            self.ledger.compress(
+                int(trigger) if trigger else None, int(target) if target else None, limits
+            )
+            return
+        if self.ledger.context > limits.context_window_tokens:
+            # Live API docs: past the context window the session ends (no compression set).
+            self.context_cuts += 1
+            self._current = None
+            await self._reject(conn.ws, CLOSE_POLICY, "context window exhausted")
+
+    async def _lifetime(self, conn: _Conn) -> None:
+        """The connection's lifetime: goAway ``go_away_before_s`` before the end, then close."""
+        limits = self.limits
+        if limits is None or limits.connection_lifetime_s is None:
+            return
+        before = min(limits.go_away_before_s, limits.connection_lifetime_s)
+        await asyncio.sleep(limits.real(limits.connection_lifetime_s - before))
+        if self._current is conn:
+            self.go_aways_sent += 1
+            left = limits.real(before)
+            with contextlib.suppress(ConnectionClosed):
+                await conn.ws.send(json.dumps({"goAway": {"timeLeft": f"{left:.3f}s"}}))
+        await asyncio.sleep(limits.real(before))
+        with contextlib.suppress(ConnectionClosed):
+            await conn.ws.close(1000, "connection lifetime reached")
 
     async def drop(self, *, reset: bool = False) -> None:
         """Cut the connection without a WebSocket close frame (the client sees 1006).
@@ -339,10 +424,22 @@ class GeminiLiveServer:
             if setup is None:
                 return
             conn = _Conn(index, ws, setup)
+            handle = (setup.get("sessionResumption") or {}).get("handle")
+            self.ledger = self._ledgers[handle].copy() if handle else Ledger()
+            conn.known_calls = set(self._calls_at_handle.get(handle, set())) if handle else set()
+            self._pending_calls &= conn.known_calls
             previous, self._current = self._current, conn
             if previous is not None:
                 previous.ws.transport.abort()
+            if self.limits is not None and self.limits.enforce_context:
+                await self._check_context()
+                if self._current is not conn:
+                    return  # resumed past the window: refused
             await ws.send(json.dumps({"setupComplete": {}}))
+            if self.limits is not None and self.limits.connection_lifetime_s is not None:
+                lifetime = asyncio.get_running_loop().create_task(self._lifetime(conn))
+                self._tasks.add(lifetime)
+                lifetime.add_done_callback(self._tasks.discard)
             if "sessionResumption" in setup:
                 await self.send_resumption_update()
             conn.ready.set()
@@ -412,6 +509,10 @@ class GeminiLiveServer:
         now = time.monotonic()
         if kind == "realtime_input":
             problem = self._on_realtime_input(conn.index, now, payload)
+            if not problem:
+                await self._check_context()
+                if self._current is not conn:
+                    return False
         elif kind == "tool_response":
             problem = self._on_tool_response(payload)
         else:
@@ -448,21 +549,29 @@ class GeminiLiveServer:
             if len(data) % 2:
                 return "audio/pcm data must be whole 16-bit samples"
             self.audio.append(WireAudio(index, now, mime, rate, data))
+            self.ledger.add_input_audio(len(data) / 2 / rate, self._limits_or_default)
         elif mime in ("image/jpeg", "image/png"):
             magic = _JPEG_MAGIC if mime == "image/jpeg" else _PNG_MAGIC
             if not data.startswith(magic):
                 return f"blob is not a {mime} image"
             width, height = _image_size(data)
             self.frames.append(WireFrame(index, now, mime, len(data), width, height, data))
+            self.ledger.add_frame(self._limits_or_default)
         else:
             return f"unsupported mime type {mime!r}"
         return None
 
     def _on_tool_response(self, payload: dict[str, Any]) -> str | None:
         responses = payload.get("functionResponses") or payload.get("function_responses") or []
+        conn = self._current
         for response in responses:
-            if response.get("id") not in self.issued_calls:
-                return f"function response for unknown call id {response.get('id')!r}"
+            call_id = response.get("id")
+            # With limits: only calls the (resumed) session made; a call made after the handle
+            # it resumed from does not exist there.
+            known = conn.known_calls if self.limits is not None and conn else self.issued_calls
+            if call_id not in known:
+                return f"function response for unknown call id {call_id!r}"
+            self._pending_calls.discard(call_id)
             self.tool_responses.append(response)
         return None
 
@@ -473,6 +582,7 @@ class GeminiLiveServer:
             for part in turn.get("parts") or []
         )
         self.texts.append(text)
+        self.ledger.add_input_text(text)
         complete = payload.get("turnComplete", payload.get("turn_complete"))
         if complete and self.responder is not None:
             reply, audio = self.responder(text)

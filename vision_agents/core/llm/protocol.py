@@ -98,6 +98,8 @@ class SwitchRequested:
 
     reason: str
     usable: bool = True
+    within_s: float | None = None
+    """Time left before the provider ends the old connection (goAway's ``timeLeft``)."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,11 @@ class RealtimeProtocol(ABC):
 
     def audio_acknowledged(self, mark: int) -> None:
         self.audio.acknowledged(mark)
+
+    @property
+    def ready_to_switch(self) -> bool:
+        """Whether a planned switch may happen now (providers with resumption points wait)."""
+        return True
 
     def report_violation(self, error: ProtocolViolation) -> None:
         self._event(ErrorReported(error, "a malformed or unexpected provider message"))

@@ -214,6 +214,7 @@ class _Trigger:
     reason: str
     planned: bool
     done: asyncio.Future[None] | None = None
+    within_s: float | None = None
 
 
 EventSink = Callable[[list[ProtocolEvent]], Awaitable[None]]
@@ -255,6 +256,7 @@ class ConnectionRuntime:
         self._closing = False
         self._gave_up: BaseException | None = None
         self._up = asyncio.Event()
+        self._state_changed = asyncio.Event()
 
     # -- public ---------------------------------------------------------------------------
 
@@ -292,17 +294,21 @@ class ConnectionRuntime:
         async with self._send_lock:
             await self._flush_locked()
 
-    def request_switch(self, reason: str) -> None:
-        """Replace the link make-before-break (planned: goAway, session age)."""
+    def request_switch(self, reason: str, within_s: float | None = None) -> None:
+        """Replace the link make-before-break (planned: goAway, session age). With
+        ``within_s`` (the time the old link has left) the switch waits for the protocol's
+        next resumption point, but no longer than 70% of that time."""
         if self._link is not None:
-            self._triggers.put_nowait(_Trigger(self._link, reason, planned=True))
+            self._triggers.put_nowait(_Trigger(self._link, reason, planned=True, within_s=within_s))
 
-    async def switch(self, reason: str) -> None:
+    async def switch(self, reason: str, within_s: float | None = None) -> None:
         """Replace the link make-before-break and return once the new one is in use."""
         if self._link is None or self._supervisor is None:
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._triggers.put_nowait(_Trigger(self._link, reason, planned=True, done=done))
+        self._triggers.put_nowait(
+            _Trigger(self._link, reason, planned=True, done=done, within_s=within_s)
+        )
         await done
 
     async def close(self) -> None:
@@ -330,6 +336,7 @@ class ConnectionRuntime:
             ) from None
 
     async def _flush_locked(self) -> None:
+        self._state_changed.set()
         events = self.protocol.events_received()
         if events:
             await self._handle_events(events)
@@ -357,7 +364,7 @@ class ConnectionRuntime:
         for event in events:
             if isinstance(event, SwitchRequested):
                 if event.usable:
-                    self.request_switch(event.reason)
+                    self.request_switch(event.reason, event.within_s)
                 elif self._link is not None:
                     self._mark_dead(self._link, event.reason)
             passed.append(event)
@@ -368,6 +375,7 @@ class ConnectionRuntime:
         if sending is not None and sending[0] is link and not sending[1].expired():
             with contextlib.suppress(RuntimeError):  # it finished in the meantime
                 sending[1].reschedule(asyncio.get_running_loop().time())
+        self._state_changed.set()
         if link is self._link and not self._link_dead:
             self._link_dead = True
             self._up.clear()
@@ -476,8 +484,21 @@ class ConnectionRuntime:
                 self._link_dead = True
                 await self._flush_locked()
             await self._on_events([ConnectionLost(reason)])
+        elif trigger.within_s is not None:
+            await self._wait_ready_to_switch(link, trigger.within_s * 0.7)
         logger.info("%s: replacing the connection: %s", self.name, reason)
         return await self._replace(link, reason, planned)
+
+    async def _wait_ready_to_switch(self, link: Link, bound_s: float) -> None:
+        """Wait for a resumption point (re-checked after every flush), the link's end, or
+        the bound."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(bound_s):
+                while (
+                    not self.protocol.ready_to_switch and link is self._link and not self._link_dead
+                ):
+                    self._state_changed.clear()
+                    await self._state_changed.wait()
 
     async def _replace(self, old: Link, reason: str, planned: bool) -> bool:
         last: BaseException | None = None
