@@ -47,6 +47,11 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 DEFAULT_TURN_DETECTION: dict[str, Any] = {"type": "server_vad", "create_response": True}
 
+DEFAULT_MAX_SESSION_S = 55 * 60.0
+"""A session ends at 60 minutes (``session_expired``; Realtime API docs, session lifetime):
+the connection is recycled between replies after 55, with the conversation replayed. An
+expiry that comes anyway is handled as a reconnect."""
+
 __all__ = ["DEFAULT_TURN_DETECTION", "ApiKey", "Realtime"]
 
 
@@ -85,7 +90,7 @@ class Realtime(ProtocolRealtime):
         jpeg_quality: int = 80,
         retry: RetryPolicy | None = None,
         keepalive: Keepalive | None = DEFAULT_KEEPALIVE,
-        max_session_duration: float | None = None,
+        max_session_duration: float | None = DEFAULT_MAX_SESSION_S,
         played_ms: p.PlayedMs | None = None,
         session_extra: dict[str, Any] | None = None,
         tool_timeout: float | None = 30.0,

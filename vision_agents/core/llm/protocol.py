@@ -104,10 +104,12 @@ class SwitchRequested:
 
 @dataclass(frozen=True)
 class ConnectionLost:
-    """Emitted by the runtime: the link is gone; ``final`` when it gave up reconnecting."""
+    """Emitted by the runtime: the link is gone; ``final`` when it gave up reconnecting.
+    ``code``: the WebSocket close code when the provider closed it."""
 
     reason: str
     final: bool = False
+    code: int | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,12 @@ import av
 
 from vision_agents.core.audio import PcmData
 from vision_agents.core.audio.resampler import Resampler
-from vision_agents.core.errors import ConfigurationError, NotConnectedError, RealtimeConnectionError
+from vision_agents.core.errors import (
+    ConfigurationError,
+    NotConnectedError,
+    ProviderError,
+    RealtimeConnectionError,
+)
 from vision_agents.core.llm import protocol as ev
 from vision_agents.core.llm.events import RealtimeReconnectedEvent, Usage, UsageEvent
 from vision_agents.core.llm.protocol import RealtimeProtocol
@@ -34,6 +39,9 @@ from vision_agents.core.types import Participant
 from vision_agents.core.utils.video import encode_jpeg
 
 logger = logging.getLogger(__name__)
+
+NORMAL_CLOSE_CODES = frozenset({1000, 1001, 1005, 1006})
+"""Close codes that say nothing went wrong on purpose (done, going away, no code, dropped)."""
 
 
 class ProtocolRealtime(Realtime):
@@ -282,6 +290,13 @@ class ProtocolRealtime(Realtime):
     def _on_connection_lost(self, event: ev.ConnectionLost) -> None:
         if not event.final:
             logger.info("%s: connection lost (%s); reconnecting", self.provider_name, event.reason)
+            if event.code is not None and event.code not in NORMAL_CLOSE_CODES:
+                # The provider ended the connection on purpose (a policy, a bad message, a
+                # server error): say so, even though the session resumes.
+                self._emit_error_event(
+                    ProviderError(self.provider_name, str(event.code), event.reason),
+                    context="the provider closed the connection; reconnecting",
+                )
             return
         runtime = self._runtime
         cause = runtime.failed if runtime is not None and runtime.failed else None

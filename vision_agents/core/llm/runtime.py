@@ -194,6 +194,18 @@ class Link(ABC):
         """Drop the link at once, without a close handshake."""
 
 
+def close_code(exc: BaseException) -> int | None:
+    """The WebSocket close code an SDK's exception carries, if any."""
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        if candidate is None:
+            continue
+        rcvd = getattr(candidate, "rcvd", None)
+        code = getattr(rcvd, "code", None) if rcvd is not None else getattr(candidate, "code", None)
+        if isinstance(code, int) and 1000 <= code < 5000:
+            return code
+    return None
+
+
 def check_websocket_open(ws: object) -> None:
     """Raise ``LinkClosed`` when a ``websockets`` connection has left the OPEN state.
 
@@ -215,6 +227,7 @@ class _Trigger:
     planned: bool
     done: asyncio.Future[None] | None = None
     within_s: float | None = None
+    code: int | None = None
 
 
 EventSink = Callable[[list[ProtocolEvent]], Awaitable[None]]
@@ -370,7 +383,7 @@ class ConnectionRuntime:
             passed.append(event)
         await self._on_events(passed)
 
-    def _mark_dead(self, link: Link, reason: str) -> None:
+    def _mark_dead(self, link: Link, reason: str, code: int | None = None) -> None:
         sending = self._sending
         if sending is not None and sending[0] is link and not sending[1].expired():
             with contextlib.suppress(RuntimeError):  # it finished in the meantime
@@ -379,7 +392,7 @@ class ConnectionRuntime:
         if link is self._link and not self._link_dead:
             self._link_dead = True
             self._up.clear()
-            self._triggers.put_nowait(_Trigger(link, reason, planned=False))
+            self._triggers.put_nowait(_Trigger(link, reason, planned=False, code=code))
 
     async def _install(self, link: Link, planned_from: Link | None) -> None:
         """Make ``link`` current; the protocol learns of the switch under the send lock."""
@@ -428,7 +441,7 @@ class ConnectionRuntime:
                 continue
             except Exception as exc:
                 reason = str(exc) or type(exc).__name__
-                self._mark_dead(link, reason)
+                self._mark_dead(link, reason, close_code(exc))
                 return
             if link is not self._link:
                 return
@@ -483,7 +496,7 @@ class ConnectionRuntime:
                     self.protocol.connection_lost(delivered=False)
                 self._link_dead = True
                 await self._flush_locked()
-            await self._on_events([ConnectionLost(reason)])
+            await self._on_events([ConnectionLost(reason, code=trigger.code)])
         elif trigger.within_s is not None:
             await self._wait_ready_to_switch(link, trigger.within_s * 0.7)
         logger.info("%s: replacing the connection: %s", self.name, reason)
