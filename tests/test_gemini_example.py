@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from vision_agents.plugins import gemini
 from vision_agents.testing import GeminiLiveServer, tone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ async def test_gemini_example_runs_against_the_local_server(
         heard = await module.main(client=server.client(), seconds=3.0)
         assert server.rejections == []
         setup = server.setups[0]
-        assert setup["model"] == "models/gemini-2.5-flash-native-audio-preview-09-2025"
+        assert setup["model"] == f"models/{gemini.DEFAULT_MODEL}"
         assert setup["tools"][0]["functionDeclarations"][0]["name"] == "room_temperature"
         assert server.texts == ["Describe what you see in one sentence."]
         assert server.audio_seconds() > 1.0  # the participant's speech reached the model

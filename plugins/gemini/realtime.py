@@ -35,7 +35,9 @@ from vision_agents.plugins.gemini.protocol import SessionSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
+DEFAULT_MODEL = "gemini-3.8-live"
+"""The current GA Live model with no shutdown date announced (Gemini API docs, "Gemini
+deprecations"); the 2.5 native-audio previews it replaces are scheduled for shutdown."""
 API_KEY_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
 __all__ = ["API_KEY_ENV", "DEFAULT_MODEL", "ApiKey", "Realtime"]
