@@ -1019,8 +1019,11 @@ class OpenAIRealtimeServer:
             _ResponseRun(self, conn, request, reply).run()
         )
 
-    async def _play_on_track(self, conn: Connection, rid: str, reply: ScriptedReply) -> None:
-        """Reply audio on the outgoing track; ``output_audio_buffer.stopped`` once it played."""
+    async def _play_on_track(
+        self, conn: Connection, rid: str, reply: ScriptedReply, item_id: str = ""
+    ) -> None:
+        """Reply audio on the outgoing track; ``output_audio_buffer.stopped`` once it played.
+        What was written counts as the item's audio (the length ``truncate`` is checked on)."""
         from vision_agents.core.audio import PcmData
 
         assert conn.rtc is not None
@@ -1030,7 +1033,11 @@ class OpenAIRealtimeServer:
         await self.send({"type": "output_audio_buffer.started", "response_id": rid}, conn)
         step = AUDIO_RATE * 2 * reply.chunk_ms // 1000
         for start in range(0, len(reply.audio), step):
-            track.write(PcmData.from_bytes(reply.audio[start : start + step], AUDIO_RATE, 1, "s16"))
+            chunk = reply.audio[start : start + step]
+            track.write(PcmData.from_bytes(chunk, AUDIO_RATE, 1, "s16"))
+            if item_id:
+                conn.item_audio[item_id] = conn.item_audio.get(item_id, 0) + len(chunk)
+                conn.produced_audio = True
             if reply.pace:
                 await asyncio.sleep(reply.pace)
         track.end_of_response()
@@ -1214,6 +1221,11 @@ class _ResponseRun:
                 await self._finish_open("incomplete")
         finally:
             conn.response_id = None
+            self.out_tokens.audio = sum(
+                audio_tokens(conn.item_audio.get(str(i["id"]), 0), assistant=True)
+                for i in self.output
+                if i.get("type") == "message"
+            )
             usage = Usage(
                 input=self.input,
                 cached=self.input.capped(conn.read_context),
@@ -1341,9 +1353,7 @@ class _ResponseRun:
         words = _pieces(reply.transcript, max(1, len(chunks)))
         conn.item_audio[item["id"]] = 0
         if conn.rtc is not None:  # WebRTC: the audio plays on the media track, not as deltas
-            await self.server._play_on_track(conn, self.rid, reply)
-            conn.item_audio[item["id"]] = len(reply.audio)
-            conn.produced_audio = conn.produced_audio or bool(reply.audio)
+            await self.server._play_on_track(conn, self.rid, reply, item["id"])
             chunks = []
         for i, chunk in enumerate(chunks):
             await self.send(
@@ -1356,14 +1366,12 @@ class _ResponseRun:
             )
             conn.produced_audio = True
             conn.item_audio[item["id"]] += len(chunk)
-            self.out_tokens.audio = audio_tokens(conn.item_audio[item["id"]], assistant=True)
             if i < len(words):
                 await self._transcript_delta(common, words[i])
             if reply.pace:
                 await asyncio.sleep(reply.pace)
         for piece in words[len(chunks) :]:
             await self._transcript_delta(common, piece)
-        self.out_tokens.audio = audio_tokens(conn.item_audio[item["id"]], assistant=True)
         await self.send({"type": "response.output_audio.done", **common, "content_index": 0})
         await self.send(
             {
