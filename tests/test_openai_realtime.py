@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -400,10 +401,14 @@ async def test_session_updates_and_interrupt_on_the_wire(
 ) -> None:
     llm = make_llm(server, transport=transport)
     done: list[RealtimeAudioOutputDoneEvent] = []
+    first_audio: list[float] = []
 
     @llm.events.subscribe
-    async def on_done(e: RealtimeAudioOutputDoneEvent) -> None:
-        done.append(e)
+    async def on_done(e: RealtimeAudioOutputDoneEvent | RealtimeAudioOutputEvent) -> None:
+        if isinstance(e, RealtimeAudioOutputDoneEvent):
+            done.append(e)
+        elif not first_audio:
+            first_audio.append(time.monotonic())
 
     await llm.connect()
     try:
@@ -437,13 +442,19 @@ async def test_session_updates_and_interrupt_on_the_wire(
         # interrupt() while the model is still producing its reply
         server.script(ScriptedReply(transcript="long", audio=pcm24(3.0), pace=0.05))
         await llm.simple_response("talk")
-        await server.wait_for(lambda: bool(done) or llm.protocol.response_active)
+        await server.wait_for(lambda: bool(first_audio))
         await asyncio.sleep(0.4)
+        interrupted_after_ms = (time.monotonic() - first_audio[0]) * 1000
         await llm.interrupt()
         await server.wait_for(lambda: bool(server.received_of("conversation.item.truncate")))
-        assert len(server.received_of("response.cancel")) == 1
+        # over WebSocket the reply is still being produced; over WebRTC it may be done while
+        # its audio still plays on the track (then there is nothing to cancel, only to clear)
+        cancels = len(server.received_of("response.cancel"))
+        assert cancels == 1 if transport == "websocket" else cancels <= 1
         end_ms = server.received_of("conversation.item.truncate")[0]["audio_end_ms"]
-        assert 250 <= end_ms <= 600, end_ms
+        # cut where the audio had got to (real time since its first chunk, on a busy machine)
+        assert 0 < end_ms <= interrupted_after_ms + 20, (end_ms, interrupted_after_ms)
+        assert end_ms >= interrupted_after_ms - 250, (end_ms, interrupted_after_ms)
         if transport == "webrtc":
             assert len(server.received_of("output_audio_buffer.clear")) == 1
         await server.wait_for(lambda: any(d.interrupted for d in done))

@@ -49,7 +49,7 @@ class FaultProxy:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        self.reset()
+        self.reset()  # blackholed pairs included
         tasks = [t for p in self._pipes for t in p.tasks] + list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -102,12 +102,10 @@ class FaultProxy:
         try:
             await asyncio.gather(*pipe.tasks, return_exceptions=True)
         finally:
-            if pipe.held.is_set():  # a blackholed pair stays open until the proxy closes
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.Event().wait()
-            self._pipes.discard(pipe)
-            for w in (writer, up_writer):
-                w.close()
+            if not pipe.held.is_set():  # a blackholed pair stays open until the proxy closes
+                self._pipes.discard(pipe)
+                for w in (writer, up_writer):
+                    w.close()
 
     async def _pump(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pipe: _Pipe
