@@ -222,7 +222,7 @@ class Realtime(ProtocolRealtime):
             conn = await WebRTCConnection.open(
                 client,
                 self._protocol.settings.to_session(),
-                self._protocol.track_audio,
+                self._on_track_audio,
                 ice_servers=self.ice_servers,
             )
             link = _WebRTCLink(conn)
@@ -238,6 +238,12 @@ class Realtime(ProtocolRealtime):
             link = _WebSocketLink(await manager.enter())
         self._link_opened_at = time.monotonic()
         return link
+
+    def _on_track_audio(self, pcm_24k: bytes) -> None:
+        """WebRTC: the model's voice from the remote track, handed on at once."""
+        self._protocol.track_audio(pcm_24k)
+        if self._runtime is not None:
+            self._runtime.flush_soon()
 
     async def connect(self) -> None:
         await super().connect()

@@ -111,8 +111,13 @@ class ProtocolRealtime(Realtime):
             retry=self.retry,
             keepalive=self.keepalive,
         )
-        await runtime.start()
-        self._runtime = runtime
+        self._runtime = runtime  # media callbacks during the first connect can flush
+        try:
+            await runtime.start()
+        except BaseException:
+            self._runtime = None
+            await runtime.close()
+            raise
         self._emit_connected_event(
             session_config=self._session_description(), capabilities=self._capabilities()
         )

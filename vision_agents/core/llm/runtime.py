@@ -270,6 +270,7 @@ class ConnectionRuntime:
         self._gave_up: BaseException | None = None
         self._up = asyncio.Event()
         self._state_changed = asyncio.Event()
+        self._flush_task: asyncio.Task[None] | None = None
 
     # -- public ---------------------------------------------------------------------------
 
@@ -306,6 +307,14 @@ class ConnectionRuntime:
         """Send what the protocol wants sent and hand its events on; call after each command."""
         async with self._send_lock:
             await self._flush_locked()
+
+    def flush_soon(self) -> None:
+        """Flush from a synchronous callback (media arriving on a track): one pending flush
+        at a time picks up everything queued until it runs."""
+        if self._closing:
+            return
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = self._tasks.spawn(self.flush(), "flush")
 
     def request_switch(self, reason: str, within_s: float | None = None) -> None:
         """Replace the link make-before-break (planned: goAway, session age). With
