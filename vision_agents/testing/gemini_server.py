@@ -302,9 +302,22 @@ class GeminiLiveServer:
     async def send_tool_cancellation(self, *call_ids: str) -> None:
         await self.send({"toolCallCancellation": {"ids": list(call_ids)}})
 
-    async def send_go_away(self, time_left: str = "1s") -> None:
+    async def send_go_away(self, time_left: str = "1s", *, then_close: bool = True) -> None:
+        """Announce the connection's end. As the service does (Live API docs, "Session
+        management": GoAway), the connection is then closed when ``time_left`` runs out."""
         self.go_aways_sent += 1
+        conn = self._current
         await self.send({"goAway": {"timeLeft": time_left}})
+        if then_close and conn is not None:
+            seconds = float(time_left.rstrip("s") or 0)
+            task = asyncio.get_running_loop().create_task(self._close_later(conn, seconds))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _close_later(self, conn: _Conn, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        with contextlib.suppress(ConnectionClosed):
+            await conn.ws.close(1000, "goAway time elapsed")
 
     async def send_resumption_update(self, resumable: bool = True) -> str | None:
         """Issue a resumption handle. With limits, as the service does: while the model

@@ -506,29 +506,51 @@ class ConnectionRuntime:
                 self._link_dead = True
                 await self._flush_locked()
             await self._on_events([ConnectionLost(reason, code=trigger.code)])
-        elif trigger.within_s is not None:
-            await self._wait_ready_to_switch(link, trigger.within_s * 0.7)
+        deadline = None
+        if planned and trigger.within_s is not None:
+            deadline = asyncio.get_running_loop().time() + trigger.within_s * 0.7
+            await self._wait_ready_to_switch(link, deadline)
         logger.info("%s: replacing the connection: %s", self.name, reason)
-        return await self._replace(link, reason, planned)
+        return await self._replace(link, reason, planned, deadline)
 
-    async def _wait_ready_to_switch(self, link: Link, bound_s: float) -> None:
+    async def _open_at_resumption_point(self, old: Link, deadline: float | None) -> Link:
+        """Open a link. For a planned switch with time left, a link that opened while
+        something happened on the old one (a tool call, a reply starting) resumed from too
+        early a point: it is dropped and another opened at the next resumption point."""
+        loop = asyncio.get_running_loop()
+        new = await self._open()
+        while (
+            deadline is not None
+            and not self.protocol.ready_to_switch
+            and old is self._link
+            and not self._link_dead
+            and loop.time() < deadline
+        ):
+            self._tasks.spawn(self._close_link(new), "close-early-link")
+            await self._wait_ready_to_switch(old, deadline)
+            new = await self._open()
+        return new
+
+    async def _wait_ready_to_switch(self, link: Link, deadline: float) -> None:
         """Wait for a resumption point (re-checked after every flush), the link's end, or
-        the bound."""
+        the deadline (loop time)."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(bound_s):
+            async with asyncio.timeout_at(deadline):
                 while (
                     not self.protocol.ready_to_switch and link is self._link and not self._link_dead
                 ):
                     self._state_changed.clear()
                     await self._state_changed.wait()
 
-    async def _replace(self, old: Link, reason: str, planned: bool) -> bool:
+    async def _replace(
+        self, old: Link, reason: str, planned: bool, deadline: float | None = None
+    ) -> bool:
         last: BaseException | None = None
         for attempt, delay in enumerate(self.retry.delays(), start=1):
             if delay:
                 await asyncio.sleep(delay)
             try:
-                new = await self._open()
+                new = await self._open_at_resumption_point(old, deadline)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
