@@ -26,6 +26,8 @@ from vision_agents.core.llm.runtime import (
     Link,
     LinkClosed,
     RetryPolicy,
+    abort_websocket,
+    ping_websocket,
 )
 from vision_agents.core.llm.runtime import (
     check_websocket_open as _check_open,
@@ -235,9 +237,7 @@ class _LiveLink(Link):
         return getattr(self.session, "_ws", None)
 
     async def ping(self) -> Awaitable[object] | None:
-        ws = self._ws()
-        _check_open(ws)
-        return await ws.ping() if ws is not None and hasattr(ws, "ping") else None
+        return await ping_websocket(self._ws())
 
     async def close(self) -> None:
         messages, self._messages = self._messages, None
@@ -247,6 +247,4 @@ class _LiveLink(Link):
         await self._stack.aclose()
 
     def abort(self) -> None:
-        transport = getattr(self._ws(), "transport", None)
-        if transport is not None:
-            transport.abort()
+        abort_websocket(self._ws())

@@ -8,7 +8,6 @@ close order in the core ``ConnectionRuntime``. This module builds the SDK client
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable
@@ -20,7 +19,7 @@ import av
 import openai
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from vision_agents.core.audio import PcmData
-from vision_agents.core.errors import ConfigurationError, ProtocolViolation
+from vision_agents.core.errors import ConfigurationError
 from vision_agents.core.llm.protocol_realtime import ProtocolRealtime
 from vision_agents.core.llm.runtime import (
     DEFAULT_KEEPALIVE,
@@ -29,6 +28,9 @@ from vision_agents.core.llm.runtime import (
     Keepalive,
     Link,
     RetryPolicy,
+    abort_websocket,
+    json_event,
+    ping_websocket,
 )
 from vision_agents.core.llm.runtime import (
     check_websocket_open as _check_open,
@@ -358,24 +360,16 @@ class _WebSocketLink(Link):
         await self.conn.send(message)
 
     async def recv(self) -> Any:
-        raw = await self.conn.recv_bytes()
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise ProtocolViolation(f"a server event that is not JSON ({len(raw)} bytes)") from None
+        return json_event(await self.conn.recv_bytes())
 
     async def ping(self) -> Awaitable[object] | None:
-        ws = self._ws()
-        _check_open(ws)
-        return await ws.ping() if ws is not None and hasattr(ws, "ping") else None
+        return await ping_websocket(self._ws())
 
     async def close(self) -> None:
         await self.conn.close()
 
     def abort(self) -> None:
-        transport = getattr(self._ws(), "transport", None)
-        if transport is not None:
-            transport.abort()
+        abort_websocket(self._ws())
 
 
 class _WebRTCLink(Link):
@@ -393,11 +387,7 @@ class _WebRTCLink(Link):
         await self.conn.send(message)
 
     async def recv(self) -> Any:
-        raw = await self.conn.recv_bytes()
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise ProtocolViolation(f"a server event that is not JSON ({len(raw)} bytes)") from None
+        return json_event(await self.conn.recv_bytes())
 
     async def close(self) -> None:
         await self.conn.close()

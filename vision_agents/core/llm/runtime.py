@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import math
 import os
@@ -204,6 +205,27 @@ def close_code(exc: BaseException) -> int | None:
         if isinstance(code, int) and 1000 <= code < 5000:
             return code
     return None
+
+
+async def ping_websocket(ws: Any) -> Awaitable[object] | None:
+    """Ping a ``websockets`` connection (None when there is none); raises if it is closing."""
+    check_websocket_open(ws)
+    return await ws.ping() if ws is not None and hasattr(ws, "ping") else None
+
+
+def abort_websocket(ws: Any) -> None:
+    """Drop a ``websockets`` connection's TCP transport without a close handshake."""
+    transport = getattr(ws, "transport", None)
+    if transport is not None:
+        transport.abort()
+
+
+def json_event(raw: bytes | str) -> Any:
+    """One provider event as JSON; ``ProtocolViolation`` (the link stays usable) if it is not."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ProtocolViolation(f"a provider event that is not JSON ({len(raw)} bytes)") from None
 
 
 def check_websocket_open(ws: object) -> None:
