@@ -200,8 +200,10 @@ def close_code(exc: BaseException) -> int | None:
     for candidate in (exc, exc.__cause__, exc.__context__):
         if candidate is None:
             continue
-        rcvd = getattr(candidate, "rcvd", None)
-        code = getattr(rcvd, "code", None) if rcvd is not None else getattr(candidate, "code", None)
+        if hasattr(candidate, "rcvd"):  # websockets' ConnectionClosed (its .code is deprecated)
+            code = getattr(candidate.rcvd, "code", None)
+        else:  # an SDK error that carries the close code (google-genai's APIError)
+            code = getattr(candidate, "code", None)
         if isinstance(code, int) and 1000 <= code < 5000:
             return code
     return None
