@@ -19,7 +19,7 @@ import os
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ import pytest
 pytest.importorskip("openai")
 pytest.importorskip("aiohttp")
 
+from vision_agents.core.audio import PcmData
+from vision_agents.testing.gemini_server import GeminiLiveServer
 from vision_agents.testing.openai_server import (
     BYTES_PER_MS,
     OpenAIRealtimeServer,
@@ -114,14 +116,20 @@ class Driver:
 
 
 @contextlib.asynccontextmanager
-async def driver(python: Path, server: OpenAIRealtimeServer, peer: str) -> AsyncIterator[Driver]:
+async def driver(
+    python: Path, base_url: str, peer: str, provider: str = "openai", ca_file: str | None = None
+) -> AsyncIterator[Driver]:
+    env = {**os.environ, "SSL_CERT_FILE": ca_file} if ca_file else None
     proc = await asyncio.create_subprocess_exec(
         str(python),
         str(DRIVER),
         "--peer",
         peer,
+        "--provider",
+        provider,
         "--base-url",
-        server.base_url,
+        base_url,
+        env=env,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -140,15 +148,21 @@ async def driver(python: Path, server: OpenAIRealtimeServer, peer: str) -> Async
             await proc.wait()
 
 
-async def run_steps(server: OpenAIRealtimeServer, d: Driver) -> dict[str, tuple[bool, str]]:
-    """Every step, the server's part played here; ``{step: (ok, detail)}``."""
-    ready = await d.read(within=90)
-    assert ready.get("event") == "ready", ready
-    await server.wait_connections(1, within=15)
-    results: dict[str, tuple[bool, str]] = {}
+Side = Callable[[dict[str, Any]], Awaitable[None]]
+Step = Callable[..., Awaitable[dict[str, Any]]]
 
-    async def step(name: str, side: Any = None, **cmd: Any) -> dict[str, Any]:
-        errors = len(server.errors)
+
+def stepper(
+    d: Driver, results: dict[str, tuple[bool, str]], server_errors: Callable[[], list[str]]
+) -> Step:
+    """``await step(name, side, **cmd)``: run one step in the driver; ``side`` sees the
+    driver's interim events (its server part); a server-side error fails the step. The
+    result goes to ``results[key or name]``."""
+
+    async def step(
+        name: str, side: Side | None = None, key: str | None = None, **cmd: Any
+    ) -> dict[str, Any]:
+        errors = len(server_errors())
         await d.send(step=name, **cmd)
         while True:
             msg = await d.read()
@@ -156,12 +170,23 @@ async def run_steps(server: OpenAIRealtimeServer, d: Driver) -> dict[str, tuple[
                 break
             if side is not None:
                 await side(msg)
-        new_errors = [f"{e['code']}: {e['message']}" for e in server.errors[errors:]]
+        new_errors = server_errors()[errors:]
         detail = str(msg.get("detail", ""))
         if new_errors:
             detail += f"; server errors: {new_errors}"
-        results[name] = (bool(msg["ok"]) and not new_errors, detail)
+        results[key or name] = (bool(msg["ok"]) and not new_errors, detail)
         return msg
+
+    return step
+
+
+async def run_steps(server: OpenAIRealtimeServer, d: Driver) -> dict[str, tuple[bool, str]]:
+    """Every step, the server's part played here; ``{step: (ok, detail)}``."""
+    ready = await d.read(within=90)
+    assert ready.get("event") == "ready", ready
+    await server.wait_connections(1, within=15)
+    results: dict[str, tuple[bool, str]] = {}
+    step = stepper(d, results, lambda: [f"{e['code']}: {e['message']}" for e in server.errors])
 
     server.script(ScriptedReply(transcript="text reply", audio=pcm(0.4)))
     await step("text", prompt="Say something.", expect="text reply")
@@ -197,18 +222,30 @@ async def run_steps(server: OpenAIRealtimeServer, d: Driver) -> dict[str, tuple[
     await step("bargein", barge, prompt="Tell me a story.")
     server._script.clear()  # a peer that never got its reply leaves it queued
 
-    server.script(ScriptedReply(transcript="after the drop", audio=pcm(0.4)))
     connections = len(server.connections)
 
     async def cut(msg: dict[str, Any]) -> None:
         if msg.get("event") == "armed":
             await server.drop()
 
-    msg = await step("drop", cut, prompt="Still there?", expect="after the drop")
-    if msg.get("ok") and str(msg.get("detail", "")).startswith("reconnected"):
-        if len(server.connections) <= connections:
-            results["drop"] = (False, "the peer said it reconnected; the server saw no new socket")
+    await step("drop", cut)
+    server.script(ScriptedReply(transcript="after the drop", audio=pcm(0.4)))
+    await judge_drop(step, results, len(server.connections) > connections)
     return results
+
+
+async def judge_drop(step: Step, results: dict[str, tuple[bool, str]], new_session: bool) -> None:
+    """A peer passes the drop if it came back (a new session, answering a typed turn) or, if
+    it does not reconnect, if it reported the failure instead of going quiet."""
+    reported_ok, reported = results["drop"]
+    if new_session:
+        await step("text", key="after drop", prompt="Still there?", expect="after the drop")
+        ok, detail = results.pop("after drop")
+        results["drop"] = (ok, f"reconnected (a new session), next turn: {detail}; {reported}")
+    elif reported.startswith("reported a reconnect"):
+        results["drop"] = (False, f"claims a reconnect the server never saw; {reported}")
+    else:
+        results["drop"] = (reported_ok, f"no reconnect; {reported}")
 
 
 async def user_turn_after_speech(server: OpenAIRealtimeServer) -> None:
@@ -222,17 +259,25 @@ async def user_turn_after_speech(server: OpenAIRealtimeServer) -> None:
 async def test_peer_client_against_our_openai_server(
     peer: str, peer_pythons: dict[str, Path]
 ) -> None:
-    async with OpenAIRealtimeServer() as server, driver(peer_pythons[peer], server, peer) as d:
+    async with (
+        OpenAIRealtimeServer() as server,
+        driver(peer_pythons[peer], server.base_url, peer) as d,
+    ):
         try:
             results = await run_steps(server, d)
         except (TimeoutError, RuntimeError) as exc:
             pytest.fail(f"{peer}: {exc!r}; driver stderr: {await d.stderr_tail()}")
         invalid = list(server.invalid_events)
+    assert invalid == [], invalid
+    check(peer, results)
+
+
+def check(peer: str, results: dict[str, tuple[bool, str]]) -> None:
+    """Print the peer's row; fail on any step not explained in ``PEER_DEFECTS``."""
     table = "\n".join(
         f"  {peer:14} {s:8} {'ok' if ok else 'FAIL'}  {det}" for s, (ok, det) in results.items()
     )
     print(f"\nconformance {peer}:\n{table}")
-    assert invalid == [], invalid
     unexplained = {
         s: det for s, (ok, det) in results.items() if not ok and (peer, s) not in PEER_DEFECTS
     }
@@ -240,3 +285,101 @@ async def test_peer_client_against_our_openai_server(
     stale = [s for s, (ok, _) in results.items() if ok and (peer, s) in PEER_DEFECTS]
     assert not stale, f"{peer} now passes {stale}: drop them from PEER_DEFECTS and the docs"
     assert set(results) == set(STEPS)
+
+
+# -- Gemini Live peers (LiveKit's Google plugin, Pipecat's Gemini Live service) ---------------
+
+GEMINI_PEERS = ("livekit", "pipecat")
+
+
+async def run_gemini_steps(server: GeminiLiveServer, d: Driver) -> dict[str, tuple[bool, str]]:
+    """The same steps against the local Gemini Live server, whose replies are sent by hand."""
+    ready = await d.read(within=90)
+    assert ready.get("event") == "ready", ready
+    await server.wait_connected(1, within=15)
+    results: dict[str, tuple[bool, str]] = {}
+    step = stepper(d, results, lambda: [f"{c}: {r}" for c, r in server.rejections])
+
+    def reply(seconds: float = 0.4) -> PcmData:
+        return PcmData.from_bytes(pcm(seconds), 24000, 1, "s16")
+
+    async def after_text(prompt: str) -> None:
+        await server.wait_for(lambda: any(prompt in t for t in server.texts), within=20)
+
+    server.responder = lambda _text: ("text reply", reply())
+    await step("text", prompt="Say something.", expect="text reply")
+    server.responder = None
+
+    async def audio_turn() -> None:
+        start = server.audio_bytes
+        await server.wait_for(lambda: server.audio_bytes - start >= 32 * 1200, within=20)
+        await server.send_input_transcript("what is the weather")
+        await server.send_audio(reply(), transcript="audio reply")
+
+    await with_side(audio_turn(), step("audio", expect="audio reply"))
+
+    async def tool_turn() -> None:
+        await after_text("Weather in Paris?")
+        answered = len(server.tool_responses)
+        await server.send_tool_call("get_weather", {"city": "Paris"})
+        await server.wait_for(lambda: len(server.tool_responses) > answered, within=20)
+        await server.send_audio(reply(), transcript="It is 21 degrees in Paris")
+
+    await with_side(
+        tool_turn(), step("tool", prompt="Weather in Paris?", expect="It is 21 degrees in Paris")
+    )
+
+    interrupted = asyncio.Event()
+
+    async def long_reply() -> None:
+        await after_text("Tell me a story.")
+        for chunk in reply(4.0).chunks(100):
+            if interrupted.is_set():
+                return
+            blob = {"mimeType": "audio/pcm;rate=24000", "data": chunk.to_base64()}
+            await server.send({"serverContent": {"modelTurn": {"parts": [{"inlineData": blob}]}}})
+            await asyncio.sleep(0.1)
+
+    async def barge(msg: dict[str, Any]) -> None:
+        if msg.get("event") == "playing":
+            interrupted.set()
+            await server.send_interrupted()
+
+    await with_side(long_reply(), step("bargein", barge, prompt="Tell me a story."))
+
+    connections = server.connection_count
+
+    async def cut(msg: dict[str, Any]) -> None:
+        if msg.get("event") == "armed":
+            await server.drop()
+
+    await step("drop", cut)
+    server.responder = lambda _text: ("after the drop", reply())
+    await judge_drop(step, results, server.connection_count > connections)
+    return results
+
+
+async def with_side(side: Awaitable[None], step: Awaitable[dict[str, Any]]) -> None:
+    """Run a step while the server plays its part; the part ends with the step."""
+    task = asyncio.ensure_future(side)
+    try:
+        await step
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+@pytest.mark.parametrize("peer", GEMINI_PEERS)
+async def test_peer_client_against_our_gemini_server(
+    peer: str, peer_pythons: dict[str, Path], tmp_path: Path
+) -> None:
+    async with GeminiLiveServer() as server:
+        ca_file = tmp_path / "ca.pem"
+        ca_file.write_bytes(server.tls.ca_pem())
+        async with driver(peer_pythons[peer], server.base_url, peer, "gemini", str(ca_file)) as d:
+            try:
+                results = await run_gemini_steps(server, d)
+            except (TimeoutError, RuntimeError) as exc:
+                pytest.fail(f"{peer}: {exc!r}; driver stderr: {await d.stderr_tail()}")
+    check(f"{peer}-gemini", results)
