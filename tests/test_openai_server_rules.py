@@ -423,3 +423,22 @@ async def test_a_sideband_websocket_joins_a_webrtc_call_by_call_id(
         assert len(server.connections) == 1
     finally:
         await pc.close()
+
+
+async def test_a_failed_response_and_a_failed_transcription_are_reported_as_the_service_does(
+    server: OpenAIRealtimeServer,
+) -> None:
+    failure = {"type": "requests", "code": "rate_limit_exceeded", "message": "Slow down."}
+    server.script(ScriptedReply(transcript="never said", audio=TONE, failure=failure))
+    seen: list[Event] = []
+    async with connect(server) as conn:
+        await conn.response.create()
+        done = await until(conn, "response.done", seen)
+        await server.transcription_failed("Audio too noisy.")
+        failed = await until(conn, "conversation.item.input_audio_transcription.failed")
+    assert [e["type"] for e in seen[1:]] == ["response.created", "response.done"]
+    assert done["response"]["status"] == "failed"
+    assert done["response"]["status_details"] == {"type": "failed", "error": failure}
+    assert done["response"]["output"] == []
+    assert failed["error"]["message"] == "Audio too noisy."
+    assert server.usage.output_tokens == 0

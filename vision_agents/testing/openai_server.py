@@ -60,6 +60,10 @@ class ScriptedReply:
     chunk_ms: int = 100
     pace: float = 0.0
     """Seconds between audio deltas (0: all at once, like the real API)."""
+    failure: JsonDict | None = None
+    """The response fails instead (``response.done`` status ``failed``, this as
+    ``status_details.error``), e.g. ``{"type": "requests", "code": "rate_limit_exceeded",
+    "message": ...}`` as the service reports a rate limit or exhausted quota."""
 
 
 Responder = Callable[[JsonDict], ScriptedReply]
@@ -605,6 +609,26 @@ class OpenAIRealtimeServer:
             respond = vad is not None and vad.get("create_response") is not False
         if respond and not conn.response_active:
             self._start_response(conn, {"type": "response.create"})
+
+    async def transcription_failed(
+        self, message: str = "Input transcription failed.", code: str = "transcription_failed"
+    ) -> None:
+        """The user's speech could not be transcribed, as the service reports it
+        (``conversation.item.input_audio_transcription.failed``, separate from ``error``)."""
+        conn = self.current
+        item_id = (
+            next((str(i["id"]) for i in reversed(conn.items) if i.get("role") == "user"), None)
+            if conn is not None
+            else None
+        )
+        await self.send(
+            {
+                "type": "conversation.item.input_audio_transcription.failed",
+                "item_id": item_id or _id("item"),
+                "content_index": 0,
+                "error": {"type": "transcription_error", "code": code, "message": message},
+            }
+        )
 
     async def user_transcript(self, text: str) -> None:
         await self.send(
@@ -1210,6 +1234,9 @@ class _ResponseRun:
         status, details = "completed", None
         try:
             reply = self.reply
+            if reply.failure is not None:
+                status, details = "failed", {"type": "failed", "error": reply.failure}
+                return
             if reply.transcript or reply.audio or reply.text:
                 await self._message(reply)
             for name, args in reply.tool_calls:
