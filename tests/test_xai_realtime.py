@@ -48,6 +48,7 @@ async def test_xai_preset_speaks_xai_s_own_session_layout() -> None:
         }
         assert session["audio"]["input"]["transcription"] == {"model": "grok-transcribe"}
         assert server.errors == []
+        assert server.invalid_events == []  # what the server sent is valid too
 
 
 async def test_the_xai_server_refuses_openai_s_layout_and_unknown_models() -> None:

@@ -540,10 +540,14 @@ class OpenAIRealtimeServer:
         self._event_seq += 1
         event = {"event_id": f"event_{self._event_seq}", **event}
         if self.check_events:
-            problem = validate_server_event(event)
+            problem = self._event_problem(event)
             if problem:
                 self.invalid_events.append(f"{event.get('type')}: {problem}")
         await conn.send_text(json.dumps(event))
+
+    def _event_problem(self, event: JsonDict) -> str | None:
+        """What the ``openai`` SDK's server event types find wrong with ``event``, or None."""
+        return validate_server_event(event)
 
     async def speech_started(self, audio_start_ms: int = 0) -> None:
         """The user starts talking (barge-in). As the service's server VAD does when

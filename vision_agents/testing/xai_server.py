@@ -23,6 +23,9 @@ from vision_agents.testing.openai_server import (
     ValidationFailed,
 )
 
+_OURS = frozenset({"id", "model", "object", "type"})
+"""Fields the server adds to the session it reports (not part of a client's update)."""
+
 VOICES = frozenset({"ara", "eve", "leo", "rex", "sal"})
 MODELS = frozenset({"grok-voice-latest", "grok-voice-think-fast-1.0"})
 
@@ -82,6 +85,18 @@ class XAISession(_Strict):
 
 class XAIRealtimeServer(OpenAIRealtimeServer):
     """``async with XAIRealtimeServer() as server``; point ``xai.Realtime`` at ``base_url``."""
+
+    def _event_problem(self, event: dict[str, Any]) -> str | None:
+        if str(event.get("type", "")).startswith("session."):
+            session = json.loads(json.dumps(event.get("session") or {}))
+            # the mirror of turn_detection kept for the base server's VAD is ours, not xAI's
+            ((session.get("audio") or {}).get("input") or {}).pop("turn_detection", None)
+            try:  # xAI's session object, not OpenAI's
+                XAISession.model_validate({k: v for k, v in session.items() if k not in _OURS})
+            except pydantic.ValidationError as exc:
+                return str(exc.errors()[0]["msg"])
+            return None
+        return super()._event_problem(event)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         model = request.query.get("model", "")
