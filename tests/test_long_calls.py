@@ -106,6 +106,11 @@ async def test_thirty_gemini_minutes_of_audio_and_video_keep_going_with_the_defa
             await llm.close()
             track.stop()
 
+    print(
+        f"30 service minutes: {server.go_aways_sent} goAways, {llm.reconnects} reconnects, "
+        f"{server.ledger.compressions} compressions, {len(heard)} transcripts, "
+        f"{len(server.tool_responses)} tool results, usage {llm.usage}"
+    )
     assert server.context_cuts == 0, "the context window ended the session"
     assert server.ledger.compressions > 0, "compression never kicked in"
     assert server.go_aways_sent >= 2 and server.connection_count >= server.go_aways_sent
