@@ -471,3 +471,25 @@ def test_failed_responses_and_transcriptions_are_typed_errors() -> None:
         ("rate_limit_exceeded", "slow"),
         ("audio_unintelligible", "?"),
     ]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "response.created", "response": "not an object"},
+        {"type": "response.done", "response": {"id": "r", "status": "failed", "status_details": 1}},
+        {"type": "error", "error": ["x"]},
+        {"type": "response.output_audio.delta", "response_id": "r", "delta": {"a": 1}},
+        {"type": "response.output_item.added", "response_id": "r", "item": 3},
+        {"type": "conversation.item.input_audio_transcription.failed", "error": "x"},
+    ],
+)
+def test_a_malformed_event_is_refused_as_a_protocol_violation(event: dict[str, object]) -> None:
+    from vision_agents.core.errors import ProtocolViolation
+
+    st = connected()
+    with pytest.raises(ProtocolViolation, match="malformed"):
+        st.receive(event)
+    st.receive(created("r2"))  # the session goes on
+    st.receive(audio_delta("r2", "i", 20))
+    assert [type(e) for e in st.events_received()][-1] is ev.AudioOut

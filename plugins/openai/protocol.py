@@ -353,9 +353,16 @@ class OpenAIProtocol(RealtimeProtocol):
     def receive(self, message: Any) -> None:
         if not isinstance(message, dict):
             raise ProtocolViolation(f"expected a JSON object, got {type(message).__name__}")
-        handler = _HANDLERS.get(str(message.get("type", "")))
-        if handler is not None:
+        kind = str(message.get("type", ""))
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            return
+        try:
             handler(self, message)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # A field of the wrong type (a dict where text belongs, ...): refuse the event,
+            # keep the session.
+            raise ProtocolViolation(f"a malformed {kind!r} event: {exc!r}") from None
 
     def _current(self, e: JsonDict) -> _Response:
         rid = str(e.get("response_id", ""))

@@ -482,6 +482,9 @@ class ConnectionRuntime:
                 self.protocol.receive(message)
             except ProtocolViolation as exc:
                 self.protocol.report_violation(exc)
+            except Exception as exc:  # a protocol object's bug must not end the session
+                logger.exception("%s: handling a provider message failed", self.name)
+                self.protocol.report_violation(ProtocolViolation(f"unhandled: {exc!r}"))
             await self.flush()
 
     async def _keep_alive(self, link: Link, keepalive: Keepalive) -> None:
