@@ -1,0 +1,251 @@
+"""Connection admission for the call server: caps, a header deadline and load shedding.
+
+``ConnectionGuard`` sits between the listening socket and aiohttp. It counts open
+connections, in all and per client address, and gives each one ``header_timeout_s`` to send
+its first request's headers. At a cap it makes room by closing the oldest connection that is
+still sending headers (slow clients are what fills a server up), if that one has had
+``evict_after_s`` already; otherwise it refuses the newcomer. A legitimate client sends its
+headers in one packet, so it is never the one closed. Failures are counted and logged as one
+summary line per ``summary_every_s``, never one record each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+_END_OF_HEADERS = b"\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    """The numbers ``ConnectionGuard`` enforces (defaults suit one small server)."""
+
+    max_connections: int = 512
+    max_per_address: int = 128
+    header_timeout_s: float = 5.0
+    max_header_bytes: int = 16 * 1024
+    evict_after_s: float = 1.0
+    summary_every_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1 or self.max_per_address < 1:
+            raise ValueError(
+                f"connection caps must be at least 1, got max_connections={self.max_connections}"
+                f" and max_per_address={self.max_per_address}"
+            )
+        if self.header_timeout_s <= 0 or self.evict_after_s < 0:
+            raise ValueError("header_timeout_s must be positive and evict_after_s not negative")
+
+
+class _GuardedProtocol(asyncio.Protocol):
+    """Passes everything to aiohttp's protocol; watches the first request's headers."""
+
+    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
+        self.guard = guard
+        self.inner = inner
+        self.address = ""
+        self.opened = 0.0
+        self.transport: asyncio.Transport | None = None
+        self.headers_done = False
+        self._seen = 0
+        self._tail = b""
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        self.opened = self.guard.now()
+        if not self.guard.admit(self):
+            transport.abort()
+            return
+        self.transport = transport
+        self._deadline = asyncio.get_running_loop().call_later(
+            self.guard.limits.header_timeout_s, self._headers_late
+        )
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return
+        if not self.headers_done:
+            window = self._tail + data
+            if _END_OF_HEADERS in window:
+                self._headers_arrived()
+            else:
+                self._seen += len(data)
+                self._tail = window[-3:]
+                if self._seen > self.guard.limits.max_header_bytes:
+                    self.guard.count("headers too large")
+                    self.transport.abort()
+                    return
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.transport is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self.transport is None:
+            return
+        self.guard.release(self)
+        self.transport = None
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def _headers_arrived(self) -> None:
+        self.headers_done = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.guard.headers_arrived(self)
+
+    def _headers_late(self) -> None:
+        self._deadline = None
+        if self.transport is not None and not self.headers_done:
+            self.guard.count("header timeout")
+            self.transport.abort()
+
+    def evict(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class ConnectionGuard:
+    """Admits connections to an aiohttp server under ``limits``; see the module docstring."""
+
+    def __init__(
+        self, limits: GuardLimits | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = limits or GuardLimits()
+        self._clock = clock
+        self._open: dict[_GuardedProtocol, None] = {}  # insertion-ordered: oldest first
+        self._pending: dict[_GuardedProtocol, None] = {}  # still sending their headers
+        self._per_address: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()
+        self.totals: Counter[str] = Counter()
+        self._last_summary = clock()
+
+    def now(self) -> float:
+        return self._clock()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    def connections_from(self, address: str) -> int:
+        return self._per_address[address]
+
+    def protocol_factory(
+        self, inner: Callable[[], asyncio.Protocol]
+    ) -> Callable[[], asyncio.Protocol]:
+        """A protocol factory for ``loop.create_server`` wrapping aiohttp's (``runner.server``)."""
+        return lambda: _GuardedProtocol(self, inner())
+
+    def admit(self, conn: _GuardedProtocol) -> bool:
+        limits = self.limits
+        if self._per_address[conn.address] >= limits.max_per_address:
+            if not self._evict_oldest_pending(conn.address):
+                self.count("refused: too many from one address")
+                return False
+        if len(self._open) >= limits.max_connections and not self._evict_oldest_pending(None):
+            self.count("refused: server full")
+            return False
+        self._open[conn] = None
+        self._pending[conn] = None
+        self._per_address[conn.address] += 1
+        return True
+
+    def headers_arrived(self, conn: _GuardedProtocol) -> None:
+        self._pending.pop(conn, None)
+
+    def release(self, conn: _GuardedProtocol) -> None:
+        if conn in self._open:
+            del self._open[conn]
+            self._pending.pop(conn, None)
+            self._per_address[conn.address] -= 1
+            if self._per_address[conn.address] <= 0:
+                del self._per_address[conn.address]
+        self._maybe_summarise()
+
+    def count(self, what: str) -> None:
+        """Note one shed or refused connection; logged later as part of a summary."""
+        self._counts[what] += 1
+        self.totals[what] += 1
+        self._maybe_summarise()
+
+    def summarise(self) -> None:
+        """Log what was shed since the last summary (one WARNING line), if anything."""
+        self._last_summary = self._clock()
+        if not self._counts:
+            return
+        parts = ", ".join(f"{n} {what}" for what, n in sorted(self._counts.items()))
+        logger.warning("call server shed connections: %s (open now: %d)", parts, len(self._open))
+        self._counts.clear()
+
+    def _maybe_summarise(self) -> None:
+        if self._clock() - self._last_summary >= self.limits.summary_every_s:
+            self.summarise()
+
+    def _evict_oldest_pending(self, address: str | None) -> bool:
+        """Close the oldest connection still sending headers (from ``address`` if given)."""
+        cutoff = self._clock() - self.limits.evict_after_s
+        for conn in self._pending:
+            if conn.opened > cutoff:
+                return False  # pending is oldest first: none older remains
+            if address is None or conn.address == address:
+                self._pending.pop(conn)
+                self._open.pop(conn, None)
+                self._per_address[conn.address] -= 1
+                conn.evict()
+                self.count("closed slow to send headers")
+                return True
+        return False
+
+
+class RateLimiter:
+    """A token bucket per key (a client address): ``burst`` at once, ``per_s`` refilled a second.
+
+    At most ``max_keys`` buckets are kept, least recently used dropped first, so a flood of
+    addresses cannot grow it without bound.
+    """
+
+    def __init__(
+        self,
+        burst: int,
+        per_s: float,
+        *,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if burst < 1 or per_s <= 0:
+            raise ValueError(f"burst must be >= 1 and per_s > 0, got {burst} and {per_s}")
+        self.burst = burst
+        self.per_s = per_s
+        self._max_keys = max_keys
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def allow(self, key: str) -> bool:
+        """Take one token for ``key``; False when its bucket is empty."""
+        now = self._clock()
+        tokens, at = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.per_s)
+        allowed = tokens >= 1.0
+        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+        while len(self._buckets) > self._max_keys:
+            del self._buckets[next(iter(self._buckets))]
+        return allowed
