@@ -6,8 +6,8 @@ import base64
 import binascii
 import logging
 import math
-import threading
 import operator
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any, Literal, get_args
@@ -70,7 +70,8 @@ def finite(samples: NDArray[Any]) -> NDArray[Any]:
     if ok.all():
         return samples
     NON_FINITE.note(int(ok.size - np.count_nonzero(ok)))
-    return np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+    clean: NDArray[Any] = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+    return clean
 
 
 def _integer(value: object) -> int | None:
