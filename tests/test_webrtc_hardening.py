@@ -241,7 +241,7 @@ def test_rate_limiter_refills_and_stays_bounded() -> None:
 
 
 async def test_connection_caps_shed_slow_clients_first() -> None:
-    limits = GuardLimits(max_connections=20, max_per_address=10, evict_after_s=0.2)
+    limits = GuardLimits(max_connections=20, max_per_address=10)
     srv = CallServer(limits=limits)
     srv.room("c1")
     await srv.start()

@@ -3,10 +3,13 @@
 ``ConnectionGuard`` sits between the listening socket and aiohttp. It counts open
 connections, in all and per client address, and gives each one ``header_timeout_s`` to send
 its first request's headers. At a cap it makes room by closing the oldest connection that is
-still sending headers (slow clients are what fills a server up), if that one has had
-``evict_after_s`` already; otherwise it refuses the newcomer. A legitimate client sends its
-headers in one packet, so it is never the one closed. Failures are counted and logged as one
-summary line per ``summary_every_s``, never one record each.
+still sending headers (slow clients are what fills a server up); only when every connection
+has sent its headers is the newcomer refused. A newcomer cannot be told from an attacker by
+its address (on loopback or behind a NAT they share one), but a legitimate client sends its
+headers in its first packet, so it leaves the pending set within one event-loop turn, before
+``max_per_address`` newer connections can push it out (accepts are taken at most
+``ACCEPT_BATCH`` per turn). Failures are counted and logged as one summary line per
+``summary_every_s``, never one record each.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 _END_OF_HEADERS = b"\r\n\r\n"
+ACCEPT_BATCH = 64  # the listen backlog; asyncio accepts at most this many per loop turn
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,6 @@ class GuardLimits:
     max_per_address: int = 128
     header_timeout_s: float = 5.0
     max_header_bytes: int = 16 * 1024
-    evict_after_s: float = 1.0
     summary_every_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -40,8 +43,8 @@ class GuardLimits:
                 f"connection caps must be at least 1, got max_connections={self.max_connections}"
                 f" and max_per_address={self.max_per_address}"
             )
-        if self.header_timeout_s <= 0 or self.evict_after_s < 0:
-            raise ValueError("header_timeout_s must be positive and evict_after_s not negative")
+        if self.header_timeout_s <= 0:
+            raise ValueError(f"header_timeout_s must be positive, got {self.header_timeout_s}")
 
 
 class _GuardedProtocol(asyncio.Protocol):
@@ -202,10 +205,7 @@ class ConnectionGuard:
 
     def _evict_oldest_pending(self, address: str | None) -> bool:
         """Close the oldest connection still sending headers (from ``address`` if given)."""
-        cutoff = self._clock() - self.limits.evict_after_s
         for conn in self._pending:
-            if conn.opened > cutoff:
-                return False  # pending is oldest first: none older remains
             if address is None or conn.address == address:
                 self._pending.pop(conn)
                 self._open.pop(conn, None)

@@ -23,7 +23,12 @@ from urllib.parse import quote
 from aiohttp import WSMsgType, web
 
 from vision_agents.plugins.webrtc.encoders import install_resilient_encoders
-from vision_agents.plugins.webrtc.guard import ConnectionGuard, GuardLimits, RateLimiter
+from vision_agents.plugins.webrtc.guard import (
+    ACCEPT_BATCH,
+    ConnectionGuard,
+    GuardLimits,
+    RateLimiter,
+)
 from vision_agents.plugins.webrtc.ice import install as install_ice_scope
 from vision_agents.plugins.webrtc.room import MAX_SDP_BYTES, OfferError, Room
 from vision_agents.plugins.webrtc.tls import is_loopback, server_ssl_context
@@ -153,7 +158,7 @@ class CallServer:
             ssl=self.ssl_context,
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self.ssl_context else None,
             reuse_address=True,
-            backlog=512,
+            backlog=ACCEPT_BATCH,
         )
         if self.port == 0:
             self.port = self._listener.sockets[0].getsockname()[1]
