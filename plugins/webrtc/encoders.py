@@ -31,6 +31,7 @@ class ResilientEncoder(Encoder):
     """Wraps an aiortc encoder for ``codec``; see the module docstring."""
 
     failures = 0  # across all encoders in the process, for tests and the summary
+    restarts = 0  # fresh encoders for a timeline that went back (a slot showing someone new)
 
     def __init__(
         self, codec: RTCRtpCodecParameters, make: Callable[[RTCRtpCodecParameters], Encoder]
@@ -38,10 +39,19 @@ class ResilientEncoder(Encoder):
         self._codec = codec
         self._make = make
         self._inner = make(codec)
+        self._last_pts: int | None = None
 
     def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         if isinstance(frame, av.VideoFrame):
             frame = even_yuv420p(frame)
+            # Encoders need rising timestamps; a receive slot re-pointed at another source
+            # starts another timeline, often earlier: begin a fresh stream with a keyframe.
+            if frame.pts is not None:
+                if self._last_pts is not None and frame.pts <= self._last_pts:
+                    ResilientEncoder.restarts += 1
+                    self._inner = self._make(self._codec)
+                    force_keyframe = True
+                self._last_pts = frame.pts
         try:
             return self._inner.encode(frame, force_keyframe)
         except Exception as exc:

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -249,3 +250,23 @@ class RateLimiter:
         while len(self._buckets) > self._max_keys:
             del self._buckets[next(iter(self._buckets))]
         return allowed
+
+
+class RequestErrorLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's request logger, except that a client's malformed request (a bad request line,
+    headers too long, ...) is counted in the guard's summary, not logged as an ERROR with a
+    traceback each time: a client can send those as fast as it likes."""
+
+    def __init__(self, logger: logging.Logger, guard: ConnectionGuard) -> None:
+        super().__init__(logger, {})
+        self.guard = guard
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError):
+            self.guard.count("malformed requests")
+            self.logger.debug("malformed request: %s", exc)
+            return
+        super().exception(msg, *args, **kwargs)

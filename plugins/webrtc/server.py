@@ -28,6 +28,7 @@ from vision_agents.plugins.webrtc.guard import (
     ConnectionGuard,
     GuardLimits,
     RateLimiter,
+    RequestErrorLogger,
 )
 from vision_agents.plugins.webrtc.ice import install as install_ice_scope
 from vision_agents.plugins.webrtc.room import MAX_SDP_BYTES, OfferError, Room
@@ -145,7 +146,11 @@ class CallServer:
         app.router.add_get("/api/ws", self._websocket)
         app.on_response_prepare.append(_add_security_headers)
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT_S
+            app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+            logger=RequestErrorLogger(logging.getLogger("aiohttp.server"), self.guard),
         )
         await self._runner.setup()
         handler_factory = self._runner.server

@@ -24,6 +24,9 @@ AudioFormat = Literal["s16", "f32"]
 MAX_CHANNELS = 8
 """Up to 7.1: the largest layout libswresample names by channel count alone."""
 
+MAX_SAMPLE_RATE = 768_000
+"""The highest rate accepted (libswresample takes C ints; real audio stays far below)."""
+
 _DTYPES: dict[str, np.dtype[Any]] = {"s16": np.dtype(np.int16), "f32": np.dtype(np.float32)}
 _PACKED_AV_FORMAT = {"s16": "s16", "f32": "flt"}
 
@@ -86,8 +89,10 @@ def check_sample_rate(value: object, name: str = "sample_rate") -> int:
     rate = _integer(value)
     if rate is None:
         raise TypeError(f"{name} must be a positive integer in Hz, got {value!r}")
-    if rate <= 0:
-        raise ValueError(f"{name} must be a positive integer in Hz, got {rate}")
+    if not 0 < rate <= MAX_SAMPLE_RATE:
+        raise ValueError(
+            f"{name} must be a positive integer in Hz up to {MAX_SAMPLE_RATE}, got {rate}"
+        )
     return rate
 
 
