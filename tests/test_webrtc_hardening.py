@@ -335,3 +335,24 @@ async def test_headers_hsts_on_https_and_no_version(tmp_path: Path) -> None:
     finally:
         await srv.stop()
         await plain.stop()
+
+
+async def test_malformed_requests_get_a_400_without_an_error_record(server: CallServer) -> None:
+    """aiohttp logs an ERROR with a traceback for each malformed request by default: a flood of
+    garbage then floods the log. Here they are counted into the guard's summary instead."""
+    garbage = [
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+    ]
+    with capture_logs(logging.DEBUG) as logs:
+        for raw in garbage * 20:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(raw)
+            reply = await asyncio.wait_for(reader.read(400), 5)
+            writer.close()
+            assert reply.startswith(b"HTTP/1.") and b" 400 " in reply[:20], reply
+            server_line = next(h for h in reply.split(b"\r\n") if h.lower().startswith(b"server:"))
+            assert b"aiohttp" not in server_line.lower() and not re.search(rb"\d", server_line)
+    assert logs.at_least(logging.ERROR) == [], logs.describe()
+    assert server.guard.totals["malformed requests"] >= 40  # TLS bytes: aiohttp says so at DEBUG

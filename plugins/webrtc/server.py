@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, web, web_response
 
 from vision_agents.plugins.webrtc.encoders import install_resilient_encoders
 from vision_agents.plugins.webrtc.guard import (
@@ -138,6 +138,9 @@ class CallServer:
             return
         install_ice_scope()
         install_resilient_encoders()
+        # Responses aiohttp writes itself (a 400 for a malformed request) skip our
+        # on_response_prepare hook; its default Server value would name its version.
+        setattr(web_response, "SERVER_SOFTWARE", SERVER_NAME)  # noqa: B010 (not exported)
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/", self._page)
         app.router.add_get("/call/{call_id}", self._page)
