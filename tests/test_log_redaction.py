@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +235,18 @@ async def test_demo_cli_verbose_logs_no_key_gemini(tmp_path: Path) -> None:
     assert "using Gemini Live" in output, output[-2000:]
     assert "websockets.client" in output
     assert_no_key(output)
+
+
+async def test_key_is_not_in_reprs_or_a_refused_connects_exception() -> None:
+    async with OpenAIRealtimeServer(api_key="the-right-key-1234") as server:
+        llm = openai_plugin.Realtime(
+            client=openai.AsyncOpenAI(api_key=FAKE_KEY, base_url=server.base_url)
+        )
+        assert_no_key(repr(llm))
+        with pytest.raises(Exception) as info:
+            await asyncio.wait_for(llm.connect(), 15)
+        await llm.close()
+    assert "401" in str(info.value) or "invalid" in str(info.value).lower(), repr(info.value)
+    assert_no_key("".join(traceback.format_exception(info.value)))
+    async with GeminiLiveServer() as gserver:
+        assert_no_key(repr(gemini.Realtime(model="m", client=gserver.client(api_key=FAKE_KEY))))
