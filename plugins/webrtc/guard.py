@@ -9,7 +9,7 @@ its address (on loopback or behind a NAT they share one), but a legitimate clien
 headers in its first packet, so it leaves the pending set within one event-loop turn, before
 ``max_per_address`` newer connections can push it out (accepts are taken at most
 ``ACCEPT_BATCH`` per turn). Failures are counted and logged as one summary line per
-``summary_every_s``, never one record each.
+``summary_every_s`` (a WARNING from ``ATTACK_LEVEL`` failures on), never one record each.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _END_OF_HEADERS = b"\r\n\r\n"
+ATTACK_LEVEL = 50  # failures in one summary period that make the summary a WARNING
 ACCEPT_BATCH = 64  # the listen backlog; asyncio accepts at most this many per loop turn
 
 
@@ -192,12 +193,14 @@ class ConnectionGuard:
         self._maybe_summarise()
 
     def summarise(self) -> None:
-        """Log what was shed since the last summary (one WARNING line), if anything."""
+        """Log what was shed since the last summary (one line), if anything."""
         self._last_summary = self._clock()
         if not self._counts:
             return
         parts = ", ".join(f"{n} {what}" for what, n in sorted(self._counts.items()))
-        logger.warning("call server shed connections: %s (open now: %d)", parts, len(self._open))
+        # A few are normal (browsers open spare connections they never use); many are not.
+        level = logging.WARNING if sum(self._counts.values()) >= ATTACK_LEVEL else logging.INFO
+        logger.log(level, "call server shed connections: %s (open now: %d)", parts, len(self._open))
         self._counts.clear()
 
     def _maybe_summarise(self) -> None:
