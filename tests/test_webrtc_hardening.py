@@ -251,7 +251,9 @@ async def test_connection_caps_shed_slow_clients_first() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
             writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
             slow.append((reader, writer))
-        await asyncio.sleep(0.3)
+        await eventually(
+            lambda: srv.guard.totals["closed slow to send headers"] >= 20, 10, "slow ones shed"
+        )
         assert srv.guard.open_connections <= 10
         # A normal request still gets through: it evicts the oldest slow one.
         async with (
