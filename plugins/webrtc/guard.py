@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp.web_protocol import RequestHandler
+
 logger = logging.getLogger(__name__)
 
 _END_OF_HEADERS = b"\r\n\r\n"
@@ -49,80 +51,87 @@ class GuardLimits:
             raise ValueError(f"header_timeout_s must be positive, got {self.header_timeout_s}")
 
 
-class _GuardedProtocol(asyncio.Protocol):
-    """Passes everything to aiohttp's protocol; watches the first request's headers."""
+class GuardedRequestHandler(RequestHandler):
+    """aiohttp's connection handler, admitted by the guard and watched for its first headers.
 
-    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
-        self.guard = guard
-        self.inner = inner
-        self.address = ""
-        self.opened = 0.0
-        self.transport: asyncio.Transport | None = None
-        self.headers_done = False
+    A subclass rather than a wrapper: aiohttp and asyncio then see the handler they expect
+    as the transport's protocol.
+    """
+
+    __slots__ = (
+        "_admitted",
+        "_deadline",
+        "_guard",
+        "_seen",
+        "_tail",
+        "address",
+        "headers_done",
+        "opened",
+    )
+
+    def __init__(self, guard: ConnectionGuard, manager: Any, **options: Any) -> None:
+        super().__init__(manager, **options)
+        self._guard = guard
+        self._admitted = False
+        self._deadline: asyncio.TimerHandle | None = None
         self._seen = 0
         self._tail = b""
-        self._deadline: asyncio.TimerHandle | None = None
+        self.address = ""
+        self.opened = 0.0
+        self.headers_done = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
-        self.opened = self.guard.now()
-        if not self.guard.admit(self):
-            transport.abort()
+        self.opened = self._guard.now()
+        if not self._guard.admit(self):
+            assert isinstance(transport, asyncio.Transport)
+            transport.abort()  # aiohttp never starts on it
             return
-        self.transport = transport
+        self._admitted = True
         self._deadline = asyncio.get_running_loop().call_later(
-            self.guard.limits.header_timeout_s, self._headers_late
+            self._guard.limits.header_timeout_s, self._headers_late
         )
-        self.inner.connection_made(transport)
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self.transport is None:
+        if not self._admitted:
             return
-        if not self.headers_done:
+        if not self.headers_done and data:
             window = self._tail + data
             if _END_OF_HEADERS in window:
                 self._headers_arrived()
             else:
                 self._seen += len(data)
                 self._tail = window[-3:]
-                if self._seen > self.guard.limits.max_header_bytes:
-                    self.guard.count("headers too large")
-                    self.transport.abort()
+                if self._seen > self._guard.limits.max_header_bytes:
+                    self._guard.count("headers too large")
+                    self.evict()
                     return
-        self.inner.data_received(data)
+        super().data_received(data)
 
-    def eof_received(self) -> bool | None:
-        return self.inner.eof_received() if self.transport is not None else None
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: BaseException | None) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
-        if self.transport is None:
+            self._deadline = None
+        if not self._admitted:
             return
-        self.guard.release(self)
-        self.transport = None
-        self.inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.inner.resume_writing()
+        self._admitted = False
+        self._guard.release(self)
+        super().connection_lost(exc)
 
     def _headers_arrived(self) -> None:
         self.headers_done = True
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        self.guard.headers_arrived(self)
+        self._guard.headers_arrived(self)
 
     def _headers_late(self) -> None:
         self._deadline = None
-        if self.transport is not None and not self.headers_done:
-            self.guard.count("header timeout")
-            self.transport.abort()
+        if self._admitted and not self.headers_done:
+            self._guard.count("header timeout")
+            self.evict()
 
     def evict(self) -> None:
         if self.transport is not None:
@@ -137,8 +146,8 @@ class ConnectionGuard:
     ) -> None:
         self.limits = limits or GuardLimits()
         self._clock = clock
-        self._open: dict[_GuardedProtocol, None] = {}  # insertion-ordered: oldest first
-        self._pending: dict[_GuardedProtocol, None] = {}  # still sending their headers
+        self._open: dict[GuardedRequestHandler, None] = {}  # insertion-ordered: oldest first
+        self._pending: dict[GuardedRequestHandler, None] = {}  # still sending their headers
         self._per_address: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
         self.totals: Counter[str] = Counter()
@@ -154,13 +163,13 @@ class ConnectionGuard:
     def connections_from(self, address: str) -> int:
         return self._per_address[address]
 
-    def protocol_factory(
-        self, inner: Callable[[], asyncio.Protocol]
-    ) -> Callable[[], asyncio.Protocol]:
-        """A protocol factory for ``loop.create_server`` wrapping aiohttp's (``runner.server``)."""
-        return lambda: _GuardedProtocol(self, inner())
+    def protocol_factory(self, manager: Any, **options: Any) -> Callable[[], asyncio.Protocol]:
+        """A protocol factory for ``loop.create_server``: aiohttp handlers for ``manager``
+        (``runner.server``) with ``options`` (the handler's keyword arguments), guarded."""
+        loop = asyncio.get_running_loop()
+        return lambda: GuardedRequestHandler(self, manager, loop=loop, **options)
 
-    def admit(self, conn: _GuardedProtocol) -> bool:
+    def admit(self, conn: GuardedRequestHandler) -> bool:
         limits = self.limits
         if self._per_address[conn.address] >= limits.max_per_address:
             if not self._evict_oldest_pending(conn.address):
@@ -174,10 +183,10 @@ class ConnectionGuard:
         self._per_address[conn.address] += 1
         return True
 
-    def headers_arrived(self, conn: _GuardedProtocol) -> None:
+    def headers_arrived(self, conn: GuardedRequestHandler) -> None:
         self._pending.pop(conn, None)
 
-    def release(self, conn: _GuardedProtocol) -> None:
+    def release(self, conn: GuardedRequestHandler) -> None:
         if conn in self._open:
             del self._open[conn]
             self._pending.pop(conn, None)

@@ -148,19 +148,18 @@ class CallServer:
         app.router.add_post("/api/check", self._check)
         app.router.add_get("/api/ws", self._websocket)
         app.on_response_prepare.append(_add_security_headers)
-        self._runner = web.AppRunner(
-            app,
-            access_log=None,
-            handle_signals=False,
-            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
-            logger=RequestErrorLogger(logging.getLogger("aiohttp.server"), self.guard),
-        )
+        handler_options: dict[str, Any] = {
+            "access_log": None,
+            "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
+            "logger": RequestErrorLogger(logging.getLogger("aiohttp.server"), self.guard),
+        }
+        self._runner = web.AppRunner(app, handle_signals=False, **handler_options)
         await self._runner.setup()
-        handler_factory = self._runner.server
-        assert handler_factory is not None  # set by setup()
+        manager = self._runner.server
+        assert manager is not None  # set by setup()
         # Our own listener rather than a TCPSite: every connection passes the guard first.
         self._listener = await asyncio.get_running_loop().create_server(
-            self.guard.protocol_factory(handler_factory),
+            self.guard.protocol_factory(manager, **handler_options),
             self.host,
             self.port,
             ssl=self.ssl_context,
