@@ -20,6 +20,7 @@ from aiortc import sdp
 from vision_agents.core.types import Participant
 from vision_agents.core.utils.tasks import TaskOwner
 from vision_agents.plugins.webrtc.fanout import Fanout, FanoutTrack, SlotTrack
+from vision_agents.plugins.webrtc.ice import gather_on
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +54,28 @@ class RoomListener(Protocol):
 
 
 class Room:
-    """A call with up to ``max_participants`` browsers plus the agent in seat 0."""
+    """A call with up to ``max_participants`` browsers plus the agent in seat 0.
 
-    def __init__(self, call_id: str, max_participants: int) -> None:
+    Its peer connections gather ICE candidates (and bind media sockets) on ``ice_host`` only
+    when that names one address (e.g. 127.0.0.1), plus loopback when ``loopback_ice``.
+    """
+
+    def __init__(
+        self,
+        call_id: str,
+        max_participants: int,
+        *,
+        ice_host: str = "0.0.0.0",
+        loopback_ice: bool = False,
+    ) -> None:
         if max_participants < 1:
             raise ValueError(f"max_participants must be at least 1, got {max_participants}")
         self.call_id = call_id
         self.max_participants = max_participants
         self.agent_name = "Agent"
         self.listener: RoomListener | None = None
+        self.ice_host = ice_host
+        self.loopback_ice = loopback_ice
         self.seats: list[Member | None] = [None] * (max_participants + 1)
         self._reserved: set[int] = set()
         self._agent_sources: dict[str, Fanout] = {}
@@ -75,6 +89,11 @@ class Room:
     def seat_count(self) -> int:
         """Receive slots each browser opens: the agent plus every possible participant."""
         return len(self.seats)
+
+    @property
+    def occupied(self) -> int:
+        """Seats taken: members plus sockets that hold a seat while they negotiate."""
+        return len(self.members) + len(self._reserved)
 
     def reserve_seat(self) -> int | None:
         """A free seat for a browser about to join, or None when the call is full."""
@@ -101,15 +120,32 @@ class Room:
 
     # -- browsers ----------------------------------------------------------------------------
 
-    async def connect(self, seat: int, name: str, offer_sdp: str, send: Any) -> tuple[Member, str]:
+    def check_offer(self, offer_sdp: str) -> list[tuple[str, str]]:
+        """Each m-line's (kind, direction) if the offer has the page's shape; else OfferError."""
+        return _check_offer(offer_sdp, self.seat_count)
+
+    async def connect(
+        self, seat: int, name: str, offer_sdp: str, send: Any, *, user_id: str | None = None
+    ) -> tuple[Member, str]:
         """Answer a browser's offer for ``seat``; returns the member and the answer SDP."""
         kinds = _check_offer(offer_sdp, self.seat_count)
+        with gather_on(self.ice_host, loopback=self.loopback_ice):
+            return await self._connect(seat, name, offer_sdp, send, kinds, user_id)
+
+    async def _connect(
+        self,
+        seat: int,
+        name: str,
+        offer_sdp: str,
+        send: Any,
+        kinds: list[tuple[str, str]],
+        user_id: str | None,
+    ) -> tuple[Member, str]:
         # One transport for every m-line, as browsers do by default (max-bundle).
         config = aiortc.RTCConfiguration(bundlePolicy=aiortc.RTCBundlePolicy.MAX_BUNDLE)
         pc = aiortc.RTCPeerConnection(config)
-        member = Member(
-            seat, Participant(user_id=f"browser-{uuid.uuid4().hex[:8]}", name=name), pc, send
-        )
+        participant = Participant(user_id=user_id or f"browser-{uuid.uuid4().hex[:8]}", name=name)
+        member = Member(seat, participant, pc, send)
         received: list[aiortc.MediaStreamTrack] = []
         pc.on("track", received.append)
         try:
@@ -240,4 +276,9 @@ def _check_offer(offer_sdp: str, seat_count: int) -> list[tuple[str, str]]:
             f"offer must receive {seat_count} audio and {seat_count} video slots, "
             f"got {receiving.count('audio')} and {receiving.count('video')}"
         )
+    for media in parsed.media:
+        if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
+            raise OfferError("offer lacks ICE credentials (a=ice-ufrag and a=ice-pwd)")
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise OfferError("offer lacks a DTLS fingerprint (a=fingerprint)")
     return kinds

@@ -1,8 +1,11 @@
 """The call server: serves the page, checks join tokens, and signals over a WebSocket.
 
-Everything a browser sends is bounded: HTTP bodies (``MAX_BODY_BYTES``), WebSocket messages
-(``MAX_MESSAGE_BYTES``, SDP included), participants per call, and the time allowed between
-connecting and sending an offer. A join token is checked before any WebRTC work is done.
+Everything a browser sends is bounded: open connections in all and per address, the time to
+send request headers and bodies (``ConnectionGuard``, ``BODY_TIMEOUT_S``), HTTP bodies
+(``MAX_BODY_BYTES``), WebSocket messages (``MAX_MESSAGE_BYTES``, SDP included), join attempts
+per address, participants per call (sockets still negotiating hold a seat), one seat per join
+token at a time, and the time allowed between connecting and sending an offer. A join token
+is checked before any WebRTC work is done; every refusal is a JSON error saying why.
 """
 
 from __future__ import annotations
@@ -17,9 +20,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, web, web_response
 
-from vision_agents.plugins.webrtc.ice import allow_loopback_candidates
+from vision_agents.plugins.webrtc.encoders import install_resilient_encoders
+from vision_agents.plugins.webrtc.guard import (
+    ACCEPT_BATCH,
+    ConnectionGuard,
+    GuardLimits,
+    RateLimiter,
+    RequestErrorLogger,
+)
+from vision_agents.plugins.webrtc.ice import install as install_ice_scope
 from vision_agents.plugins.webrtc.room import MAX_SDP_BYTES, OfferError, Room
 from vision_agents.plugins.webrtc.tls import is_loopback, server_ssl_context
 from vision_agents.plugins.webrtc.tokens import JoinClaims, JoinTokens, TokenError
@@ -29,7 +40,14 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 8 * 1024
 MAX_MESSAGE_BYTES = MAX_SDP_BYTES + 4 * 1024
 MAX_NAME_CHARS = 64
-OFFER_TIMEOUT_S = 15.0
+OFFER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 5.0
+KEEPALIVE_TIMEOUT_S = 10.0
+TLS_HANDSHAKE_TIMEOUT_S = 5.0
+JOIN_BURST = 30
+JOIN_PER_S = 3.0
+SERVER_NAME = "vision-agents"
+HSTS = "max-age=31536000"
 CALL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -72,6 +90,9 @@ class CallServer:
         certfile: str | Path | None = None,
         keyfile: str | Path | None = None,
         loopback_ice: bool | None = None,
+        limits: GuardLimits | None = None,
+        join_burst: int = JOIN_BURST,
+        join_per_s: float = JOIN_PER_S,
     ) -> None:
         self.host = host
         self.port = port
@@ -85,7 +106,11 @@ class CallServer:
             ssl_context = server_ssl_context(certfile, keyfile, hosts=[self.public_host, host])
         self.ssl_context = ssl_context
         self.loopback_ice = is_loopback(host) if loopback_ice is None else loopback_ice
+        self.guard = ConnectionGuard(limits)
+        self.join_limiter = RateLimiter(join_burst, join_per_s)
+        self._held: dict[tuple[str, str], int] = {}  # (call, token's participant) -> seat
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
 
     @property
@@ -98,7 +123,9 @@ class CallServer:
         """The room for ``call_id``, made on first use."""
         room = self.rooms.get(check_call_id(call_id))
         if room is None:
-            room = self.rooms[call_id] = Room(call_id, self.max_participants)
+            room = self.rooms[call_id] = Room(
+                call_id, self.max_participants, ice_host=self.host, loopback_ice=self.loopback_ice
+            )
         return room
 
     def join_url(self, call_id: str, *, name: str = "", ttl_s: float = 3600.0) -> str:
@@ -109,8 +136,11 @@ class CallServer:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        if self.loopback_ice:
-            allow_loopback_candidates()
+        install_ice_scope()
+        install_resilient_encoders()
+        # Responses aiohttp writes itself (a 400 for a malformed request) skip our
+        # on_response_prepare hook; its default Server value would name its version.
+        setattr(web_response, "SERVER_SOFTWARE", SERVER_NAME)  # noqa: B010 (not exported)
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/", self._page)
         app.router.add_get("/call/{call_id}", self._page)
@@ -118,14 +148,27 @@ class CallServer:
         app.router.add_post("/api/check", self._check)
         app.router.add_get("/api/ws", self._websocket)
         app.on_response_prepare.append(_add_security_headers)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        handler_options: dict[str, Any] = {
+            "access_log": None,
+            "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
+            "logger": RequestErrorLogger(logging.getLogger("aiohttp.server"), self.guard),
+        }
+        self._runner = web.AppRunner(app, handle_signals=False, **handler_options)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
-        await site.start()
-        server = site._server
-        if self.port == 0 and server is not None:
-            sockets = getattr(server, "sockets", None) or []
-            self.port = sockets[0].getsockname()[1]
+        manager = self._runner.server
+        assert manager is not None  # set by setup()
+        # Our own listener rather than a TCPSite: every connection passes the guard first.
+        self._listener = await asyncio.get_running_loop().create_server(
+            self.guard.protocol_factory(manager, **handler_options),
+            self.host,
+            self.port,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self.ssl_context else None,
+            reuse_address=True,
+            backlog=ACCEPT_BATCH,
+        )
+        if self.port == 0:
+            self.port = self._listener.sockets[0].getsockname()[1]
         logger.info("call server at %s", self.base_url)
 
     async def stop(self) -> None:
@@ -134,9 +177,15 @@ class CallServer:
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
+        self.guard.summarise()
 
     # -- handlers ----------------------------------------------------------------------------
 
@@ -158,15 +207,31 @@ class CallServer:
         except TokenError as exc:
             raise _json_error(web.HTTPForbidden, f"this join link is not valid: {exc}") from exc
         room = self.rooms[call_id]
-        if len(room.members) >= room.max_participants:
+        if (call_id, claims.participant_id) in self._held:
+            raise _json_error(
+                web.HTTPConflict,
+                "this join link is already in use in this call (one link, one seat): "
+                "leave there first, or ask for another link",
+            )
+        if room.occupied >= room.max_participants:
             raise _json_error(
                 web.HTTPConflict, f"this call is full ({room.max_participants} participants)"
             )
         return room, claims
 
+    def _limit_joins(self, request: web.Request) -> None:
+        if not self.join_limiter.allow(request.remote or "?"):
+            self.guard.count("join attempts over the rate limit")
+            raise _json_error(
+                web.HTTPTooManyRequests, "too many join attempts from this address: wait a moment"
+            )
+
     async def _check(self, request: web.Request) -> web.Response:
+        self._limit_joins(request)
         try:
-            body = await request.json()
+            body = await asyncio.wait_for(request.json(), BODY_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise _json_error(web.HTTPRequestTimeout, "the request body came too slowly") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise _json_error(web.HTTPBadRequest, "body must be JSON {call, token}") from exc
         if not isinstance(body, dict):
@@ -177,14 +242,21 @@ class CallServer:
         )
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        # A short close handshake: a peer that never answers it cannot hold up shutdown.
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=10.0, timeout=1.0)
+        if not ws.can_prepare(request).ok:
+            raise _json_error(
+                web.HTTPBadRequest, "/api/ws is a WebSocket: connect with Upgrade: websocket"
+            )
+        self._limit_joins(request)
         room, claims = self._authorize(
             request.query.get("call", ""), request.query.get("token", "")
         )
         seat = room.reserve_seat()
         if seat is None:
             raise _json_error(web.HTTPConflict, "this call is full")
-        # A short close handshake: a peer that never answers it cannot hold up shutdown.
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=10.0, timeout=1.0)
+        held = (room.call_id, claims.participant_id)
+        self._held[held] = seat
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
@@ -193,6 +265,7 @@ class CallServer:
             await self._serve_member(ws, room, seat, claims)
         finally:
             room.release_seat(seat)
+            self._held.pop(held, None)
             if task is not None:
                 self._connections.discard(task)
             await ws.close()
@@ -204,17 +277,32 @@ class CallServer:
         try:
             first = await asyncio.wait_for(ws.receive(), OFFER_TIMEOUT_S)
         except TimeoutError:
-            await ws.send_json({"type": "error", "error": "no offer received in time"})
+            await _send_error(ws, "no offer received in time")
+            return
+        if first.type in _GONE:  # closed, or broke a limit (aiohttp already closed it)
+            logger.debug("a socket ended before its offer: %s", first.type.name)
             return
         offer = _parse_message(first)
         if offer is None or offer.get("type") != "offer" or not isinstance(offer.get("sdp"), str):
-            await ws.send_json({"type": "error", "error": "first message must be an offer"})
+            await _send_error(ws, "first message must be an offer")
             return
-        name = str(offer.get("name") or claims.name or f"Guest {seat}")[:MAX_NAME_CHARS]
+        # The signed name wins; the page's own choice only names an unnamed link.
+        name = claims.name or _clean_name(offer.get("name")) or f"Guest {seat}"
         try:
-            member, answer = await room.connect(seat, name, offer["sdp"], ws.send_json)
+            room.check_offer(offer["sdp"])
+            member, answer = await room.connect(
+                seat,
+                name[:MAX_NAME_CHARS],
+                offer["sdp"],
+                ws.send_json,
+                user_id=f"browser-{claims.participant_id}",
+            )
         except OfferError as exc:
-            await ws.send_json({"type": "error", "error": str(exc)})
+            await _send_error(ws, str(exc))
+            return
+        except Exception as exc:  # aiortc refusing what our checks let through
+            logger.info("could not answer an offer: %s: %s", type(exc).__name__, exc)
+            await _send_error(ws, "the offer could not be negotiated")
             return
         try:
             await ws.send_json({"type": "answer", "sdp": answer, "seat": seat})
@@ -232,7 +320,10 @@ class CallServer:
                     message = _parse_message(receive.result())
                     if message is None:
                         break
-                    await self._on_message(room, member, message)
+                    try:
+                        await self._on_message(room, member, message)
+                    except ConnectionError:
+                        break
             finally:
                 closed.cancel()
         finally:
@@ -245,6 +336,24 @@ class CallServer:
             await room.broadcast_members()
         else:
             await member.send({"type": "error", "error": f"unknown message type {kind!r}"})
+
+
+_GONE = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+
+
+async def _send_error(ws: web.WebSocketResponse, message: str) -> None:
+    """Tell the page why; a socket that is already gone just ends."""
+    try:
+        await ws.send_json({"type": "error", "error": message})
+    except Exception as exc:  # closing transport: nothing left to tell
+        logger.debug("could not send %r: %s", message, exc)
+
+
+def _clean_name(value: object) -> str:
+    """A display name from the page: printable characters only, trimmed."""
+    if not isinstance(value, str):
+        return ""
+    return "".join(ch for ch in value if ch.isprintable()).strip()[:MAX_NAME_CHARS]
 
 
 def _parse_message(msg: Any) -> dict[str, Any] | None:
@@ -265,3 +374,6 @@ def _json_error(cls: type[web.HTTPException], message: str) -> web.HTTPException
 async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     for key, value in SECURITY_HEADERS.items():
         response.headers.setdefault(key, value)
+    response.headers["Server"] = SERVER_NAME  # not aiohttp's name and version
+    if request.secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)

@@ -1,4 +1,9 @@
-"""Signed, expiring join tokens bound to one call (HMAC-SHA256 with a server secret)."""
+"""Signed, expiring join tokens bound to one call and one participant (HMAC-SHA256).
+
+A token is accepted only in its canonical form (the exact bytes ``mint`` produced): no
+padding, no other alphabet, no whitespace, no trailing bits. Its participant id lets the
+server keep one seat per token at a time.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
 
 MAX_TOKEN_CHARS = 1024
+_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class TokenError(ValueError):
@@ -19,11 +26,15 @@ class TokenError(ValueError):
 
 @dataclass(frozen=True)
 class JoinClaims:
-    """What a valid token grants: joining ``call_id`` as ``name`` until ``expires_at``."""
+    """What a valid token grants: one seat in ``call_id`` as ``name`` until ``expires_at``.
+
+    ``participant_id`` is random per minted token; the server holds at most one seat for it.
+    """
 
     call_id: str
     name: str
     expires_at: float
+    participant_id: str
 
 
 def _b64(data: bytes) -> str:
@@ -31,7 +42,13 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode unpadded base64url, refusing any form ``_b64`` would not have produced."""
+    if not _PART.match(text) or len(text) % 4 == 1:
+        raise ValueError("not canonical base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:  # e.g. non-zero trailing bits
+        raise ValueError("not canonical base64url")
+    return data
 
 
 class JoinTokens:
@@ -52,7 +69,12 @@ class JoinTokens:
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s!r}")
         payload = json.dumps(
-            {"c": call_id, "n": name, "e": round(time.time() + ttl_s, 3)},
+            {
+                "c": call_id,
+                "n": name,
+                "e": round(time.time() + ttl_s, 3),
+                "p": secrets.token_urlsafe(9),
+            },
             separators=(",", ":"),
         ).encode()
         return f"{_b64(payload)}.{_b64(self._sign(payload))}"
@@ -64,13 +86,13 @@ class JoinTokens:
         body, signature = token.split(".")
         try:
             payload, given = _unb64(body), _unb64(signature)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, UnicodeError) as exc:
             raise TokenError("malformed join token") from exc
         if not hmac.compare_digest(given, self._sign(payload)):
             raise TokenError("join token signature does not match")
         try:
             data = json.loads(payload)
-            claims = JoinClaims(str(data["c"]), str(data["n"]), float(data["e"]))
+            claims = JoinClaims(str(data["c"]), str(data["n"]), float(data["e"]), str(data["p"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise TokenError("malformed join token payload") from exc
         if claims.call_id != call_id:

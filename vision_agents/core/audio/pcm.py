@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import math
 import operator
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any, Literal, get_args
@@ -22,8 +24,57 @@ AudioFormat = Literal["s16", "f32"]
 MAX_CHANNELS = 8
 """Up to 7.1: the largest layout libswresample names by channel count alone."""
 
+MAX_SAMPLE_RATE = 768_000
+"""The highest rate accepted (libswresample takes C ints; real audio stays far below)."""
+
 _DTYPES: dict[str, np.dtype[Any]] = {"s16": np.dtype(np.int16), "f32": np.dtype(np.float32)}
 _PACKED_AV_FORMAT = {"s16": "s16", "f32": "flt"}
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteAudio:
+    """Counts float audio that held NaN or infinity (sanitised: NaN to 0, +-inf to +-1).
+
+    A decoder fault or a bad upstream can produce such samples; passed on, NaN becomes
+    full-scale noise in int16 and poisons a resampler's filter state. Each bad block is
+    counted and logged as a warning on the 1st, 2nd, 4th, 8th... occurrence, so a stream of
+    them cannot flood the log.
+    """
+
+    def __init__(self) -> None:
+        self.blocks = 0
+        self.samples = 0
+        self._lock = threading.Lock()
+
+    def note(self, bad: int) -> None:
+        with self._lock:
+            self.blocks += 1
+            self.samples += bad
+            blocks, samples = self.blocks, self.samples
+        if blocks & (blocks - 1) == 0:
+            logger.warning(
+                "audio held NaN or infinite samples; replaced them (NaN -> 0, inf -> +-1.0): "
+                "%d samples in %d blocks so far",
+                samples,
+                blocks,
+            )
+
+
+NON_FINITE = NonFiniteAudio()
+"""Process-wide count of sanitised non-finite float samples."""
+
+
+def finite(samples: NDArray[Any]) -> NDArray[Any]:
+    """``samples`` if every value is finite (or they are integers), else a sanitised copy."""
+    if samples.dtype.kind != "f":
+        return samples
+    ok = np.isfinite(samples)
+    if ok.all():
+        return samples
+    NON_FINITE.note(int(ok.size - np.count_nonzero(ok)))
+    clean: NDArray[Any] = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+    return clean
 
 
 def _integer(value: object) -> int | None:
@@ -38,8 +89,10 @@ def check_sample_rate(value: object, name: str = "sample_rate") -> int:
     rate = _integer(value)
     if rate is None:
         raise TypeError(f"{name} must be a positive integer in Hz, got {value!r}")
-    if rate <= 0:
-        raise ValueError(f"{name} must be a positive integer in Hz, got {rate}")
+    if not 0 < rate <= MAX_SAMPLE_RATE:
+        raise ValueError(
+            f"{name} must be a positive integer in Hz up to {MAX_SAMPLE_RATE}, got {rate}"
+        )
     return rate
 
 
@@ -65,12 +118,12 @@ def check_format(value: object, name: str = "format") -> AudioFormat:
 def convert_format(samples: NDArray[Any], format: AudioFormat) -> NDArray[Any]:
     """Convert int16 <-> float32 (scale 32768, clipped to the int16 range); no copy if equal."""
     if samples.dtype == _DTYPES[format]:
-        return samples
+        return finite(samples)
     if format == "f32":
         out = samples.astype(np.float32)
         out *= np.float32(1.0 / 32768.0)
         return out
-    scaled = np.clip(samples * np.float32(32768.0), -32768.0, 32767.0)
+    scaled = np.clip(finite(samples) * np.float32(32768.0), -32768.0, 32767.0)
     return np.rint(scaled, out=scaled).astype(np.int16)
 
 
@@ -157,7 +210,8 @@ class PcmData:
         self._rate = check_sample_rate(sample_rate)
         # _buf may have spare room past _len (append grows it geometrically); only arrays
         # allocated by append have spare room, so a caller's array is never written to.
-        self._buf = _as_samples(samples, channels)
+        # Float samples with NaN or inf are replaced by a sanitised copy (NON_FINITE counts).
+        self._buf = finite(_as_samples(samples, channels))
         self._len: int = self._buf.shape[1]
         self.participant = participant
         self.timestamp = timestamp

@@ -20,7 +20,9 @@ from vision_agents.core.audio.pcm import (
 )
 from vision_agents.core.types import Participant
 
-_PLANAR_AV_FORMAT = {"s16": "s16p", "f32": "fltp"}
+# Packed (interleaved) frames to and from libswresample: PyAV's planar frames break at 8
+# channels (IndexError on input, a crash on output), packed ones carry any count in one plane.
+_PACKED_AV_FORMAT = {"s16": "s16", "f32": "flt"}
 
 
 class Resampler:
@@ -148,7 +150,7 @@ class Resampler:
             self._swr_format = out_format
             self._swr_channels = samples.shape[0]
             self._swr = av.AudioResampler(
-                format=_PLANAR_AV_FORMAT[out_format],
+                format=_PACKED_AV_FORMAT[out_format],
                 layout=f"{self._swr_channels}c",
                 rate=self._rate,
             )
@@ -156,8 +158,8 @@ class Resampler:
             self._in_count = 0
             self._out_count = 0
         frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples),
-            format=_PLANAR_AV_FORMAT[pcm.format],
+            np.ascontiguousarray(samples.T).reshape(1, -1),
+            format=_PACKED_AV_FORMAT[pcm.format],
             layout=f"{self._swr_channels}c",
         )
         frame.sample_rate = pcm.sample_rate
@@ -171,7 +173,11 @@ class Resampler:
 
     def _collect(self, frames: list[av.AudioFrame], limit: int | None = None) -> PcmData:
         """Join libswresample's output frames (at most ``limit`` samples) at target channels."""
-        arrays: list[NDArray[Any]] = [frame.to_ndarray() for frame in frames if frame.samples]
+        arrays: list[NDArray[Any]] = [
+            frame.to_ndarray().reshape(-1, self._swr_channels).T
+            for frame in frames
+            if frame.samples
+        ]
         if not arrays:
             dtype = np.int16 if self._swr_format == "s16" else np.float32
             joined: NDArray[Any] = np.zeros((self._swr_channels, 0), dtype)
@@ -207,8 +213,10 @@ class Resampler:
         # the filter spans 32 samples at the lower of the two rates; twice that is plenty
         pad = 64 * max(1, -(-source_rate // self._rate)) + 64
         silence = av.AudioFrame.from_ndarray(
-            np.zeros((self._swr_channels, pad), np.int16 if source_format == "s16" else np.float32),
-            format=_PLANAR_AV_FORMAT[source_format],
+            np.zeros(
+                (1, pad * self._swr_channels), np.int16 if source_format == "s16" else np.float32
+            ),
+            format=_PACKED_AV_FORMAT[source_format],
             layout=f"{self._swr_channels}c",
         )
         silence.sample_rate = source_rate

@@ -123,3 +123,23 @@ def _fit(width: int, height: int, max_side: int) -> tuple[int, int] | None:
 def _check_max_side(max_side: int) -> None:
     if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side <= 0:
         raise ValueError(f"max_side must be a positive int, got {max_side!r}")
+
+
+ENCODER_FORMAT = "yuv420p"
+
+
+def even_yuv420p(frame: av.VideoFrame) -> av.VideoFrame:
+    """``frame`` as video encoders take it: yuv420p with even width and height.
+
+    4:2:0 chroma needs even sizes (libx264 refuses odd ones); an odd side is scaled down by
+    one pixel (at least 2). Returns ``frame`` itself when it already fits; keeps pts and
+    time_base.
+    """
+    width, height = max(2, frame.width - frame.width % 2), max(2, frame.height - frame.height % 2)
+    if (width, height) == (frame.width, frame.height) and frame.format.name == ENCODER_FORMAT:
+        return frame
+    out = reformat_frame(frame, width=width, height=height, format=ENCODER_FORMAT)
+    out.pts = frame.pts
+    if frame.time_base is not None:
+        out.time_base = frame.time_base
+    return out
