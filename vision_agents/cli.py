@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from vision_agents import __version__
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--no-browser", action="store_true", help="only print the join link")
     demo.add_argument("-v", "--verbose", action="store_true")
 
+    add_serve_parser(sub)
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
@@ -66,7 +69,75 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("demo stopped")
             return 0
+    if args.command == "serve":
+        return run_serve(args, parser)
     return 2
+
+
+def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run agents as a service: a sessions API that starts an agent in a call on request",
+        description="Serve the sessions API (docs/server.md). Every route but /health, /ready "
+        "and /metrics needs 'Authorization: Bearer <token>', the token from "
+        "VISION_AGENTS_API_TOKEN (or --api-token).",
+    )
+    serve.add_argument(
+        "factory", help="MODULE:FUNCTION that takes a SessionRequest, returns an Agent"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="API port (default 8080; 0: any)")
+    serve.add_argument("--call-host", default=None, help="call servers' address (default: --host)")
+    serve.add_argument(
+        "--api-token",
+        default=None,
+        help="bearer token (prefer VISION_AGENTS_API_TOKEN: "
+        "command lines are visible to other users)",
+    )
+    serve.add_argument("--max-sessions", type=int, default=4, help="per node (default 4)")
+    serve.add_argument("--max-sessions-per-call", type=int, default=1, help="default 1")
+    serve.add_argument(
+        "--max-duration", type=float, default=3600.0, help="seconds a session may last"
+    )
+    serve.add_argument(
+        "--empty-timeout",
+        type=float,
+        default=60.0,
+        help="leave after the call has had no participant this many seconds",
+    )
+    serve.add_argument("--prewarm", type=int, default=1, help="idle worker processes kept ready")
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60.0,
+        help="on SIGTERM, seconds sessions may go on before their agents are told to leave",
+    )
+    serve.add_argument("-v", "--verbose", action="store_true")
+
+
+def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from vision_agents.server import ServerConfig, serve
+
+    config = ServerConfig(
+        factory=args.factory,
+        host=args.host,
+        port=args.port,
+        call_host=args.call_host,
+        api_token=args.api_token,
+        max_sessions=args.max_sessions,
+        max_sessions_per_call=args.max_sessions_per_call,
+        max_duration_s=args.max_duration,
+        empty_timeout_s=args.empty_timeout,
+        prewarm=args.prewarm,
+        drain_timeout_s=args.drain_timeout,
+    )
+    try:
+        config.check()
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.verbose:
+        os.environ["VISION_AGENTS_LOG_LEVEL"] = "DEBUG"
+    return asyncio.run(serve(config))
 
 
 if __name__ == "__main__":

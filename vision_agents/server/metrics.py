@@ -1,0 +1,138 @@
+"""The server's Prometheus metrics (all named ``vision_agents_*``), on their own registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+TURN_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class ServerMetrics:
+    """Counters the session manager updates; ``render()`` is the ``/metrics`` body.
+
+    Session usage (audio, reconnects, CPU, memory, loop lag, turn latency) comes from the
+    workers' stats messages: totals are turned into counter increments here.
+    """
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        ns = "vision_agents"
+        self.sessions_active = Gauge(
+            "sessions_active", "Sessions starting or running", namespace=ns, registry=r
+        )
+        self.sessions_started = Counter(
+            "sessions_started", "Sessions whose agent joined its call", namespace=ns, registry=r
+        )
+        self.sessions_ended = Counter(
+            "sessions_ended", "Sessions that ended, by reason", ["reason"], namespace=ns, registry=r
+        )
+        self.sessions_failed = Counter(
+            "sessions_failed",
+            "Sessions that failed, by reason",
+            ["reason"],
+            namespace=ns,
+            registry=r,
+        )
+        self.sessions_refused = Counter(
+            "sessions_refused",
+            "Session requests refused, by reason",
+            ["reason"],
+            namespace=ns,
+            registry=r,
+        )
+        self.workers_idle = Gauge(
+            "workers_idle",
+            "Pre-warmed worker processes waiting for a session",
+            namespace=ns,
+            registry=r,
+        )
+        self.draining = Gauge("draining", "1 while the node drains", namespace=ns, registry=r)
+        self.audio_in = Counter(
+            "audio_in_seconds", "Participant audio received by agents", namespace=ns, registry=r
+        )
+        self.audio_out = Counter(
+            "audio_out_seconds", "Agent speech played into calls", namespace=ns, registry=r
+        )
+        self.reconnects = Counter(
+            "model_reconnects",
+            "Model connections re-opened during sessions",
+            namespace=ns,
+            registry=r,
+        )
+        self.turn_latency = Histogram(
+            "turn_latency_seconds",
+            "End of user speech to the agent's first audio",
+            namespace=ns,
+            registry=r,
+            buckets=TURN_BUCKETS,
+        )
+        self.loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "How late session event loops woke up (sampled every 50 ms)",
+            namespace=ns,
+            registry=r,
+            buckets=LAG_BUCKETS,
+        )
+        self.session_cpu = Counter(
+            "session_cpu_seconds",
+            "CPU time used by session worker processes",
+            namespace=ns,
+            registry=r,
+        )
+        self.session_memory = Gauge(
+            "session_memory_bytes",
+            "Resident memory of running session workers",
+            namespace=ns,
+            registry=r,
+        )
+        ProcessCollector(namespace=ns, registry=r)  # the server process's own CPU and memory
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class UsageDeltas:
+    """Turns one worker's running totals into increments of the shared counters."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self.metrics = metrics
+        self.last: dict[str, float] = {}
+
+    def _add(self, counter: Counter, key: str, stats: dict[str, Any]) -> None:
+        value = stats.get(key)
+        if isinstance(value, int | float):
+            delta = float(value) - self.last.get(key, 0.0)
+            if delta > 0:
+                counter.inc(delta)
+                self.last[key] = float(value)
+
+    def update(self, stats: dict[str, Any]) -> None:
+        m = self.metrics
+        self._add(m.audio_in, "audio_in_s", stats)
+        self._add(m.audio_out, "audio_out_s", stats)
+        self._add(m.reconnects, "reconnects", stats)
+        self._add(m.session_cpu, "cpu_s", stats)
+        for value in _floats(stats.get("turn_latencies_s")):
+            m.turn_latency.observe(value)
+        for value in _floats(stats.get("loop_lag_s")):
+            m.loop_lag.observe(value)
+
+
+def _floats(values: Any) -> list[float]:
+    if not isinstance(values, list):
+        return []
+    return [float(v) for v in values if isinstance(v, int | float)]

@@ -1,0 +1,66 @@
+"""`serve()`: run the API and the worker pool until SIGTERM/SIGINT, then drain and exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from vision_agents.server.api import build_app
+from vision_agents.server.config import ServerConfig
+from vision_agents.server.metrics import ServerMetrics
+from vision_agents.server.pool import WorkerPool
+from vision_agents.server.sessions import SessionManager
+
+logger = logging.getLogger(__name__)
+
+
+async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> int:
+    """Serve until ``stop`` is set (by default: on SIGTERM or SIGINT); returns the exit code.
+
+    Draining: ``/ready`` answers 503 and new sessions are refused at once; running sessions
+    may go on for ``drain_timeout_s``, then their agents are told to leave.
+    """
+    config.check()
+    token = config.resolved_token()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    metrics = ServerMetrics()
+    pool = WorkerPool(
+        config.factory, config.call_host or config.host, config.prewarm, config.start_timeout_s
+    )
+    manager = SessionManager(config, pool, metrics)
+    runner = web.AppRunner(build_app(manager, metrics, token), access_log=None)
+    try:
+        manager.refill()
+        if config.prewarm > 0 and not await pool.wait_first():
+            print(f"vision-agents serve: cannot start a worker: {pool.last_error}", flush=True)
+            return 1
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        print(f"vision-agents serve: listening on {_address(site)}", flush=True)
+        await stop.wait()
+        print("vision-agents serve: draining", flush=True)
+        await manager.drain()
+        print("vision-agents serve: drained", flush=True)
+        return 0
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await manager.close()
+        await pool.close()
+        await runner.cleanup()
+
+
+def _address(site: web.TCPSite) -> str:
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    if sockets:
+        host, port = sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+    return site.name

@@ -1,0 +1,100 @@
+"""What one session used, counted in its worker from the agent's public events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from vision_agents.core.agents.agent import Agent
+from vision_agents.core.edge.events import AudioReceivedEvent
+from vision_agents.core.llm.events import RealtimeAudioOutputEvent, RealtimeConnectedEvent
+from vision_agents.core.voice.events import TurnTimingEvent, UserSpeechEndedEvent
+
+
+@dataclass
+class SessionUsage:
+    """Counters for one agent; ``snapshot()`` is what the worker reports to the server.
+
+    Audio in is what participants sent the agent; audio out is the agent's voice really
+    played into the call (not silence). Turn latency runs from the end of a user's speech to
+    the agent's first audio: from ``TurnTimingEvent`` (voice pipeline) or from
+    ``UserSpeechEndedEvent`` to the next ``RealtimeAudioOutputEvent`` (realtime models that
+    report speech ends). Reconnects count model connections after the first.
+    """
+
+    agent: Agent
+    audio_in_s: float = 0.0
+    connects: int = 0
+    turn_latencies_s: list[float] = field(default_factory=list)
+    _speech_ended_at: float | None = None
+
+    def attach(self) -> None:
+        self.agent.events.subscribe(self._on_agent_event)
+        self.agent.llm.events.subscribe(self._on_model_event)
+
+    async def _on_agent_event(self, event: AudioReceivedEvent) -> None:
+        self.audio_in_s += event.pcm.duration
+
+    async def _on_model_event(
+        self,
+        event: RealtimeConnectedEvent
+        | RealtimeAudioOutputEvent
+        | UserSpeechEndedEvent
+        | TurnTimingEvent,
+    ) -> None:
+        if isinstance(event, RealtimeConnectedEvent):
+            self.connects += 1
+        elif isinstance(event, UserSpeechEndedEvent):
+            self._speech_ended_at = time.monotonic()
+        elif isinstance(event, RealtimeAudioOutputEvent):
+            if self._speech_ended_at is not None:
+                self.turn_latencies_s.append(time.monotonic() - self._speech_ended_at)
+                self._speech_ended_at = None
+        elif event.tts_first_audio_ms is not None:
+            self._speech_ended_at = None
+            self.turn_latencies_s.append(event.tts_first_audio_ms / 1000)
+
+    @property
+    def audio_out_s(self) -> float:
+        track = self.agent.audio_track
+        return track.samples_played / track.sample_rate
+
+    def snapshot(self) -> dict[str, Any]:
+        """Totals so far, plus the turn latencies measured since the last snapshot."""
+        latencies, self.turn_latencies_s = self.turn_latencies_s, []
+        return {
+            "audio_in_s": round(self.audio_in_s, 3),
+            "audio_out_s": round(self.audio_out_s, 3),
+            "reconnects": max(0, self.connects - 1),
+            "turn_latencies_s": latencies,
+            "participants": [p.name or p.user_id for p in self.agent.edge.participants],
+        }
+
+
+class LoopLagProbe:
+    """Samples how late this event loop wakes up (a blocked or overloaded loop shows here)."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        self.interval_s = interval_s
+        self.samples: list[float] = []
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.interval_s)
+            self.samples.append(max(0.0, loop.time() - before - self.interval_s))
+
+    def take(self) -> list[float]:
+        samples, self.samples = self.samples, []
+        return samples
+
+
+def process_usage(process: psutil.Process) -> dict[str, float]:
+    """CPU seconds used so far and resident memory of ``process``."""
+    times = process.cpu_times()
+    return {"cpu_s": times.user + times.system, "rss_bytes": float(process.memory_info().rss)}
