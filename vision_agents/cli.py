@@ -112,6 +112,12 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=60.0,
         help="on SIGTERM, seconds sessions may go on before their agents are told to leave",
     )
+    serve.add_argument(
+        "--unresponsive-timeout",
+        type=float,
+        default=5.0,
+        help="kill a session whose process sent nothing this many seconds (a blocked loop)",
+    )
     serve.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -130,6 +136,7 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         empty_timeout_s=args.empty_timeout,
         prewarm=args.prewarm,
         drain_timeout_s=args.drain_timeout,
+        unresponsive_s=args.unresponsive_timeout,
     )
     try:
         config.check()

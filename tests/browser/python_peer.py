@@ -44,7 +44,12 @@ class PythonPeer:
 
     @classmethod
     async def join(
-        cls, join_url: str, *, video: aiortc.MediaStreamTrack | None = None, name: str = "py"
+        cls,
+        join_url: str,
+        *,
+        video: aiortc.MediaStreamTrack | None = None,
+        audio: aiortc.MediaStreamTrack | None = None,
+        name: str = "py",
     ) -> PythonPeer:
         base, _, fragment = join_url.partition("#token=")
         origin, _, call_id = base.rpartition("/call/")
@@ -56,9 +61,12 @@ class PythonPeer:
                 info = await r.json()
                 if r.status != 200:
                     raise RuntimeError(f"join refused: {info}")
-            pc = aiortc.RTCPeerConnection()
-            if video is not None:
-                pc.addTransceiver(video, direction="sendonly")
+            pc = aiortc.RTCPeerConnection(
+                aiortc.RTCConfiguration(bundlePolicy=aiortc.RTCBundlePolicy.MAX_BUNDLE)
+            )
+            for track in (audio, video):
+                if track is not None:
+                    pc.addTransceiver(track, direction="sendonly")
             for _ in range(int(info["slots"])):
                 pc.addTransceiver("audio", direction="recvonly")
                 pc.addTransceiver("video", direction="recvonly")

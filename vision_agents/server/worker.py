@@ -41,8 +41,16 @@ class Worker:
         self.stopped = asyncio.Event()
 
     async def send(self, message: dict[str, Any]) -> None:
-        self.writer.write(encode(message))
-        await self.writer.drain()
+        """Send to the server; if it is gone, stop the session instead of failing."""
+        if self.writer.is_closing():
+            return
+        try:
+            self.writer.write(encode(message))
+            await self.writer.drain()
+        except ConnectionError:
+            self.writer.close()
+            self.stop_reason = self.stop_reason or "server_gone"
+            self.stopped.set()
 
     async def receive(self) -> dict[str, Any] | None:
         line = await self.reader.readline()

@@ -1,0 +1,40 @@
+"""A session factory for the server tests: a model double that answers with a long tone,
+and faults on request (``metadata["fault"]``) to show that sessions are isolated."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+from vision_agents.core import Agent, User
+from vision_agents.core.edge.events import ParticipantJoinedEvent
+from vision_agents.server import SessionRequest
+from vision_agents.testing import FakeRealtime, tone
+
+TONE_HZ = 440.0
+TONE_S = 60.0
+
+
+def create_agent(request: SessionRequest) -> Agent:
+    """An agent that plays a tone to whoever joins; faults: raise, kill, block (after_s)."""
+    fault = request.metadata.get("fault")
+    if fault == "raise":
+        raise RuntimeError("this factory was asked to fail")
+    model = FakeRealtime(fps=1, responder=lambda text: (text, tone(TONE_HZ, TONE_S)))
+    edge = request.edge()
+    agent = Agent(edge=edge, agent_user=User(name="Tone agent"), llm=model)
+
+    @edge.events.subscribe
+    async def on_join(event: ParticipantJoinedEvent) -> None:
+        await agent.simple_response("play the tone")
+
+    after = request.metadata.get("after_s", 0.5)
+    delay = float(after) if isinstance(after, int | float) else 0.5
+    loop = asyncio.get_running_loop()
+    if fault == "kill":  # the process dies as if it crashed hard (segfault, OOM killer)
+        loop.call_later(delay, os.kill, os.getpid(), signal.SIGKILL)
+    elif fault == "block":  # a handler that never gives the event loop back
+        loop.call_later(delay, time.sleep, 3600)
+    return agent

@@ -1,0 +1,308 @@
+"""`vision-agents serve` as a subprocess, driven over HTTP: sessions, auth, limits, bodies,
+isolation of a crashing session, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from tests.browser.waiting import eventually
+from tests.serve_kit import APP, EXAMPLE_APP, TOKEN, Listener, ServeProcess
+from vision_agents.server.schema import MAX_BODY_BYTES, MAX_METADATA_BYTES
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[list[ServeProcess]]:
+    started: list[ServeProcess] = []
+    try:
+        yield started
+    finally:
+        for server in started:
+            await server.close()
+
+
+async def serve(servers: list[ServeProcess], factory: str, *options: str) -> ServeProcess:
+    server = await ServeProcess.start(factory, *options)
+    servers.append(server)
+    return server
+
+
+async def session_state(server: ServeProcess, session_id: str) -> dict[str, object]:
+    reply = await server.call("GET", f"/sessions/{session_id}")
+    assert reply.status == 200, reply.body
+    state: dict[str, object] = reply.body
+    return state
+
+
+async def test_example_app_session_joins_lists_and_leaves_on_delete(
+    servers: list[ServeProcess],
+) -> None:
+    server = await serve(servers, EXAMPLE_APP, "-v")
+    assert (await server.call("GET", "/health", token=None)).status == 200
+    assert (await server.call("GET", "/ready", token=None)).status == 200
+
+    created = await server.call("POST", "/sessions", json={"call_id": "support-1"})
+    assert created.status == 201, created.body
+    session_id = created.body["session_id"]
+    assert created.body["call_id"] == "support-1"
+    assert created.body["join_url"].startswith("http://127.0.0.1:")
+    assert "/call/support-1#token=" in created.body["join_url"]
+    assert await server.metric("vision_agents_sessions_active") == 1
+
+    listener = await Listener.join(created.body["join_url"])
+    try:
+        joined_at = time.monotonic()
+        # It hears the agent (the offline agent greets and says what it sees) and sees it
+        # (the detection processor's annotated copy of the participant's red camera).
+        await eventually(lambda: listener.audio.loud_since(joined_at) >= 10, 60, "agent speech")
+        await eventually(lambda: len(listener.video.arrivals) >= 5, 30, "agent video")
+        r, g, b = listener.video.mean_rgb[-1]
+        assert r > 120 and g < 80 and b < 80, listener.video.mean_rgb[-1]
+
+        listed = await server.call("GET", "/sessions")
+        assert [s["session_id"] for s in listed.body["sessions"]] == [session_id]
+        await eventually(
+            lambda: _participants(server, session_id, ["py"]), 10, "the participant listed"
+        )
+        state = await session_state(server, session_id)
+        assert state["state"] == "running" and state["started_at"]
+        usage = state["usage"]
+        assert isinstance(usage, dict) and usage["audio_in_s"] > 0 and usage["audio_out_s"] > 0
+        assert await server.metric("vision_agents_audio_out_seconds_total") > 0
+
+        asked = time.monotonic()
+        deleted = await server.call("DELETE", f"/sessions/{session_id}")
+        answered = time.monotonic() - asked
+        assert deleted.status == 204
+        assert answered < 1.0, f"DELETE took {answered:.2f} s"
+        # The agent left: the call closed the participant's connection as the agent went.
+        await eventually(lambda: listener.ws_closed_at is not None, 1.0, "the call to close")
+        assert listener.ws_closed_at is not None and listener.ws_closed_at - asked < 1.0
+    finally:
+        await listener.leave()
+    state = await session_state(server, session_id)
+    assert (state["state"], state["reason"]) == ("ended", "deleted")
+    assert await server.metric("vision_agents_sessions_active") == 0
+    assert await server.metric('vision_agents_sessions_ended_total{reason="deleted"}') == 1
+    assert (await server.call("DELETE", "/sessions/nope")).status == 404
+    assert await server.terminate(within_s=20) == 0
+    assert TOKEN not in server.output
+    assert created.body["join_url"].split("#token=")[1] not in server.output
+
+
+async def _participants(server: ServeProcess, session_id: str, names: list[str]) -> bool:
+    return (await session_state(server, session_id))["participants"] == names
+
+
+async def test_auth_is_required_except_for_health_ready_and_metrics(
+    servers: list[ServeProcess],
+) -> None:
+    server = await serve(servers, APP, "--prewarm", "0")
+    for method, path in [
+        ("POST", "/sessions"),
+        ("GET", "/sessions"),
+        ("GET", "/sessions/x"),
+        ("DELETE", "/sessions/x"),
+        ("GET", "/openapi.json"),
+    ]:
+        for token in (None, "wrong", TOKEN + "x", TOKEN[:-1]):
+            reply = await server.call(method, path, json={"call_id": "c"}, token=token)
+            assert reply.status == 401, (method, path, token, reply.body)
+            assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+            assert "Bearer" in reply.body["error"]
+    for path in ("/health", "/ready", "/metrics"):
+        assert (await server.call("GET", path, token=None)).status == 200
+    assert await server.metric("vision_agents_sessions_active") == 0
+    schema = await server.call("GET", "/openapi.json")
+    assert schema.status == 200 and schema.body["openapi"].startswith("3.")
+    assert set(schema.body["paths"]) >= {"/sessions", "/sessions/{session_id}", "/ready"}
+    assert "call_id" in schema.body["components"]["schemas"]["CreateSession"]["properties"]
+    assert (await server.call("GET", "/sessions")).body == {"sessions": []}
+
+
+BAD_BODIES: list[tuple[object, str]] = [
+    ({}, "call_id"),
+    ({"call_id": ""}, "call_id"),
+    ({"call_id": "../etc/passwd"}, "call_id"),
+    ({"call_id": "x" * 65}, "call_id"),
+    ({"call_id": 7}, "call_id"),
+    ({"call_id": "c", "call_type": "a b"}, "call_type"),
+    ({"call_id": "c", "metadata": []}, "metadata"),
+    ({"call_id": "c", "metadata": {"k": "v" * MAX_METADATA_BYTES}}, "metadata"),
+    ({"call_id": "c", "metadata": {str(i): i for i in range(40)}}, "metadata"),
+    ({"call_id": "c", "agent": "x"}, "agent"),
+    (["c"], "body"),
+    ("c", "body"),
+]
+
+
+async def test_bad_bodies_are_refused_naming_the_field(servers: list[ServeProcess]) -> None:
+    server = await serve(servers, APP, "--prewarm", "0")
+    for body, field in BAD_BODIES:
+        reply = await server.call("POST", "/sessions", json=body)
+        assert reply.status == 422, (body, reply.body)
+        assert reply.body["field"] == field and reply.body["error"].startswith(field), reply.body
+    reply = await server.call("POST", "/sessions", data=b'{"call_id": ')
+    assert reply.status == 422 and reply.body["field"] == "body"
+    reply = await server.call("POST", "/sessions", data=b"x" * (MAX_BODY_BYTES + 1))
+    assert reply.status == 413
+    assert (await server.call("GET", "/sessions")).body == {"sessions": []}
+    assert await server.metric("vision_agents_sessions_active") == 0
+
+
+async def test_limits_per_node_per_call_duration_and_empty_call(
+    servers: list[ServeProcess],
+) -> None:
+    server = await serve(
+        servers,
+        APP,
+        "--max-sessions",
+        "2",
+        "--max-sessions-per-call",
+        "1",
+        "--empty-timeout",
+        "3",
+        "--max-duration",
+        "6",
+        "--prewarm",
+        "2",
+    )
+    first = await server.call("POST", "/sessions", json={"call_id": "a"})
+    assert first.status == 201, first.body
+    same_call = await server.call("POST", "/sessions", json={"call_id": "a"})
+    assert same_call.status == 409 and same_call.body["reason"] == "call_full"
+    assert "call 'a'" in same_call.body["error"]
+    # Nobody joins a: it leaves after the empty timeout.
+    a = first.body["session_id"]
+    await eventually(lambda: _state_is(server, a, "ended", "empty"), 10, "a to leave")
+    state = await session_state(server, a)
+    assert 2.5 <= state["usage"]["duration_s"] <= 6, state  # type: ignore[index]
+
+    listeners: list[Listener] = []
+    try:
+        sessions = []
+        for call_id in ("b", "c"):
+            created = await server.call("POST", "/sessions", json={"call_id": call_id})
+            assert created.status == 201, created.body
+            sessions.append(created.body["session_id"])
+            listeners.append(await Listener.join(created.body["join_url"]))
+        full = await server.call("POST", "/sessions", json={"call_id": "d"})
+        assert full.status == 503 and full.body["reason"] == "node_full"
+        assert "capacity (2 sessions)" in full.body["error"] and full.headers["Retry-After"]
+        ready = await server.call("GET", "/ready", token=None)
+        assert ready.status == 503 and "capacity" in ready.body["reason"]
+        assert await server.metric('vision_agents_sessions_refused_total{reason="node_full"}') == 1
+        assert await server.metric('vision_agents_sessions_refused_total{reason="call_full"}') == 1
+        # Occupied calls stay past the empty timeout, until the maximum duration.
+        for session_id in sessions:
+            await eventually(
+                lambda s=session_id: _state_is(server, s, "ended", "max_duration"), 15, "the end"
+            )
+            state = await session_state(server, session_id)
+            assert 5.5 <= state["usage"]["duration_s"] <= 10, state  # type: ignore[index]
+        for listener in listeners:
+            await eventually(lambda li=listener: li.ws_closed_at is not None, 2, "calls to close")
+        assert (await server.call("GET", "/ready", token=None)).status == 200
+    finally:
+        for listener in listeners:
+            await listener.leave()
+
+
+async def _state_is(server: ServeProcess, session_id: str, state: str, reason: str) -> bool:
+    now = await session_state(server, session_id)
+    return (now["state"], now["reason"]) == (state, reason)
+
+
+async def test_a_crashing_session_fails_while_another_keeps_streaming_audio(
+    servers: list[ServeProcess],
+) -> None:
+    server = await serve(servers, APP, "--prewarm", "2", "--unresponsive-timeout", "2")
+    healthy = await server.call("POST", "/sessions", json={"call_id": "healthy"})
+    assert healthy.status == 201, healthy.body
+    listener = await Listener.join(healthy.body["join_url"])
+    try:
+        joined = time.monotonic()
+        await eventually(lambda: listener.audio.loud_since(joined) >= 25, 60, "the tone")
+        watch_from = time.monotonic()
+
+        raised = await server.call(
+            "POST", "/sessions", json={"call_id": "raises", "metadata": {"fault": "raise"}}
+        )
+        assert raised.status == 500 and raised.body["reason"] == "factory_error"
+        assert "asked to fail" in raised.body["error"]
+
+        killed = await server.call(
+            "POST", "/sessions", json={"call_id": "dies", "metadata": {"fault": "kill"}}
+        )
+        assert killed.status == 201, killed.body
+        blocked = await server.call(
+            "POST", "/sessions", json={"call_id": "blocks", "metadata": {"fault": "block"}}
+        )
+        assert blocked.status == 201, blocked.body
+        dies, blocks = killed.body["session_id"], blocked.body["session_id"]
+        await eventually(lambda: _state_is(server, dies, "failed", "worker_exited"), 10, "dies")
+        await eventually(lambda: _state_is(server, blocks, "failed", "unresponsive"), 15, "blocks")
+        await asyncio.sleep(0)
+        until = time.monotonic() + 1.0
+        await eventually(
+            lambda: time.monotonic() > until and bool(listener.audio.arrivals), 3, "more audio"
+        )
+        assert (await session_state(server, healthy.body["session_id"]))["state"] == "running"
+    finally:
+        await listener.leave()
+    # The healthy session's audio went on, loud and gap-free, while the others failed.
+    audio = listener.audio
+    window = [i for i, t in enumerate(audio.arrivals) if t >= watch_from]
+    assert len(window) > 50
+    pts = [audio.pts[i] for i in window]
+    steps = {b - a for a, b in itertools.pairwise(pts) if a is not None and b is not None}
+    assert steps == {audio.samples[window[0]]}, f"audio timestamps jumped: {sorted(steps)[:5]}"
+    quiet = [audio.rms[i] for i in window if audio.rms[i] < 1000]
+    assert not quiet, f"{len(quiet)} quiet frames in the healthy session's tone"
+    gaps = np.diff([audio.arrivals[i] for i in window])
+    # The bound holds on a loaded 2-core machine too (other tests, other processes).
+    assert gaps.max() < 0.5, f"longest pause in the healthy session's audio: {gaps.max():.3f} s"
+    assert await server.metric('vision_agents_sessions_failed_total{reason="worker_exited"}') == 1
+    assert await server.metric('vision_agents_sessions_failed_total{reason="unresponsive"}') == 1
+    assert await server.metric('vision_agents_sessions_failed_total{reason="factory_error"}') == 1
+
+
+async def test_sigterm_drains_then_exits_zero(servers: list[ServeProcess]) -> None:
+    server = await serve(servers, APP, "--drain-timeout", "2")
+    created = await server.call("POST", "/sessions", json={"call_id": "draining"})
+    assert created.status == 201, created.body
+    listener = await Listener.join(created.body["join_url"])
+    try:
+        joined = time.monotonic()
+        await eventually(lambda: listener.audio.loud_since(joined) >= 5, 60, "the tone")
+        signalled = time.monotonic()
+        server.process.send_signal(15)
+        await eventually(lambda: _not_ready(server), 2, "/ready to refuse")
+        refused = await server.call("POST", "/sessions", json={"call_id": "late"})
+        assert refused.status == 503 and refused.body["reason"] == "draining"
+        # The running session goes on until the drain deadline, then the agent leaves.
+        state = await session_state(server, created.body["session_id"])
+        assert state["state"] == "running"
+        assert listener.ws_closed_at is None
+        async with asyncio.timeout(20):
+            code = await server.process.wait()
+        assert code == 0
+        await eventually(lambda: listener.ws_closed_at is not None, 2, "the call to close")
+        assert listener.ws_closed_at is not None
+        assert 1.5 < listener.ws_closed_at - signalled < 8
+        assert listener.audio.loud_since(signalled + 1.0) > 0  # still heard while draining
+    finally:
+        await listener.leave()
+    assert "drained" in server.output
+
+
+async def _not_ready(server: ServeProcess) -> bool:
+    reply = await server.call("GET", "/ready", token=None)
+    return reply.status == 503 and reply.body["reason"] == "draining"
