@@ -18,7 +18,7 @@ TONE_S = 60.0
 
 
 def create_agent(request: SessionRequest) -> Agent:
-    """An agent that plays a tone to whoever joins; faults: raise, kill, block (after_s)."""
+    """An agent that plays a tone to whoever joins; faults: raise, kill, block, leak (after_s)."""
     fault = request.metadata.get("fault")
     if fault == "raise":
         raise RuntimeError("this factory was asked to fail")
@@ -37,4 +37,12 @@ def create_agent(request: SessionRequest) -> Agent:
         loop.call_later(delay, os.kill, os.getpid(), signal.SIGKILL)
     elif fault == "block":  # a handler that never gives the event loop back
         loop.call_later(delay, time.sleep, 3600)
+    elif fault == "leak":  # memory that is never given back, 50 MB every 100 ms
+        hoard: list[bytes] = []
+
+        def leak() -> None:
+            hoard.append(b"x" * 50_000_000)
+            loop.call_later(0.1, leak)
+
+        loop.call_later(delay, leak)
     return agent

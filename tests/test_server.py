@@ -223,7 +223,16 @@ async def _state_is(server: ServeProcess, session_id: str, state: str, reason: s
 async def test_a_crashing_session_fails_while_another_keeps_streaming_audio(
     servers: list[ServeProcess],
 ) -> None:
-    server = await serve(servers, APP, "--prewarm", "2", "--unresponsive-timeout", "2")
+    server = await serve(
+        servers,
+        APP,
+        "--prewarm",
+        "2",
+        "--unresponsive-timeout",
+        "2",
+        "--max-session-memory",
+        "800",
+    )
     healthy = await server.call("POST", "/sessions", json={"call_id": "healthy"})
     assert healthy.status == 201, healthy.body
     listener = await Listener.join(healthy.body["join_url"])
@@ -246,9 +255,16 @@ async def test_a_crashing_session_fails_while_another_keeps_streaming_audio(
             "POST", "/sessions", json={"call_id": "blocks", "metadata": {"fault": "block"}}
         )
         assert blocked.status == 201, blocked.body
+        leaking = await server.call(
+            "POST", "/sessions", json={"call_id": "leaks", "metadata": {"fault": "leak"}}
+        )
+        assert leaking.status == 201, leaking.body
         dies, blocks = killed.body["session_id"], blocked.body["session_id"]
+        leaks = leaking.body["session_id"]
         await eventually(lambda: _state_is(server, dies, "failed", "worker_exited"), 10, "dies")
         await eventually(lambda: _state_is(server, blocks, "failed", "unresponsive"), 15, "blocks")
+        await eventually(lambda: _state_is(server, leaks, "failed", "memory_limit"), 15, "leaks")
+        assert "limit 800 MB" in str((await session_state(server, leaks))["error"])
         await asyncio.sleep(0)
         until = time.monotonic() + 1.0
         await eventually(
@@ -272,6 +288,24 @@ async def test_a_crashing_session_fails_while_another_keeps_streaming_audio(
     assert await server.metric('vision_agents_sessions_failed_total{reason="worker_exited"}') == 1
     assert await server.metric('vision_agents_sessions_failed_total{reason="unresponsive"}') == 1
     assert await server.metric('vision_agents_sessions_failed_total{reason="factory_error"}') == 1
+    assert await server.metric('vision_agents_sessions_failed_total{reason="memory_limit"}') == 1
+
+
+async def test_new_sessions_are_refused_while_the_machine_is_overloaded(
+    servers: list[ServeProcess],
+) -> None:
+    # A limit of 0.01% CPU: any machine running this test is "overloaded".
+    server = await serve(servers, APP, "--prewarm", "0", "--max-cpu", "0.01")
+    await eventually(lambda: _ready_says(server, "overloaded"), 10, "/ready to say overloaded")
+    refused = await server.call("POST", "/sessions", json={"call_id": "x"})
+    assert refused.status == 503 and refused.body["reason"] == "overloaded", refused.body
+    assert "CPU at" in refused.body["error"]
+    assert await server.metric("vision_agents_machine_cpu_percent") > 0
+
+
+async def _ready_says(server: ServeProcess, words: str) -> bool:
+    reply = await server.call("GET", "/ready", token=None)
+    return reply.status == 503 and words in reply.body["reason"]
 
 
 async def test_sigterm_drains_then_exits_zero(servers: list[ServeProcess]) -> None:

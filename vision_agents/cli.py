@@ -118,6 +118,20 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=5.0,
         help="kill a session whose process sent nothing this many seconds (a blocked loop)",
     )
+    serve.add_argument(
+        "--max-session-memory",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="kill a session whose process grows past this many MB (default: no limit)",
+    )
+    serve.add_argument(
+        "--max-cpu",
+        type=float,
+        default=None,
+        metavar="PERCENT",
+        help="refuse new sessions while the machine's CPU use is at or above this",
+    )
     serve.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -137,6 +151,8 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         prewarm=args.prewarm,
         drain_timeout_s=args.drain_timeout,
         unresponsive_s=args.unresponsive_timeout,
+        max_session_memory_mb=args.max_session_memory,
+        max_cpu_percent=args.max_cpu,
     )
     try:
         config.check()

@@ -33,6 +33,11 @@ class ServerConfig:
     """A worker that sends nothing this long (its loop is blocked) is killed."""
     start_timeout_s: float = 60.0
     """How long a session may take to start (worker ready, factory, join)."""
+    max_session_memory_mb: float | None = None
+    """A session whose process grows past this (a leak) is killed and reported failed."""
+    max_cpu_percent: float | None = None
+    """Admission from measured load: refuse new sessions while the machine's CPU use (all
+    cores, averaged over ``LOAD_WINDOW_S``) is at or above this."""
 
     def resolved_token(self) -> str:
         token = self.api_token or os.environ.get(TOKEN_ENV, "")
@@ -62,6 +67,12 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive, got {value!r}")
         if self.drain_timeout_s < 0:
             raise ValueError(f"drain_timeout_s must be 0 or more, got {self.drain_timeout_s}")
+        for name, limit in (
+            ("max_session_memory_mb", self.max_session_memory_mb),
+            ("max_cpu_percent", self.max_cpu_percent),
+        ):
+            if limit is not None and not limit > 0:
+                raise ValueError(f"{name} must be positive, got {limit!r}")
         if self.prewarm < 0:
             raise ValueError(f"prewarm must be 0 or more, got {self.prewarm}")
         if not 0 <= self.port < 65536:

@@ -60,6 +60,12 @@ class ServerMetrics:
             namespace=ns,
             registry=r,
         )
+        self.cpu_percent = Gauge(
+            "machine_cpu_percent",
+            "CPU use of the whole machine (admission control)",
+            namespace=ns,
+            registry=r,
+        )
         self.draining = Gauge("draining", "1 while the node drains", namespace=ns, registry=r)
         self.audio_in = Counter(
             "audio_in_seconds", "Participant audio received by agents", namespace=ns, registry=r

@@ -8,6 +8,7 @@ import signal
 
 from aiohttp import web
 
+from vision_agents.core.utils.tasks import cancel_and_wait
 from vision_agents.server.api import build_app
 from vision_agents.server.config import ServerConfig
 from vision_agents.server.metrics import ServerMetrics
@@ -35,6 +36,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> int:
     )
     manager = SessionManager(config, pool, metrics)
     runner = web.AppRunner(build_app(manager, metrics, token), access_log=None)
+    load = asyncio.ensure_future(manager.watch_load())
     try:
         manager.refill()
         if config.prewarm > 0 and not await pool.wait_first():
@@ -52,6 +54,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        await cancel_and_wait(load)
         await manager.close()
         await pool.close()
         await runner.cleanup()

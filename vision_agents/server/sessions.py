@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import psutil
+
 from vision_agents.core.utils.tasks import cancel_and_wait
 from vision_agents.server.config import ServerConfig
 from vision_agents.server.metrics import ServerMetrics, UsageDeltas
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 State = Literal["starting", "running", "stopping", "ended", "failed"]
 ACTIVE_STATES = ("starting", "running", "stopping")
 HISTORY = 100
+LOAD_WINDOW_S = 1.0
 
 
 class Refused(Exception):
@@ -91,6 +94,8 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self._finished: deque[str] = deque()
         self.draining = False
+        self.cpu_percent = 0.0
+        """The machine's CPU use, kept up to date by ``watch_load``."""
 
     @property
     def active(self) -> list[Session]:
@@ -105,7 +110,21 @@ class SessionManager:
             return "draining"
         if self.free_slots() == 0:
             return f"at capacity: {self.config.max_sessions} sessions running"
+        if self.overloaded():
+            return f"overloaded: CPU at {self.cpu_percent:.0f}%"
         return None
+
+    def overloaded(self) -> bool:
+        limit = self.config.max_cpu_percent
+        return limit is not None and self.cpu_percent >= limit
+
+    async def watch_load(self) -> None:
+        """Sample the machine's CPU use every ``LOAD_WINDOW_S`` (for admission and metrics)."""
+        psutil.cpu_percent()  # the first call only starts the measurement
+        while True:
+            await asyncio.sleep(LOAD_WINDOW_S)
+            self.cpu_percent = psutil.cpu_percent()
+            self.metrics.cpu_percent.set(self.cpu_percent)
 
     def refill(self) -> None:
         if not self.draining:
@@ -134,6 +153,13 @@ class SessionManager:
         elif self.free_slots() == 0:
             refusal = Refused(
                 503, "node_full", f"this node is at capacity ({c.max_sessions} sessions)"
+            )
+        elif self.overloaded():
+            refusal = Refused(
+                503,
+                "overloaded",
+                f"this node is overloaded (CPU at {self.cpu_percent:.0f}%, limit "
+                f"{c.max_cpu_percent:.0f}%): sessions already running come first",
             )
         else:
             in_call = sum(1 for s in self.active if s.call_id == call_id)
@@ -263,6 +289,16 @@ class SessionManager:
                 if isinstance(value, int | float):
                     session.usage[key] = value
             self._update_memory()
+            limit = self.config.max_session_memory_mb
+            rss_mb = session.usage.get("rss_bytes", 0.0) / 1e6
+            if limit is not None and rss_mb > limit and session.worker is not None:
+                session.worker.process.kill()  # its session ends as soon as the pipe closes
+                self._finish(
+                    session,
+                    "failed",
+                    "memory_limit",
+                    f"the agent's process used {rss_mb:.0f} MB (limit {limit:.0f} MB)",
+                )
         elif kind == "ended":
             self._finish(session, "ended", str(message.get("reason") or "ended"), None)
         elif kind == "failed":
