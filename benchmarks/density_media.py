@@ -1,0 +1,106 @@
+"""Media for the density benchmark: a 640x480 camera whose frames carry their capture time,
+a looping speech microphone, and the reader that recovers the time from a JPEG."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from fractions import Fraction
+
+import aiortc
+import av
+import cv2
+import numpy as np
+
+from vision_agents.core import PcmData
+from vision_agents.core.utils.audio_clock import AudioFrameClock
+
+WIDTH, HEIGHT = 640, 480
+STAMP_BITS = 16
+STAMP_BLOCK = 16  # pixels a bit at 640 wide: survives VP8 and JPEG
+STAMP_MOD = 1 << STAMP_BITS
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StampedCamera(aiortc.MediaStreamTrack):
+    """640x480 yuv420p at ``fps``: a moving texture, the capture time (ms mod 65536) in the
+    top-left blocks."""
+
+    kind = "video"
+
+    def __init__(self, fps: float = 30.0, seed: int = 0) -> None:
+        super().__init__()
+        self.fps = fps
+        rng = np.random.default_rng(seed)
+        y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+        base = (x * 200 // WIDTH + y * 40 // HEIGHT).astype(np.int16)
+        base += rng.integers(-12, 12, size=base.shape, dtype=np.int16)  # texture for VP8
+        self._luma = np.clip(base, 16, 235).astype(np.uint8)
+        self._chroma = np.full((HEIGHT // 2, WIDTH), 128, dtype=np.uint8)
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._count / self.fps
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        luma = np.roll(self._luma, 4 * self._count, axis=1)
+        stamp = now_ms() % STAMP_MOD
+        luma[:STAMP_BLOCK, : STAMP_BITS * STAMP_BLOCK] = 16
+        for bit in range(STAMP_BITS):
+            if stamp >> bit & 1:
+                luma[:STAMP_BLOCK, bit * STAMP_BLOCK : (bit + 1) * STAMP_BLOCK] = 235
+        frame = av.VideoFrame.from_ndarray(np.vstack([luma, self._chroma]), format="yuv420p")
+        frame.pts = self._count * 3000
+        frame.time_base = Fraction(1, 90000)
+        self._count += 1
+        return frame
+
+
+def read_stamp(jpeg: bytes) -> int | None:
+    """The capture time (ms mod 65536) drawn by ``StampedCamera``, from a JPEG of the frame."""
+    image = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        return None
+    block = max(2, round(STAMP_BLOCK * image.shape[1] / WIDTH))
+    value = 0
+    for bit in range(STAMP_BITS):
+        cell = image[
+            block // 4 : block - block // 4,
+            bit * block + block // 4 : (bit + 1) * block - block // 4,
+        ]
+        if float(cell.mean()) > 127:
+            value |= 1 << bit
+    return value
+
+
+def age_ms(stamp: int, at_ms: int) -> int:
+    return (at_ms - stamp) % STAMP_MOD
+
+
+class LoopingMicrophone(aiortc.MediaStreamTrack):
+    """Speech played in a loop at 48 kHz mono, 20 ms frames paced like a sound card."""
+
+    kind = "audio"
+
+    def __init__(self, speech: PcmData) -> None:
+        super().__init__()
+        pcm = speech.resample(48000, 1)
+        self._samples = np.asarray(pcm.to_bytes() and np.frombuffer(pcm.to_bytes(), np.int16))
+        self._clock = AudioFrameClock(48000, 1)
+        self._pos = 0
+
+    async def recv(self) -> av.AudioFrame:
+        await self._clock.tick()
+        n = self._clock.frame_samples
+        if self._pos + n > len(self._samples):
+            self._pos = 0
+        chunk = self._samples[self._pos : self._pos + n]
+        self._pos += n
+        return self._clock.frame(chunk)
