@@ -10,7 +10,7 @@ from aiohttp import web
 
 from vision_agents.server.metrics import ServerMetrics
 from vision_agents.server.schema import MAX_BODY_BYTES, FieldProblem, openapi, parse_create
-from vision_agents.server.sessions import Refused, SessionManager
+from vision_agents.server.sessions import Refused, Session, SessionManager
 
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,7 +65,7 @@ def build_app(manager: SessionManager, metrics: ServerMetrics, token: str) -> we
     async def list_sessions(request: web.Request) -> web.Response:
         return web.json_response({"sessions": [s.to_json() for s in manager.sessions.values()]})
 
-    def find(request: web.Request) -> Any:
+    def find(request: web.Request) -> Session:
         session = manager.sessions.get(request.match_info["session_id"])
         if session is None:
             raise web.HTTPNotFound(
