@@ -245,14 +245,17 @@ def _cpu(processes: list[psutil.Process]) -> dict[int, float]:
     return out
 
 
-def _rss(processes: list[psutil.Process]) -> float:
-    total = 0.0
+def _memory(processes: list[psutil.Process]) -> tuple[float, float]:
+    """Resident and unique (USS: not shared with other processes) bytes, summed."""
+    rss = uss = 0.0
     for p in processes:
         try:
-            total += p.memory_info().rss
+            info = p.memory_full_info()
         except psutil.NoSuchProcess:
-            pass
-    return total
+            continue
+        rss += info.rss
+        uss += info.uss
+    return rss, uss
 
 
 async def run_case(
@@ -281,7 +284,7 @@ async def run_case(
         elapsed = time.monotonic() - mono0
         cpu1, own1 = _cpu(procs), harness.cpu_times()
         machine = psutil.cpu_percent()
-        rss = _rss(procs)
+        rss, uss = _memory(procs)
         await model.write(f"report {wall0}\n")
         ages = (await model.read())["ages_ms"]
         lag, lag_op = await agents.lag_p99_ms()
@@ -304,6 +307,7 @@ async def run_case(
             "cpu_per_session": used / elapsed / n * 100,
             "cpu_total": used / elapsed * 100,
             "rss_per_session_mb": rss / n / 1e6,
+            "uss_per_session_mb": uss / n / 1e6,
             "harness_cpu": (own1.user + own1.system - own0.user - own0.system) / elapsed * 100,
             "machine_idle": 100 - machine,
             "holds": bool(p95 < 100 and lost == 0 and stalls == 0 and lag < 50),
@@ -405,7 +409,7 @@ async def breakdown() -> list[tuple[str, float]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = "| mode | sessions | frames to model | frame age p50 / p95 (ms) | agent audio lost / stalls | loop lag p99 (ms) | CPU per session (% core) | agent side CPU (% core) | memory per session (MB) | harness CPU | machine idle | holds |"
+    header = "| mode | sessions | frames to model | frame age p50 / p95 (ms) | agent audio lost / stalls | loop lag p99 (ms) | CPU per session (% core) | agent side CPU (% core) | memory per session, RSS / unique (MB) | harness CPU | machine idle | holds |"
     print(header)
     print(
         "|" + "---|" * header.count("|")[:-1] if False else "|---" * (header.count("|") - 1) + "|"
@@ -414,7 +418,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(
             f"| {r['mode']} | {r['n']} | {r['frames']} | {r['age_p50']:.0f} / {r['age_p95']:.0f} | "
             f"{r['lost']} / {r['stalls']} | {r['lag_op']} {r['lag_p99']:.0f} | {r['cpu_per_session']:.0f}% | "
-            f"{r['cpu_total']:.0f}% | {r['rss_per_session_mb']:.0f} | {r['harness_cpu']:.0f}% | "
+            f"{r['cpu_total']:.0f}% | {r['rss_per_session_mb']:.0f} / {r['uss_per_session_mb']:.0f} | "
+            f"{r['harness_cpu']:.0f}% | "
             f"{r['machine_idle']:.0f}% | {'yes' if r['holds'] else 'no'} |"
         )
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -12,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.browser.waiting import eventually
-from tests.serve_kit import APP, EXAMPLE_APP, TOKEN, Listener, ServeProcess
+from tests.serve_kit import APP, EXAMPLE_APP, ROOT, TOKEN, Listener, ServeProcess
 from vision_agents.server.schema import MAX_BODY_BYTES, MAX_METADATA_BYTES
 
 pytestmark = pytest.mark.timeout(180)
@@ -340,3 +343,35 @@ async def test_sigterm_drains_then_exits_zero(servers: list[ServeProcess]) -> No
 async def _not_ready(server: ServeProcess) -> bool:
     reply = await server.call("GET", "/ready", token=None)
     return reply.status == 503 and reply.body["reason"] == "draining"
+
+
+def _serve_cli(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "VISION_AGENTS_API_TOKEN"}
+    if token is not None:
+        env["VISION_AGENTS_API_TOKEN"] = token
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return subprocess.run(
+        [sys.executable, "-m", "vision_agents", "serve", *args, "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_serve_refuses_to_start_without_a_token_or_with_a_bad_factory() -> None:
+    done = _serve_cli(APP, token=None)
+    assert done.returncode == 2 and "VISION_AGENTS_API_TOKEN" in done.stderr
+    done = _serve_cli(APP, token="short")
+    assert done.returncode == 2 and "at least 16 characters" in done.stderr
+    done = _serve_cli("no_colon_here")
+    assert done.returncode == 2 and "MODULE:FUNCTION" in done.stderr
+    done = _serve_cli(APP, "--max-sessions", "0")
+    assert done.returncode == 2 and "max_sessions must be positive" in done.stderr
+    done = _serve_cli("tests.server_app:no_such_factory")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "cannot start a worker" in done.stdout
+    assert "has no attribute 'no_such_factory'" in done.stderr
+    done = _serve_cli("tests.no_such_module:create_agent")
+    assert done.returncode == 1 and "No module named 'tests.no_such_module'" in done.stderr
