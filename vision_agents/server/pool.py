@@ -69,6 +69,8 @@ class WorkerProcess:
     async def wait_ready(self, timeout_s: float) -> None:
         async with asyncio.timeout(timeout_s):
             message = await self.receive()
+        if message["type"] == "unusable":
+            raise WorkerGone(str(message.get("error")))
         if message["type"] != "ready":
             raise WorkerGone(f"worker {self.pid} said {message['type']!r} instead of ready")
 
@@ -131,7 +133,7 @@ class WorkerPool:
             self.failures += 1
             self.last_error = f"worker {worker.pid} did not start: {exc}"
             logger.error("%s", self.last_error)
-            await worker.kill()
+            await worker.stop(grace_s=2.0)  # time to write its traceback to stderr
             return None
         except BaseException:
             await worker.kill()

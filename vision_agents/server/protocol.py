@@ -1,7 +1,7 @@
 """Messages between the server and a worker process: one JSON object a line over pipes.
 
 Server -> worker: ``start`` (the session request and its limits), ``stop`` (with a reason).
-Worker -> server: ``ready`` (imported and warm), ``started`` (agent in the call, join link),
+Worker -> server: ``ready`` (imported and warm) or ``unusable`` (the factory cannot load), ``started`` (agent in the call, join link),
 ``stats`` (every ``STATS_INTERVAL_S``; doubles as the heartbeat), ``ended`` / ``failed``.
 """
 

@@ -66,9 +66,14 @@ class Worker:
                 return
 
     async def run(self, factory_spec: str, call_host: str) -> int:
-        factory = load_factory(factory_spec)  # imports the user's module: the warm-up
-        server = CallServer(host=call_host, port=0)
-        await server.start()
+        try:
+            factory = load_factory(factory_spec)  # imports the user's module: the warm-up
+            server = CallServer(host=call_host, port=0)
+            await server.start()
+        except Exception as exc:
+            logger.error("cannot start: %s", _first_line(exc), exc_info=exc)
+            await self.send({"type": "unusable", "error": _first_line(exc)})
+            return 1
         try:
             await self.send({"type": "ready", "pid": os.getpid()})
             start = await self.receive()
@@ -162,8 +167,11 @@ class Worker:
 
     async def fail(self, reason: str, exc: BaseException) -> None:
         logger.error("session failed (%s)", reason, exc_info=exc)
-        error = "".join(traceback.format_exception_only(exc)).strip()[:MAX_ERROR_CHARS]
-        await self.send({"type": "failed", "reason": reason, "error": error})
+        await self.send({"type": "failed", "reason": reason, "error": _first_line(exc)})
+
+
+def _first_line(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()[:MAX_ERROR_CHARS]
 
 
 async def _empty_for(agent: Agent, seconds: float) -> None:
