@@ -14,17 +14,29 @@ what it sees; spoken questions are answered.
 
 from __future__ import annotations
 
+import asyncio
+
 from vision_agents.core import Agent, User
 from vision_agents.core.edge.events import ParticipantJoinedEvent
-from vision_agents.demo import INSTRUCTIONS, offline_choice
+from vision_agents.demo import INSTRUCTIONS, ModelChoice, offline_choice
 from vision_agents.server import SessionRequest
 
 GREETING = "Say what you see."
+_prepared: list[ModelChoice] = []
+
+
+async def prewarm() -> None:
+    """Load the models before any request (the worker calls this when it starts)."""
+    choice = offline_choice()
+    assert choice.stt is not None and choice.tts is not None
+    await asyncio.gather(choice.stt.start(), choice.tts.start())
+    _prepared.append(choice)
 
 
 def create_agent(request: SessionRequest) -> Agent:
     """The offline demo agent for the call in ``request``; greets each participant."""
-    choice = offline_choice()
+    # A worker runs one session: the models loaded by prewarm() are used once.
+    choice = _prepared.pop() if _prepared else offline_choice()
     edge = request.edge()
     name = request.metadata.get("agent_name")
     agent = Agent(

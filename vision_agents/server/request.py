@@ -53,6 +53,20 @@ def load_factory(spec: str) -> Factory:
     return factory
 
 
+async def prewarm(spec: str) -> None:
+    """Run the factory module's ``prewarm()`` if it has one (sync or async): a worker does
+    this before it says it is ready, so slow set-up (models) is not paid by a request."""
+    module = importlib.import_module(spec.partition(":")[0])
+    hook = getattr(module, "prewarm", None)
+    if hook is None:
+        return
+    if not callable(hook):
+        raise TypeError(f"{module.__name__}.prewarm must be a function")
+    done = hook()
+    if inspect.isawaitable(done):
+        await done
+
+
 async def build_agent(factory: Factory, request: SessionRequest) -> Agent:
     """Call ``factory`` (sync or async) and check that it made an ``Agent``."""
     made = factory(request)

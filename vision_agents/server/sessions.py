@@ -219,9 +219,8 @@ class SessionManager:
                     session, "failed", "no_worker", str(exc) or "no worker started in time"
                 )
                 return
-            session.worker = worker
-            self.refill()
-            try:
+            session.worker = worker  # the pool refills once this session started: on a
+            try:  # small machine a warming worker would slow the start down
                 await self._follow(session, worker)
             finally:
                 code = await worker.stop(self.config.stop_timeout_s)
@@ -279,6 +278,7 @@ class SessionManager:
                 session.state = "running"
             session.started.set()
             self.metrics.sessions_started.inc()
+            self.refill()
         elif kind == "stats":
             deltas.update(message)
             participants = message.get("participants")

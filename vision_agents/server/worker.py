@@ -23,7 +23,13 @@ from vision_agents.core.agents.agent import Agent
 from vision_agents.core.utils.tasks import cancel_and_wait
 from vision_agents.plugins.webrtc import CallServer, WebRTCEdge
 from vision_agents.server.protocol import MAX_LINE_BYTES, STATS_INTERVAL_S, decode, encode
-from vision_agents.server.request import Factory, SessionRequest, build_agent, load_factory
+from vision_agents.server.request import (
+    Factory,
+    SessionRequest,
+    build_agent,
+    load_factory,
+    prewarm,
+)
 from vision_agents.server.usage import LoopLagProbe, SessionUsage, process_usage
 
 logger = logging.getLogger(__name__)
@@ -39,6 +45,7 @@ class Worker:
         self.writer = writer
         self.stop_reason: str | None = None
         self.stopped = asyncio.Event()
+        self.begun = 0.0
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send to the server; if it is gone, stop the session instead of failing."""
@@ -68,6 +75,7 @@ class Worker:
     async def run(self, factory_spec: str, call_host: str) -> int:
         try:
             factory = load_factory(factory_spec)  # imports the user's module: the warm-up
+            await prewarm(factory_spec)
             server = CallServer(host=call_host, port=0)
             await server.start()
         except Exception as exc:
@@ -95,9 +103,11 @@ class Worker:
             call_server=server,
         )
         commands = asyncio.ensure_future(self.watch_commands())
+        self.begun = time.monotonic()
         try:
             try:
                 agent = await build_agent(factory, request)
+                logger.info("agent built in %.2f s", time.monotonic() - self.begun)
             except Exception as exc:
                 await self.fail("factory_error", exc)
                 return
@@ -120,6 +130,7 @@ class Worker:
         usage.attach()
         probe = LoopLagProbe()
         async with agent.join(call):
+            logger.info("agent in the call %.2f s after the request", time.monotonic() - self.begun)
             await self.send({"type": "started", "join_url": join_url})
             tasks = [
                 asyncio.ensure_future(probe.run()),
