@@ -20,6 +20,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError
 
 from tests.browser.python_peer import PythonPeer, SolidColourTrack
+from vision_agents.core import PcmData
 from vision_agents.core.utils.audio_clock import AudioFrameClock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,19 +134,31 @@ class ServeProcess:
 
 
 class ToneTrack(aiortc.MediaStreamTrack):
-    """A microphone that plays a quiet 300 Hz tone, paced like a sound card."""
+    """A microphone paced like a sound card: ``speech`` once then silence, or without it a
+    quiet 300 Hz tone."""
 
     kind = "audio"
 
-    def __init__(self) -> None:
+    def __init__(self, speech: PcmData | None = None) -> None:
         super().__init__()
         self._clock = AudioFrameClock(48000, 1)
         n = self._clock.frame_samples
-        self._samples = (3000 * np.sin(2 * np.pi * 300 * np.arange(n) / 48000)).astype(np.int16)
+        self._tone = (3000 * np.sin(2 * np.pi * 300 * np.arange(n) / 48000)).astype(np.int16)
+        self._speech = (
+            np.frombuffer(speech.resample(48000, 1).to_bytes(), dtype=np.int16)
+            if speech is not None
+            else None
+        )
+        self._pos = 0
 
     async def recv(self) -> av.AudioFrame:
         await self._clock.tick()
-        return self._clock.frame(self._samples)
+        if self._speech is None:
+            return self._clock.frame(self._tone)
+        n = self._clock.frame_samples
+        chunk = self._speech[self._pos : self._pos + n]
+        self._pos += n
+        return self._clock.frame(chunk)  # padded with silence past the end
 
 
 @dataclass
@@ -182,9 +195,14 @@ class Listener:
         ]
 
     @classmethod
-    async def join(cls, join_url: str, colour: tuple[int, int, int] = (210, 20, 20)) -> Listener:
+    async def join(
+        cls,
+        join_url: str,
+        colour: tuple[int, int, int] = (210, 20, 20),
+        speech: PcmData | None = None,
+    ) -> Listener:
         peer = await PythonPeer.join(
-            join_url, video=SolidColourTrack(colour, fps=10), audio=ToneTrack()
+            join_url, video=SolidColourTrack(colour, fps=10), audio=ToneTrack(speech)
         )
         return cls(peer)
 

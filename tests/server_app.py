@@ -46,3 +46,9 @@ def create_agent(request: SessionRequest) -> Agent:
 
         loop.call_later(delay, leak)
     return agent
+
+
+async def create_agent_async(request: SessionRequest) -> Agent:
+    """The same agent from an async factory."""
+    await asyncio.sleep(0)
+    return create_agent(request)

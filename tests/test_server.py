@@ -17,6 +17,7 @@ import pytest
 from tests.browser.waiting import eventually
 from tests.serve_kit import APP, EXAMPLE_APP, ROOT, TOKEN, Listener, ServeProcess
 from vision_agents.server.schema import MAX_BODY_BYTES, MAX_METADATA_BYTES
+from vision_agents.testing import synthesize_speech
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -59,7 +60,8 @@ async def test_example_app_session_joins_lists_and_leaves_on_delete(
     assert "/call/support-1#token=" in created.body["join_url"]
     assert await server.metric("vision_agents_sessions_active") == 1
 
-    listener = await Listener.join(created.body["join_url"])
+    question = synthesize_speech("What do you see?")
+    listener = await Listener.join(created.body["join_url"], speech=question)
     try:
         joined_at = time.monotonic()
         # It hears the agent (the offline agent greets and says what it sees) and sees it
@@ -79,6 +81,12 @@ async def test_example_app_session_joins_lists_and_leaves_on_delete(
         usage = state["usage"]
         assert isinstance(usage, dict) and usage["audio_in_s"] > 0 and usage["audio_out_s"] > 0
         assert await server.metric("vision_agents_audio_out_seconds_total") > 0
+        # The spoken question was heard and answered: one turn's latency was measured.
+        await eventually(
+            lambda: _metric_at_least(server, "vision_agents_turn_latency_seconds_count", 1),
+            60,
+            "a turn latency",
+        )
 
         asked = time.monotonic()
         deleted = await server.call("DELETE", f"/sessions/{session_id}")
@@ -98,6 +106,10 @@ async def test_example_app_session_joins_lists_and_leaves_on_delete(
     assert await server.terminate(within_s=20) == 0
     assert TOKEN not in server.output
     assert created.body["join_url"].split("#token=")[1] not in server.output
+
+
+async def _metric_at_least(server: ServeProcess, name: str, value: float) -> bool:
+    return await server.metric(name) >= value
 
 
 async def _participants(server: ServeProcess, session_id: str, names: list[str]) -> bool:
@@ -312,7 +324,7 @@ async def _ready_says(server: ServeProcess, words: str) -> bool:
 
 
 async def test_sigterm_drains_then_exits_zero(servers: list[ServeProcess]) -> None:
-    server = await serve(servers, APP, "--drain-timeout", "2")
+    server = await serve(servers, APP + "_async", "--drain-timeout", "2")  # an async factory
     created = await server.call("POST", "/sessions", json={"call_id": "draining"})
     assert created.status == 201, created.body
     listener = await Listener.join(created.body["join_url"])
