@@ -17,6 +17,7 @@ from vision_agents.core.utils.tasks import cancel_and_wait
 from vision_agents.server.config import ServerConfig
 from vision_agents.server.metrics import ServerMetrics, UsageDeltas
 from vision_agents.server.pool import WorkerGone, WorkerPool, WorkerProcess
+from vision_agents.server.tracing import Span, span
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Session:
     started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    traced: Span = field(default_factory=Span, repr=False)
 
     @property
     def active(self) -> bool:
@@ -211,6 +213,17 @@ class SessionManager:
     # -- one session ---------------------------------------------------------------------------
 
     async def _run(self, session: Session) -> None:
+        ids = {"session_id": session.session_id, "call_id": session.call_id}
+        with span("vision_agents.session", **ids) as traced:
+            session.traced = traced
+            try:
+                await self._supervise(session)
+            finally:
+                traced.set(state=session.state, reason=session.reason or "")
+                if session.state == "failed":
+                    traced.error(f"{session.reason}: {session.error}")
+
+    async def _supervise(self, session: Session) -> None:
         try:
             try:
                 worker = await self.pool.acquire(self.config.start_timeout_s)
@@ -219,6 +232,7 @@ class SessionManager:
                     session, "failed", "no_worker", str(exc) or "no worker started in time"
                 )
                 return
+            session.traced.event("worker", pid=worker.pid)
             session.worker = worker  # the pool refills once this session started: on a
             try:  # small machine a warming worker would slow the start down
                 await self._follow(session, worker)
@@ -277,6 +291,7 @@ class SessionManager:
             if session.state == "starting":
                 session.state = "running"
             session.started.set()
+            session.traced.event("started")
             self.metrics.sessions_started.inc()
             self.refill()
         elif kind == "stats":
