@@ -52,3 +52,25 @@ async def create_agent_async(request: SessionRequest) -> Agent:
     """The same agent from an async factory."""
     await asyncio.sleep(0)
     return create_agent(request)
+
+
+def create_openai_agent(request: SessionRequest) -> Agent:
+    """``openai.Realtime`` on the local OpenAI server at ``metadata["model_url"]``; it asks for a
+    reply when someone joins."""
+    import openai as openai_sdk
+
+    from vision_agents.plugins import openai
+
+    model_url = request.metadata.get("model_url")
+    if not isinstance(model_url, str):
+        raise ValueError("metadata.model_url is required")
+    client = openai_sdk.AsyncOpenAI(base_url=model_url, api_key="test-key-not-secret")
+    llm = openai.Realtime(fps=1, client=client)
+    edge = request.edge()
+    agent = Agent(edge=edge, agent_user=User(name="Model agent"), llm=llm)
+
+    @edge.events.subscribe
+    async def on_join(event: ParticipantJoinedEvent) -> None:
+        await agent.simple_response("Say hello.")
+
+    return agent

@@ -17,7 +17,7 @@ import pytest
 from tests.browser.waiting import eventually
 from tests.serve_kit import APP, EXAMPLE_APP, ROOT, TOKEN, Listener, ServeProcess
 from vision_agents.server.schema import MAX_BODY_BYTES, MAX_METADATA_BYTES
-from vision_agents.testing import synthesize_speech
+from vision_agents.testing import OpenAIRealtimeServer, ScriptedReply, synthesize_speech, tone
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -388,3 +388,41 @@ def test_serve_refuses_to_start_without_a_token_or_with_a_bad_factory() -> None:
     done = _serve_cli("tests.no_such_module:create_agent")
     assert done.returncode == 1 and "No module named 'tests.no_such_module'" in done.stdout
     assert "Traceback" in done.stderr  # the worker's, for the details
+
+
+async def test_model_tokens_and_reconnects_reach_the_session_and_the_metrics(
+    servers: list[ServeProcess],
+) -> None:
+    reply = tone(440, 0.5, sample_rate=24000).to_bytes()
+    async with OpenAIRealtimeServer() as model:
+        model.responder = lambda _event: ScriptedReply(transcript="Hello.", audio=reply)
+        server = await serve(servers, "tests.server_app:create_openai_agent")
+        created = await server.call(
+            "POST",
+            "/sessions",
+            json={"call_id": "model", "metadata": {"model_url": model.base_url}},
+        )
+        assert created.status == 201, created.body
+        session_id = created.body["session_id"]
+        listener = await Listener.join(created.body["join_url"])
+        try:
+            await eventually(
+                lambda: _metric_at_least(
+                    server, 'vision_agents_model_tokens_total{kind="output_audio"}', 1
+                ),
+                30,
+                "output tokens",
+            )
+            usage = (await session_state(server, session_id))["usage"]
+            assert isinstance(usage, dict) and usage["tokens_output_audio"] > 0
+            assert usage["reconnects"] == 0
+            await model.drop()  # the connection breaks; the plugin reconnects
+            await eventually(
+                lambda: _metric_at_least(server, "vision_agents_model_reconnects_total", 1),
+                30,
+                "a reconnect counted",
+            )
+            usage = (await session_state(server, session_id))["usage"]
+            assert isinstance(usage, dict) and usage["reconnects"] == 1
+        finally:
+            await listener.leave()

@@ -79,6 +79,13 @@ class ServerMetrics:
             namespace=ns,
             registry=r,
         )
+        self.tokens = Counter(
+            "model_tokens",
+            "Tokens the models reported using, by kind (input_audio, output_text, ...)",
+            ["kind"],
+            namespace=ns,
+            registry=r,
+        )
         self.turn_latency = Histogram(
             "turn_latency_seconds",
             "End of user speech to the agent's first audio",
@@ -118,7 +125,7 @@ class UsageDeltas:
         self.metrics = metrics
         self.last: dict[str, float] = {}
 
-    def _add(self, counter: Counter, key: str, stats: dict[str, Any]) -> None:
+    def _add(self, counter: Any, key: str, stats: dict[str, Any]) -> None:
         value = stats.get(key)
         if isinstance(value, int | float):
             delta = float(value) - self.last.get(key, 0.0)
@@ -128,6 +135,10 @@ class UsageDeltas:
 
     def update(self, stats: dict[str, Any]) -> None:
         m = self.metrics
+        tokens = stats.get("tokens")
+        if isinstance(tokens, dict):
+            for kind, value in tokens.items():
+                self._add(m.tokens.labels(kind), f"tokens.{kind}", {f"tokens.{kind}": value})
         self._add(m.audio_in, "audio_in_s", stats)
         self._add(m.audio_out, "audio_out_s", stats)
         self._add(m.reconnects, "reconnects", stats)

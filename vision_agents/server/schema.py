@@ -49,6 +49,11 @@ class Usage(BaseModel):
     reconnects: float | None = None
     cpu_s: float | None = None
     rss_bytes: float | None = None
+    tokens_input_text: int | None = None
+    tokens_input_audio: int | None = None
+    tokens_input_image: int | None = None
+    tokens_output_text: int | None = None
+    tokens_output_audio: int | None = None
 
 
 class SessionInfo(BaseModel):

@@ -303,6 +303,11 @@ class SessionManager:
                 value = message.get(key)
                 if isinstance(value, int | float):
                     session.usage[key] = value
+            tokens = message.get("tokens")
+            if isinstance(tokens, dict):
+                for kind, count in tokens.items():
+                    if isinstance(count, int | float):
+                        session.usage[f"tokens_{kind}"] = count
             self._update_memory()
             limit = self.config.max_session_memory_mb
             rss_mb = session.usage.get("rss_bytes", 0.0) / 1e6

@@ -11,7 +11,13 @@ import psutil
 
 from vision_agents.core.agents.agent import Agent
 from vision_agents.core.edge.events import AudioReceivedEvent
-from vision_agents.core.llm.events import RealtimeAudioOutputEvent, RealtimeConnectedEvent
+from vision_agents.core.llm.events import (
+    RealtimeAudioOutputEvent,
+    RealtimeConnectedEvent,
+    RealtimeReconnectedEvent,
+    Usage,
+    UsageEvent,
+)
 from vision_agents.core.voice.events import TurnTimingEvent, UserSpeechEndedEvent
 
 
@@ -23,12 +29,15 @@ class SessionUsage:
     played into the call (not silence). Turn latency runs from the end of a user's speech to
     the agent's first audio: from ``TurnTimingEvent`` (voice pipeline) or from
     ``UserSpeechEndedEvent`` to the next ``RealtimeAudioOutputEvent`` (realtime models that
-    report speech ends). Reconnects count model connections after the first.
+    report speech ends). Reconnects come from ``RealtimeReconnectedEvent`` (or model
+    connections after the first); tokens are the session's totals from ``UsageEvent``.
     """
 
     agent: Agent
     audio_in_s: float = 0.0
     connects: int = 0
+    reconnected: int = 0
+    tokens: Usage = field(default_factory=Usage)
     turn_latencies_s: list[float] = field(default_factory=list)
     _speech_ended_at: float | None = None
 
@@ -42,12 +51,18 @@ class SessionUsage:
     async def _on_model_event(
         self,
         event: RealtimeConnectedEvent
+        | RealtimeReconnectedEvent
+        | UsageEvent
         | RealtimeAudioOutputEvent
         | UserSpeechEndedEvent
         | TurnTimingEvent,
     ) -> None:
         if isinstance(event, RealtimeConnectedEvent):
             self.connects += 1
+        elif isinstance(event, RealtimeReconnectedEvent):
+            self.reconnected += 1
+        elif isinstance(event, UsageEvent):
+            self.tokens = event.totals
         elif isinstance(event, UserSpeechEndedEvent):
             self._speech_ended_at = time.monotonic()
         elif isinstance(event, RealtimeAudioOutputEvent):
@@ -69,7 +84,15 @@ class SessionUsage:
         return {
             "audio_in_s": round(self.audio_in_s, 3),
             "audio_out_s": round(self.audio_out_s, 3),
-            "reconnects": max(0, self.connects - 1),
+            # Providers that report reconnections say so; for the others, count connections.
+            "reconnects": max(self.reconnected, self.connects - 1),
+            "tokens": {
+                "input_text": self.tokens.input_text,
+                "input_audio": self.tokens.input_audio,
+                "input_image": self.tokens.input_image,
+                "output_text": self.tokens.output_text,
+                "output_audio": self.tokens.output_audio,
+            },
             "turn_latencies_s": latencies,
             "participants": [p.name or p.user_id for p in self.agent.edge.participants],
         }
