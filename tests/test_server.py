@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 
 import numpy as np
+import psutil
 import pytest
 
 from tests.browser.waiting import eventually
@@ -332,7 +334,10 @@ async def test_sigterm_drains_then_exits_zero(servers: list[ServeProcess]) -> No
         joined = time.monotonic()
         await eventually(lambda: listener.audio.loud_since(joined) >= 5, 60, "the tone")
         signalled = time.monotonic()
-        server.process.send_signal(15)
+        # As systemd does by default: SIGTERM to every process of the service, workers too.
+        for child in psutil.Process(server.process.pid).children(recursive=True):
+            child.send_signal(signal.SIGTERM)
+        server.process.send_signal(signal.SIGTERM)
         await eventually(lambda: _not_ready(server), 2, "/ready to refuse")
         refused = await server.call("POST", "/sessions", json={"call_id": "late"})
         assert refused.status == 503 and refused.body["reason"] == "draining"

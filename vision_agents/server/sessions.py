@@ -59,6 +59,7 @@ class Session:
     done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     traced: Span = field(default_factory=Span, repr=False)
+    stop_reason: str | None = None
 
     @property
     def active(self) -> bool:
@@ -180,6 +181,7 @@ class SessionManager:
         """Tell the agent to leave and wait until it has (killing its process if it hangs)."""
         if session.active:
             session.state = "stopping"
+            session.stop_reason = reason
             if session.worker is None:
                 if session.task is not None:
                     session.task.cancel()
@@ -242,7 +244,7 @@ class SessionManager:
                     self._finish(session, "failed", "worker_exited", f"exit code {code}")
         except asyncio.CancelledError:
             if session.active:
-                self._finish(session, "ended", "deleted", None)
+                self._finish(session, "ended", session.stop_reason or "deleted", None)
             raise
         finally:
             if session.active:

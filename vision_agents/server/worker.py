@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -226,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reply_fd = os.dup(1)  # replies keep the real stdout; prints go to stderr
     os.dup2(2, 1)
+    # The server decides when a session ends (drain, stop); a SIGTERM sent to the whole
+    # process group (systemd's default) must not kill sessions before it has drained them.
+    # Without the server (its pipe closes) the worker stops by itself.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=os.environ.get("VISION_AGENTS_LOG_LEVEL", "WARNING"),
         format=f"%(asctime)s %(levelname)s worker[{os.getpid()}] %(name)s: %(message)s",
