@@ -185,9 +185,9 @@ async def test_limits_per_node_per_call_duration_and_empty_call(
         "--max-sessions-per-call",
         "1",
         "--empty-timeout",
-        "3",
+        "4",
         "--max-duration",
-        "6",
+        "9",
         "--prewarm",
         "2",
     )
@@ -200,7 +200,7 @@ async def test_limits_per_node_per_call_duration_and_empty_call(
     a = first.body["session_id"]
     await eventually(lambda: _state_is(server, a, "ended", "empty"), 10, "a to leave")
     state = await session_state(server, a)
-    assert 2.5 <= state["usage"]["duration_s"] <= 6, state  # type: ignore[index]
+    assert 3.5 <= state["usage"]["duration_s"] <= 8, state  # type: ignore[index]
 
     listeners: list[Listener] = []
     try:
@@ -220,10 +220,10 @@ async def test_limits_per_node_per_call_duration_and_empty_call(
         # Occupied calls stay past the empty timeout, until the maximum duration.
         for session_id in sessions:
             await eventually(
-                lambda s=session_id: _state_is(server, s, "ended", "max_duration"), 15, "the end"
+                lambda s=session_id: _state_is(server, s, "ended", "max_duration"), 20, "the end"
             )
             state = await session_state(server, session_id)
-            assert 5.5 <= state["usage"]["duration_s"] <= 10, state  # type: ignore[index]
+            assert 8.5 <= state["usage"]["duration_s"] <= 13, state  # type: ignore[index]
         for listener in listeners:
             await eventually(lambda li=listener: li.ws_closed_at is not None, 2, "calls to close")
         assert (await server.call("GET", "/ready", token=None)).status == 200
@@ -420,14 +420,18 @@ async def test_model_tokens_and_reconnects_reach_the_session_and_the_metrics(
             )
             usage = (await session_state(server, session_id))["usage"]
             assert isinstance(usage, dict) and usage["tokens_output_audio"] > 0
-            assert usage["reconnects"] == 0
+            # Usually 0; a heavily loaded machine can make the plugin reconnect by itself.
+            before = usage["reconnects"]
+            assert await server.metric("vision_agents_model_reconnects_total") == before
             await model.drop()  # the connection breaks; the plugin reconnects
             await eventually(
-                lambda: _metric_at_least(server, "vision_agents_model_reconnects_total", 1),
+                lambda: _metric_at_least(
+                    server, "vision_agents_model_reconnects_total", before + 1
+                ),
                 30,
                 "a reconnect counted",
             )
             usage = (await session_state(server, session_id))["usage"]
-            assert isinstance(usage, dict) and usage["reconnects"] == 1
+            assert isinstance(usage, dict) and usage["reconnects"] >= before + 1
         finally:
             await listener.leave()
