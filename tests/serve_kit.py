@@ -110,11 +110,15 @@ class ServeProcess:
                 body = await resp.json()
             return Reply(resp.status, body, dict(resp.headers))
 
-    async def metric(self, name: str) -> float:
+    async def metric(self, name: str, default: float | None = None) -> float:
+        """A sample's value from /metrics; ``default`` when it is absent (a labelled counter
+        has no sample before its first increment), else an assertion error."""
         reply = await self.call("GET", "/metrics", token=None)
         for line in str(reply.body).splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])
+        if default is not None:
+            return default
         raise AssertionError(f"no metric {name} in /metrics")
 
     async def terminate(self, within_s: float) -> int:

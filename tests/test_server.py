@@ -111,7 +111,7 @@ async def test_example_app_session_joins_lists_and_leaves_on_delete(
 
 
 async def _metric_at_least(server: ServeProcess, name: str, value: float) -> bool:
-    return await server.metric(name) >= value
+    return await server.metric(name, default=0.0) >= value
 
 
 async def _participants(server: ServeProcess, session_id: str, names: list[str]) -> bool:
