@@ -343,7 +343,7 @@ class ConnectionRuntime:
     def request_switch(self, reason: str, within_s: float | None = None) -> None:
         """Replace the link make-before-break (planned: goAway, session age). With
         ``within_s`` (the time the old link has left) the switch waits for the protocol's
-        next resumption point, but no longer than 70% of that time."""
+        next resumption point, but no longer than half that time."""
         if self._link is not None:
             self._triggers.put_nowait(_Trigger(self._link, reason, planned=True, within_s=within_s))
 
@@ -535,7 +535,8 @@ class ConnectionRuntime:
             await self._on_events([ConnectionLost(reason, code=trigger.code)])
         deadline = None
         if planned and trigger.within_s is not None:
-            deadline = asyncio.get_running_loop().time() + trigger.within_s * 0.7
+            # Half the time left for a resumption point; the rest to open the new link.
+            deadline = asyncio.get_running_loop().time() + trigger.within_s * 0.5
             await self._wait_ready_to_switch(link, deadline)
         logger.info("%s: replacing the connection: %s", self.name, reason)
         return await self._replace(link, reason, planned, deadline)
