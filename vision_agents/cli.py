@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import sys
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         if args.duration is not None and args.duration <= 0:
             parser.error(f"--duration must be positive, got {args.duration}")
+        from vision_agents.core.errors import ModelNotAvailableError
         from vision_agents.demo import run_demo
 
         try:
@@ -67,8 +69,21 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         except KeyboardInterrupt:
-            print("demo stopped")
+            # asyncio.run has cancelled the demo, which closed the agent and the call server.
+            print("demo stopped", flush=True)
             return 0
+        except ModelNotAvailableError as exc:  # expected on an incomplete install: no traceback
+            print(f"vision-agents demo: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            print(
+                f"vision-agents demo: port {args.port} on {args.host} is in use; "
+                "pass --port 0 for any free port, or another port",
+                file=sys.stderr,
+            )
+            return 1
     if args.command == "serve":
         return run_serve(args, parser)
     return 2

