@@ -17,24 +17,11 @@ from vision_agents.core.types import Participant
 from vision_agents.testing import (
     FakeRealtime,
     InMemoryEdge,
-    make_test_video,
     read_frame_index,
-    synthesize_speech,
     tone,
 )
 
 CLIP_SECONDS = 3.0
-
-
-@pytest.fixture(scope="module")
-def speech() -> PcmData:
-    return synthesize_speech("Hello agent, this is a short test of the audio path.")
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory, speech: PcmData) -> Path:
-    path = tmp_path_factory.mktemp("media") / "speech.mkv"
-    return make_test_video(path, seconds=CLIP_SECONDS, fps=30, audio=speech)
 
 
 def best_lag_correlation(a: np.ndarray, b: np.ndarray) -> float:

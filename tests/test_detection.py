@@ -11,7 +11,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import skimage.data
 
 from vision_agents.core import Agent, User
 from vision_agents.core.processors.detection import (
@@ -38,11 +37,6 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples/detection_voice/doorca
 
 # The astronaut's face, measured on the photo: x 170-285, y 55-175.
 FACE_REGION = (170, 55, 285, 175)
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return np.ascontiguousarray(skimage.data.astronaut())
 
 
 def test_opencv_finds_the_one_face_on_the_astronaut(astronaut: np.ndarray) -> None:

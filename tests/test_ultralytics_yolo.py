@@ -95,16 +95,6 @@ def test_torch_path_pose_and_task_check() -> None:
 # -- real YOLO networks --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def photo() -> np.ndarray:
-    """A 640x480 frame holding scikit-image's astronaut photo."""
-    import skimage.data
-
-    frame = np.zeros((480, 640, 3), dtype=np.uint8)
-    frame[:, 80:560] = skimage.data.astronaut()[16:496, 16:496]
-    return frame
-
-
 def random_yolo(yaml: str, photo: np.ndarray) -> Any:
     """The real network from ``yaml`` with seeded random weights and batch-norm statistics
     measured on ``photo``, so its outputs vary with the image."""

@@ -8,12 +8,12 @@ import logging
 import statistics
 import threading
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import av
 import pytest
 
+from tests.conftest import no_leaks
 from tests.media_tracks import VIDEO_TIME_BASE, SyntheticVideoTrack
 from vision_agents.core.utils.video_forwarder import FrameHandlerStats, VideoForwarder
 
@@ -54,18 +54,6 @@ class Recorder:
             while len(self.times) < n:
                 self.got_frame.clear()
                 await self.got_frame.wait()
-
-
-@contextlib.asynccontextmanager
-async def no_leaks() -> AsyncIterator[None]:
-    """Fail if the block leaves tasks or threads behind."""
-    tasks_before = asyncio.all_tasks()
-    threads_before = set(threading.enumerate())
-    yield
-    leftover_tasks = asyncio.all_tasks() - tasks_before - {asyncio.current_task()}
-    assert not leftover_tasks, leftover_tasks
-    leftover_threads = [t for t in threading.enumerate() if t not in threads_before]
-    assert not leftover_threads, leftover_threads
 
 
 def stats_by_name(fwd: VideoForwarder) -> dict[str, FrameHandlerStats]:

@@ -51,4 +51,7 @@ async def main(seconds: float | None = None, port: int = 8911) -> Realtime:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:  # Ctrl-C: the agent and the call server have closed
+        print("stopped")
