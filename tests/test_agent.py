@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 
+from tests.conftest import wait_until
 from vision_agents.core import Agent, PcmData, User
 from vision_agents.core.edge import Call, ParticipantLeftEvent
 from vision_agents.core.processors import VideoProcessor
@@ -68,7 +69,16 @@ async def test_agent_hears_sees_and_speaks_and_leaves_nothing_running(
         assert model.is_connected and model.instructions == "Be brief."
         await edge.add_participant("alice", clip)
         seconds = max(CLIP_SECONDS, speech.duration)  # the clip lasts as long as its speech
-        await asyncio.sleep(seconds + 0.8)  # it plays in real time
+        # It plays in real time: wait for all of its sound and its last frames.
+        await wait_until(
+            lambda: (
+                model.audio_received >= speech.duration - 0.05
+                and bool(model.latest_frames)
+                and read_frame_index(model.latest_frames[-1]) >= 30 * seconds - 10
+            ),
+            seconds + 10,
+            "the whole clip at the model",
+        )
 
         # video: the model got frames at its fps, newest first, in order
         got = len(model.frames)
@@ -91,14 +101,18 @@ async def test_agent_hears_sees_and_speaks_and_leaves_nothing_running(
         # the model speaks: its audio reaches the published track
         reply = tone(1000, 0.5, sample_rate=24000)
         model.respond("a beep", reply)
-        await asyncio.sleep(1.0)
+
+        def loud_seconds() -> float:
+            # a 0.5-amplitude sine is above 0.1 for 1 - 2/pi*asin(0.2) of the time
+            samples = edge.published.audio.to_float32().samples[0]
+            return float((np.abs(samples) > 0.1).sum() / 48000 / (1 - 2 / np.pi * np.arcsin(0.2)))
+
+        await wait_until(lambda: loud_seconds() >= 0.47, 5, "the reply on the published track")
         published = edge.published.audio.to_float32().samples[0]
         spectrum = np.abs(np.fft.rfft(published))
         freqs = np.fft.rfftfreq(len(published), 1 / 48000)
         assert abs(freqs[spectrum.argmax()] - 1000) < 5
-        # a 0.5-amplitude sine is above 0.1 for 1 - 2/pi*asin(0.2) of the time
-        loud_seconds = (np.abs(published) > 0.1).sum() / 48000 / (1 - 2 / np.pi * np.arcsin(0.2))
-        assert loud_seconds == pytest.approx(0.5, abs=0.03)
+        assert loud_seconds() == pytest.approx(0.5, abs=0.03)
 
     tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert tasks == [], f"tasks left running: {tasks}"
@@ -120,8 +134,7 @@ async def test_participant_leaving_stops_their_frames_at_once(clip: Path) -> Non
 
     async with agent.join(await agent.create_call()):
         alice = await edge.add_participant("alice", clip)
-        await asyncio.sleep(1.0)
-        assert len(model.frames) > 3
+        await wait_until(lambda: len(model.frames) > 3, 10, "frames at the model")
         await edge.remove_participant(alice)
         await asyncio.wait_for(left.wait(), 2)
         frames, processed = len(model.frames), len(counter.frames)
@@ -136,17 +149,19 @@ async def test_model_watches_the_newest_camera_and_falls_back(clip: Path, tmp_pa
     agent = Agent(edge=edge, llm=model)
     async with agent.join(await agent.create_call()):
         await edge.add_participant("alice", clip, loop=True)
-        await asyncio.sleep(0.6)
+        await wait_until(lambda: len(model.frames) > 0, 10, "alice's frames at the model")
         first = agent._video_in.watched_track_id
+        assert first is not None
         bob = await edge.add_participant("bob", clip, loop=True)
-        await asyncio.sleep(0.6)
-        assert agent._video_in.watched_track_id not in (None, first)
+        await wait_until(
+            lambda: agent._video_in.watched_track_id not in (None, first), 10, "bob watched"
+        )
         await edge.remove_participant(bob)
-        await asyncio.sleep(0.4)
-        assert agent._video_in.watched_track_id == first
+        await wait_until(
+            lambda: agent._video_in.watched_track_id == first, 10, "back to alice's camera"
+        )
         before = len(model.frames)
-        await asyncio.sleep(0.5)
-        assert len(model.frames) > before, "the model stopped getting frames after bob left"
+        await wait_until(lambda: len(model.frames) > before + 2, 10, "frames after bob left")
 
 
 async def test_finish_returns_when_the_call_ends() -> None:
@@ -168,8 +183,7 @@ async def test_interrupted_reply_is_dropped_from_the_published_track() -> None:
         for chunk in tone(1000, 5.0, sample_rate=24000).chunks(20):
             model._emit_audio_output_event(chunk, response_id="r1")
         await model.events.wait(timeout=5)
-        await asyncio.sleep(0.3)
-        assert agent.audio_track.buffered_ms > 3000
+        await wait_until(lambda: agent.audio_track.buffered_ms > 3000, 5, "the reply queued")
         model._emit_audio_output_done_event(response_id="r1", interrupted=True)
         await model.events.wait(timeout=5)
         assert agent.audio_track.buffered_ms == 0

@@ -107,7 +107,8 @@ async def test_setup_carries_settings_and_audio_arrives_as_16k_pcm(
     source = tone(440, 1.0, sample_rate=48000).resample(48000, 2)
     for block in source.chunks(20):
         await llm.simple_audio_response(block)
-    await server.wait_for(lambda: server.audio_seconds() > 0.95)
+    # All of it, not most of it: under load the last blocks arrive later.
+    await server.wait_for(lambda: abs(server.audio_seconds() - 1.0) <= 0.02)
     assert {a.mime_type for a in server.audio} == {"audio/pcm;rate=16000"}
     pcm = np.frombuffer(b"".join(a.data for a in server.audio), np.int16)
     spectrum = np.abs(np.fft.rfft(pcm.astype(np.float32)))

@@ -308,7 +308,15 @@ async def test_frames_at_fps(server: OpenAIRealtimeServer) -> None:
         await asyncio.sleep(seconds)
         for llm in llms.values():
             await llm.stop_watching_video_track()
-        await asyncio.sleep(0.2)
+        # Frames already sent may still be in flight to the server: wait for them, not a while.
+        await server.wait_for(
+            lambda: [
+                sum(e["type"] == "conversation.item.create" for e in c.received)
+                for c in server.connections
+            ]
+            == [llm.frames_sent for llm in llms.values()],
+            within=10,
+        )
         for (transport, fps), llm in llms.items():
             expected = fps * seconds
             assert expected * 0.9 <= llm.frames_sent <= expected * 1.1 + 1, (
