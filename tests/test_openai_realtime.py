@@ -310,11 +310,13 @@ async def test_frames_at_fps(server: OpenAIRealtimeServer) -> None:
             await llm.stop_watching_video_track()
         # Frames already sent may still be in flight to the server: wait for them, not a while.
         await server.wait_for(
-            lambda: [
-                sum(e["type"] == "conversation.item.create" for e in c.received)
-                for c in server.connections
-            ]
-            == [llm.frames_sent for llm in llms.values()],
+            lambda: (
+                [
+                    sum(e["type"] == "conversation.item.create" for e in c.received)
+                    for c in server.connections
+                ]
+                == [llm.frames_sent for llm in llms.values()]
+            ),
             within=10,
         )
         for (transport, fps), llm in llms.items():

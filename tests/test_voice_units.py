@@ -49,3 +49,22 @@ def test_agent_voice_arguments_are_checked() -> None:
         Agent(edge=InMemoryEdge(), llm=OfflineResponder(), vad=vad, tts=tts)
     with pytest.raises(ValueError, match="Realtime model"):
         Agent(edge=InMemoryEdge(), llm=FakeRealtime(), vad=vad)
+
+
+def test_vad_stamps_turns_with_the_stream_clock_and_counts_lengths_in_samples() -> None:
+    """A fake clock: the stamps are the arrival times of the audio that started and ended the
+    turn, however slowly the machine processed it."""
+    now = [100.0]
+    stream = silero.VAD(min_silence_ms=400).create_stream(clock=lambda: now[0])
+    speech = synthesize_speech("How many people do you see?")
+    results = []
+    for i, chunk in enumerate(silence(0.5).append(speech).append(silence(1.0)).chunks(20)):
+        now[0] = 100.0 + i * 0.02  # the chunk's arrival time
+        results.extend(stream.process(chunk))
+    start, end = results
+    assert isinstance(start, SpeechStart) and isinstance(end, SpeechEnd)
+    assert 100.5 <= start.at <= 100.5 + 0.3  # speech begins 0.5 s in
+    # espeak's clip has silence at both ends and between words: the voiced part is shorter
+    assert 0.5 * speech.duration < end.speech_ended_at - start.at <= speech.duration
+    # the end is detected min_silence_ms after the last voiced window
+    assert end.detected_at - end.speech_ended_at == pytest.approx(0.4, abs=0.08)

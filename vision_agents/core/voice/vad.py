@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,15 +90,18 @@ class VAD(ABC):
     def probability(self, window: NDArray[np.float32], state: object) -> tuple[float, object]:
         """Speech probability of one window of ``window_samples`` at 16 kHz, and the new state."""
 
-    def create_stream(self) -> VADStream:
-        return VADStream(self)
+    def create_stream(self, clock: Callable[[], float] = time.monotonic) -> VADStream:
+        """One stream's turn detection; ``clock`` stamps when audio arrived (tests pass a
+        fake one; the turn lengths themselves are counted in samples, never in wall time)."""
+        return VADStream(self, clock)
 
 
 class VADStream:
     """One audio stream's turn detection: ``process(pcm)`` returns the events in that audio."""
 
-    def __init__(self, vad: VAD) -> None:
+    def __init__(self, vad: VAD, clock: Callable[[], float] = time.monotonic) -> None:
         self.vad = vad
+        self._clock = clock
         self._resampler = Resampler(VAD_SAMPLE_RATE, 1, "f32")
         self._state = vad.new_state()
         self._pending = np.zeros(0, dtype=np.float32)
@@ -121,7 +125,7 @@ class VADStream:
         self._pending = np.concatenate([self._pending, samples])
         n = self.vad.window_samples
         out: list[VADResult] = []
-        now = time.monotonic()
+        now = self._clock()
         while len(self._pending) >= n:
             window, self._pending = self._pending[:n], self._pending[n:]
             result = self._step(window, now)
@@ -167,4 +171,6 @@ class VADStream:
         self._voiced_ms = 0.0
         self._silence_ms = 0.0
         self._prefix = []
-        return SpeechEnd(audio=audio, speech_ended_at=self._last_voiced_at)
+        return SpeechEnd(
+            audio=audio, speech_ended_at=self._last_voiced_at, detected_at=self._clock()
+        )
