@@ -113,6 +113,7 @@ TIMING_TESTS: dict[str, set[str]] = {
     },
     "test_local_camera.py": {
         "test_lavfi_test_pattern_plays_in_real_time",
+        "test_video_file_plays_every_frame_in_order_then_ends",
         "test_agent_sees_the_camera_and_hears_a_wav_through_local_edge",
     },
     "test_openai_agent.py": {"*"},

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import ssl
+import statistics
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -231,9 +233,9 @@ async def test_frames_are_jpeg_within_the_size_limit_at_fps() -> None:
         assert {f.mime_type for f in frames} == {"image/jpeg"}
         assert all(max(f.width, f.height) == min(side, 1280) for f in frames)
         if len(frames) > 2:
-            span = frames[-1].at - frames[0].at
-            rate = (len(frames) - 1) / span
-            assert rate == pytest.approx(fps, rel=0.1), (fps, len(frames), span)
+            # The typical interval: one frame late on a loaded machine does not change it.
+            gaps = [b.at - a.at for a, b in itertools.pairwise(frames)]
+            assert statistics.median(gaps) == pytest.approx(1 / fps, rel=0.1), (fps, gaps)
         assert len(frames) == pytest.approx(fps * seconds, abs=max(1, 0.1 * fps * seconds)), fps
 
 

@@ -189,7 +189,9 @@ async def test_slow_sync_callback_runs_in_one_thread_and_never_blocks_the_loop()
         with contextlib.suppress(asyncio.CancelledError):
             await tick
         await fwd.stop()
-    assert max(lateness) < 0.1, max(lateness)
+    # Run on the loop, the 0.3 s callback would make a tick at least 0.3 s late; scheduling
+    # on a loaded machine alone makes them up to ~0.15 s late.
+    assert max(lateness) < 0.25, max(lateness)
     assert threads and threading.main_thread().name not in threads and len(threads) == 1
     assert overlaps == 0
     assert realtime.stale == 0
