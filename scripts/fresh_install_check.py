@@ -388,6 +388,15 @@ async def offline_checks(workdir: Path, demo_seconds: float) -> list[Result]:
                 ["agent: Local OpenAI Realtime server here."],
             ),
         )
+        await step(
+            f"examples/xai_realtime/xai_agent.py against the {LOCAL_SERVERS}",
+            lambda: check_output(
+                ["python", "examples/xai_realtime/xai_agent.py"],
+                src,
+                with_servers,
+                ["agent: Local OpenAI Realtime server here."],
+            ),
+        )
     finally:
         servers.send_signal(signal.SIGTERM)
         await asyncio.wait_for(servers.wait(), 30)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 from pathlib import Path
 
 import pytest
 
 from tests.browser.python_peer import PythonPeer, SolidColourTrack
+from tests.conftest import wait_until
 from vision_agents.cli import main as cli_main
 from vision_agents.demo import run_demo
 
@@ -39,7 +42,7 @@ def test_demo_command_runs_offline(
     assert "demo finished" in out
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 async def test_demo_agent_describes_what_a_participant_shows(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,18 +53,28 @@ async def test_demo_agent_describes_what_a_participant_shows(
     async def join_with_a_red_camera(url: str) -> None:
         peers.append(await PythonPeer.join(url, video=SolidColourTrack((210, 20, 20))))
 
+    out = ""
+
+    def said(text: str) -> bool:
+        nonlocal out
+        out += capsys.readouterr().out
+        return text in out
+
+    demo = asyncio.create_task(
+        run_demo(port=0, open_browser=False, every_s=2.0, on_ready=join_with_a_red_camera)
+    )
     try:
-        code = await run_demo(
-            port=0, duration=5.0, open_browser=False, every_s=2.0, on_ready=join_with_a_red_camera
+        await wait_until(lambda: said("py joined the call"), 30, "the participant joining")
+        await wait_until(
+            lambda: said("agent says: Hello, I am the offline demo agent"), 30, "the greeting"
         )
+        await wait_until(lambda: said("I see a mostly red"), 30, "the description")
     finally:
+        demo.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await demo
         for peer in peers:
             await peer.leave()
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "py joined the call" in out
-    assert "agent says: Hello, I am the offline demo agent" in out
-    assert "I see a mostly red" in out
 
 
 async def test_video_call_example_runs(

@@ -7,6 +7,7 @@ import itertools
 import json
 import ssl
 import statistics
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -218,9 +219,11 @@ async def test_frames_are_jpeg_within_the_size_limit_at_fps() -> None:
                 await model.connect()
             for model in llms:
                 await model.watch_video_track(track, shared_forwarder=forwarder)
+            window_start = time.monotonic()
             await asyncio.sleep(seconds)
             for model in llms:
                 await model.stop_watching_video_track()
+            window = time.monotonic() - window_start  # the sleep overruns on a loaded machine
             counts = [len(srv.frames) for srv in servers]
             await asyncio.sleep(0.5)
             assert [len(srv.frames) for srv in servers] == counts  # nothing after stop
@@ -236,7 +239,7 @@ async def test_frames_are_jpeg_within_the_size_limit_at_fps() -> None:
             # The typical interval: one frame late on a loaded machine does not change it.
             gaps = [b.at - a.at for a, b in itertools.pairwise(frames)]
             assert statistics.median(gaps) == pytest.approx(1 / fps, rel=0.1), (fps, gaps)
-        assert len(frames) == pytest.approx(fps * seconds, abs=max(1, 0.1 * fps * seconds)), fps
+        assert len(frames) == pytest.approx(fps * window, abs=max(1, 0.1 * fps * window)), fps
 
 
 async def test_server_rejects_what_the_service_would(server: GeminiLiveServer) -> None:

@@ -4,7 +4,8 @@ endpoints from the environment (the examples, your own agent), with no key and n
     python -m vision_agents.testing.serve --ca-file /tmp/local-ca.pem
 
 prints ``NAME=value`` lines to export (``GOOGLE_GEMINI_BASE_URL`` and ``SSL_CERT_FILE`` for the
-google-genai SDK, ``OPENAI_BASE_URL`` for the openai SDK, placeholder API keys), then ``ready``,
+google-genai SDK, ``OPENAI_BASE_URL`` for the openai SDK, ``XAI_BASE_URL`` for the xAI example,
+placeholder API keys), then ``ready``,
 and serves until interrupted (Ctrl-C or SIGTERM).
 """
 
@@ -46,6 +47,8 @@ async def serve(ca_file: Path) -> None:
             ("GOOGLE_API_KEY", "local-test-key"),
             ("OPENAI_BASE_URL", openai.base_url),
             ("OPENAI_API_KEY", "local-test-key"),
+            ("XAI_BASE_URL", openai.base_url),  # xAI speaks the OpenAI Realtime protocol
+            ("XAI_API_KEY", "local-test-key"),
         ):
             print(f"{name}={value}")
         print("ready", flush=True)
