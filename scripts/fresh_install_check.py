@@ -394,7 +394,7 @@ async def offline_checks(workdir: Path, demo_seconds: float) -> list[Result]:
                 ["python", "examples/xai_realtime/xai_agent.py"],
                 src,
                 with_servers,
-                ["agent: Local OpenAI Realtime server here."],
+                ["agent: Local xAI Grok voice server here."],
             ),
         )
     finally:

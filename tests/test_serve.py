@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(120)
     ("example", "expected"),
     [
         ("examples/gemini_realtime/main.py", "agent: Local Gemini Live server here; you said:"),
-        ("examples/xai_realtime/xai_agent.py", "agent: Local OpenAI Realtime server here."),
+        ("examples/xai_realtime/xai_agent.py", "agent: Local xAI Grok voice server here."),
     ],
 )
 def test_examples_run_against_the_served_local_servers(

@@ -1,12 +1,12 @@
-"""Run the local Gemini Live and OpenAI Realtime protocol servers for programs that read their
-endpoints from the environment (the examples, your own agent), with no key and no network.
+"""Run the local Gemini Live, OpenAI Realtime and xAI Grok voice protocol servers for programs
+that read their endpoints from the environment (the examples, your own agent): no key, no
+network.
 
     python -m vision_agents.testing.serve --ca-file /tmp/local-ca.pem
 
 prints ``NAME=value`` lines to export (``GOOGLE_GEMINI_BASE_URL`` and ``SSL_CERT_FILE`` for the
 google-genai SDK, ``OPENAI_BASE_URL`` for the openai SDK, ``XAI_BASE_URL`` for the xAI example,
-placeholder API keys), then ``ready``,
-and serves until interrupted (Ctrl-C or SIGTERM).
+placeholder API keys), then ``ready``, and serves until interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -20,11 +20,17 @@ from pathlib import Path
 from vision_agents.core.audio import PcmData
 from vision_agents.testing.gemini_server import GeminiLiveServer
 from vision_agents.testing.media import tone
-from vision_agents.testing.openai_server import OpenAIRealtimeServer, ScriptedReply
+from vision_agents.testing.openai_server import OpenAIRealtimeServer, Responder, ScriptedReply
+from vision_agents.testing.xai_server import XAIRealtimeServer
 
 
 def _gemini_reply(text: str) -> tuple[str, PcmData | None]:
     return f"Local Gemini Live server here; you said: {text}", tone(660, 0.4, sample_rate=24000)
+
+
+def _spoken_reply(text: str) -> Responder:
+    audio = tone(660, 0.4, sample_rate=24000).to_int16().to_bytes()
+    return lambda _event: ScriptedReply(transcript=text, audio=audio)
 
 
 async def serve(ca_file: Path) -> None:
@@ -35,11 +41,10 @@ async def serve(ca_file: Path) -> None:
     async with (
         GeminiLiveServer(responder=_gemini_reply) as gemini,
         OpenAIRealtimeServer() as openai,
+        XAIRealtimeServer() as xai,
     ):
-        openai.responder = lambda _event: ScriptedReply(
-            transcript="Local OpenAI Realtime server here.",
-            audio=tone(660, 0.4, sample_rate=24000).to_int16().to_bytes(),
-        )
+        openai.responder = _spoken_reply("Local OpenAI Realtime server here.")
+        xai.responder = _spoken_reply("Local xAI Grok voice server here.")
         await asyncio.to_thread(ca_file.write_bytes, gemini.tls.ca_pem())
         for name, value in (
             ("GOOGLE_GEMINI_BASE_URL", gemini.base_url),
@@ -47,7 +52,7 @@ async def serve(ca_file: Path) -> None:
             ("GOOGLE_API_KEY", "local-test-key"),
             ("OPENAI_BASE_URL", openai.base_url),
             ("OPENAI_API_KEY", "local-test-key"),
-            ("XAI_BASE_URL", openai.base_url),  # xAI speaks the OpenAI Realtime protocol
+            ("XAI_BASE_URL", xai.base_url),
             ("XAI_API_KEY", "local-test-key"),
         ):
             print(f"{name}={value}")
