@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 
+from tests.conftest import wait_until
 from vision_agents.core import Agent, User
 from vision_agents.core.processors.detection import (
     Detection,
@@ -227,7 +228,11 @@ async def test_processor_runs_detection_at_its_own_rate_and_publishes_every_fram
     link = DetectionAgentLink(proc, model)
     async with agent.join(await agent.create_call("default", "det")):
         await edge.add_participant("alice", clip)
-        await asyncio.sleep(2.3)
+        await wait_until(
+            lambda: edge.published.video_frames >= 30 and backend.calls >= 3,
+            15,
+            "published video and detections",
+        )
         result = await model.tools.call("what_is_in_view", {})
     link.close()
     published = edge.published.video_frames

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -126,12 +127,15 @@ async def test_video_is_sent_at_fps_and_stops_when_asked() -> None:
     await llm.connect()
     track = SyntheticVideoTrack(fps=30)
     await llm.watch_video_track(track)
-    await asyncio.sleep(2.0)
+    started = time.monotonic()
+    await asyncio.sleep(2.0)  # a measuring window; it overruns on a loaded machine
     await llm.stop_watching_video_track()
+    window = time.monotonic() - started
     got = len(llm.frames)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # a window in which nothing may arrive
     assert len(llm.frames) == got, "frames kept arriving after stop_watching_video_track"
-    assert 8 <= got <= 12, f"expected ~10 frames at 5 fps over 2 s, got {got}"
+    expected = 5 * window
+    assert 0.8 * expected <= got <= 1.2 * expected + 1, f"~{expected:.0f} frames at 5 fps: {got}"
     await llm.close()
 
 
