@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import numpy as np
 import pytest
 
+from tests.conftest import wait_until
 from vision_agents.core import Agent, PcmData
-from vision_agents.core.voice import OfflineResponder, SpeechEnd, SpeechStart
+from vision_agents.core.voice import STT, TTS, OfflineResponder, SpeechEnd, SpeechStart
 from vision_agents.plugins import local_tts, silero
 from vision_agents.testing import FakeRealtime, InMemoryEdge, synthesize_speech
 
@@ -68,3 +72,34 @@ def test_vad_stamps_turns_with_the_stream_clock_and_counts_lengths_in_samples() 
     assert 0.5 * speech.duration < end.speech_ended_at - start.at <= speech.duration
     # the end is detected min_silence_ms after the last voiced window
     assert end.detected_at - end.speech_ended_at == pytest.approx(0.4, abs=0.08)
+
+
+class GatedTTS(TTS):
+    """A TTS that speaks only once ``gate`` is set: a slow engine on a busy machine."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+
+    async def stream(self, text: str) -> AsyncIterator[PcmData]:
+        await self.gate.wait()
+        yield silence(0.2)
+
+
+class SilentSTT(STT):
+    async def stream(self, pcm: PcmData) -> AsyncIterator[str]:
+        return
+        yield ""
+
+
+async def test_agent_is_speaking_while_its_reply_is_still_being_synthesised() -> None:
+    """Nothing is queued for playback yet, but the reply is in progress: asking again would
+    replace it unheard (the demo's greeting was lost that way on a loaded machine)."""
+    tts = GatedTTS()
+    edge = InMemoryEdge()
+    agent = Agent(edge=edge, llm=OfflineResponder(), vad=silero.VAD(), stt=SilentSTT(), tts=tts)
+    async with agent.join(await agent.create_call()):
+        assert not agent.speaking
+        await agent.simple_response("What do you see?")
+        assert agent.audio_track.buffered_ms == 0 and agent.speaking
+        tts.gate.set()
+        await wait_until(lambda: not agent.speaking, 10, "the reply played out")

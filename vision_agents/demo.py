@@ -277,7 +277,9 @@ async def _converse(
             await agent.simple_response("Say what you see.")
             while left() is None or (left() or 0.0) > 0:
                 await asyncio.sleep(min(0.25, max(0.0, left() or 0.25)))
-                if agent.audio_track.buffered_ms > 0:  # count quiet time from the reply's end
+                # Quiet time counts from the reply's end; a reply still being made (a slow
+                # TTS) is not quiet: asking again would replace it before it is heard.
+                if agent.speaking:
                     last_voice = time.monotonic()
                 elif time.monotonic() - last_voice >= every_s:
                     last_voice = time.monotonic()

@@ -117,6 +117,13 @@ class Agent:
         """Wait until the call ends (the edge says so, or the agent is closed)."""
         await self._call_ended.wait()
 
+    @property
+    def speaking(self) -> bool:
+        """The agent is producing a reply (voice pipeline) or its audio is still queued."""
+        if self._voice is not None and self._voice.agent_speaking:
+            return True
+        return self.audio_track.buffered_ms > 0
+
     async def simple_response(self, text: str) -> None:
         """Ask the model to respond to ``text`` as if a participant had said it."""
         if self._voice is not None:
