@@ -122,6 +122,7 @@ def assert_same(ours: list[Detection], theirs: list[Detection]) -> None:
             assert np.allclose(a.keypoints, b.keypoints, atol=0.5)
 
 
+@pytest.mark.timeout(360)  # CPU-bound: ~25 s on an idle 2-core machine, over 120 s beside burners
 @pytest.mark.parametrize(("yaml", "keypoints"), NETWORKS)
 def test_real_yolo_matches_ultralytics_own_postprocessing(
     yaml: str, keypoints: int, photo: np.ndarray
@@ -156,6 +157,7 @@ def test_real_yolo_matches_ultralytics_own_postprocessing(
     assert strict.detect(photo) == []
 
 
+@pytest.mark.timeout(360)  # CPU-bound, as above
 @pytest.mark.parametrize(("yaml", "keypoints"), NETWORKS)
 def test_real_yolo_exported_to_onnx_gives_the_same_detections(
     yaml: str, keypoints: int, photo: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
