@@ -453,7 +453,15 @@ def report(results: list[Result]) -> int:
     return 1 if failed else 0
 
 
+def press_ctrl_c_possible() -> None:
+    """Started as a background job, this process (and so every child) would ignore SIGINT,
+    and Ctrl-C could not be checked; a handler here is reset to the default in each child."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main() -> int:
+    press_ctrl_c_possible()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo-seconds", type=float, default=20.0)
     parser.add_argument("--workdir", type=Path, help="reuse this folder (default: a temp dir)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,12 @@ import pytest
 from tests.browser.waiting import eventually
 from vision_agents.core.audio import PcmData
 from vision_agents.testing import make_test_video, synthesize_speech
+
+# Started as a background job (as a CI runner may), pytest and so every child it starts would
+# ignore SIGINT, and the tests that press Ctrl-C on a child could not. A handler installed here
+# is reset to the default in each child at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.asynccontextmanager
