@@ -179,7 +179,7 @@ async def test_three_browsers_see_each_other_and_leaving_stops_forwarding(
                 await page.goto(edge.join_url("e2e", name=name))
                 pages.append(page)
             # Three Chromium processes starting on two busy cores can take well over 15 s.
-            await eventually(lambda: len(edge.participants) == 3, 45, "three participants")
+            await eventually(lambda: len(edge.participants) == 3, 90, "three participants")
             seats = [int(await p.evaluate("vaCall.seat")) for p in pages]
             assert sorted(seats) == [1, 2, 3]
 
