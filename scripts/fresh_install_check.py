@@ -298,6 +298,57 @@ async def check_video_call(src: Path, env: dict[str, str]) -> str:
             await process.wait()
 
 
+async def check_agent_server(src: Path, env: dict[str, str]) -> str:
+    """examples/agent_server as its docstring says: serve, POST /sessions (then DELETE it),
+    then Ctrl-C."""
+    import aiohttp
+
+    token = "fresh-install-check-token"
+    process = await asyncio.create_subprocess_exec(
+        "vision-agents",
+        "serve",
+        "examples.agent_server.app:create_agent",
+        "--port",
+        "8080",
+        cwd=src,
+        env={**env, "VISION_AGENTS_API_TOKEN": token},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    output = Output(process)
+    try:
+        line = await output.line_starting("vision-agents serve: listening on ", 120)
+        base = line.rsplit(" ", 1)[1]
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{base}/sessions",
+                json={"call_id": "support-1"},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
+                body = await response.json()
+            assert response.status == 201, (response.status, body)
+            assert str(body.get("join_url", "")).startswith("http"), body
+            # End the session (else Ctrl-C lets it run for its drain time, by design).
+            async with http.delete(
+                f"{base}/sessions/{body['session_id']}",
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
+                assert response.status == 204, response.status
+        process.send_signal(signal.SIGINT)
+        try:
+            code = await asyncio.wait_for(process.wait(), 60)
+        except TimeoutError:
+            raise AssertionError("the server still ran 60 s after Ctrl-C") from None
+        await output.close()
+        err = "\n".join(output.err)
+        assert code == 0 and "Traceback" not in err, (code, err[-2000:])
+        return "POST /sessions: 201 with a join link; DELETE: 204; Ctrl-C: exit 0"
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 async def check_output(
     argv: list[str], src: Path, env: dict[str, str], expect: list[str], limit_s: float = 120
 ) -> str:
@@ -379,6 +430,9 @@ async def offline_checks(workdir: Path, demo_seconds: float, only: str = "") -> 
     )
     await step("examples/webcam_demo.py on files", lambda: _webcam(src, env, media, make_media))
     await step("examples/video_call/video_call.py", lambda: check_video_call(src, env))
+    await step(
+        "examples/agent_server/app.py (vision-agents serve)", lambda: check_agent_server(src, env)
+    )
 
     servers, with_servers = await start_local_servers(src, env, workdir)
     try:
