@@ -208,3 +208,27 @@ async def test_seventy_five_openai_minutes_across_the_session_cap_lose_no_turn()
     first_switch = switched[0][0]
     assert first_switch - expired_at < 2.0, f"new session {first_switch - expired_at:.2f} s late"
     assert "session_expired" in {e["code"] for e in server.errors}
+
+
+async def test_openai_usage_totals_match_the_servers_own_accounting() -> None:
+    async with OpenAIRealtimeServer() as server:
+        server.responder = lambda request: ScriptedReply(transcript="fine", audio=b"\1\0" * 4800)
+        client = openai.AsyncOpenAI(api_key="k", base_url=server.base_url)
+        llm = openai_plugin.Realtime(client=client, turn_detection=None)
+        await llm.connect()
+        try:
+            await stream_audio(llm, 0.5)
+            for i in range(3):
+                assert await llm.generate_reply(f"turn {i}", timeout=10) == "fine"
+        finally:
+            await llm.close()
+    mine, theirs = llm.usage, server.usage
+    assert theirs.responses == 3 and theirs.output.audio > 0 and theirs.cached_tokens > 0
+    assert (mine.input_text, mine.input_audio, mine.input_image) == (
+        theirs.input.text,
+        theirs.input.audio,
+        theirs.input.image,
+    )
+    assert mine.input_cached == theirs.cached_tokens
+    assert (mine.output_text, mine.output_audio) == (theirs.output.text, theirs.output.audio)
+    assert mine.total == theirs.total_tokens
