@@ -142,7 +142,13 @@ TIMING_TESTS: dict[str, set[str]] = {
         "test_stop_cancels_busy_handlers_and_is_idempotent",
     },
     "test_voice_agent.py": {"*"},
-    "test_webrtc_browser.py": {"*"},
+    # The three-browser test is not here: three Chromium processes beside two CPU burners are
+    # more than two cores carry (joins took over 90 s); it runs in the normal suite.
+    "test_webrtc_browser.py": {
+        "test_agent_and_browser_exchange_audio_and_video",
+        "test_wrong_or_expired_token_is_refused_with_a_clear_message",
+        "test_browser_talks_to_gemini_through_the_agent",
+    },
 }
 
 

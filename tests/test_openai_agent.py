@@ -82,8 +82,9 @@ async def test_agent_truncates_at_what_its_track_played() -> None:
             played = agent.audio_track.played_ms(responses[0])
             assert played is not None
             assert abs(end_ms - played) <= 150, (end_ms, played)
-            # the earlier 0.5 s played first: a clock-based guess would be ~500 ms too late
-            assert abs(end_ms - (since_arrival_ms - 500)) <= 200, (end_ms, since_arrival_ms)
+            # the earlier 0.5 s played first, so the player is well behind a clock-based guess
+            # (which would say ~since_arrival_ms); how far depends on how the track was paced
+            assert end_ms <= since_arrival_ms - 200, (end_ms, since_arrival_ms)
             # the queued rest of the reply is dropped from the published track
             await asyncio.sleep(0.5)
             published = edge.published.audio.to_float32().samples[0]
