@@ -34,10 +34,6 @@ def test_the_reported_load_failures_are_timing_tests() -> None:
     for module, name in [
         ("test_openai_realtime.py", "test_frames_at_fps"),
         ("test_openai_realtime.py", "test_session_updates_and_interrupt_on_the_wire"),
-        (
-            "test_webrtc_browser.py",
-            "test_three_browsers_see_each_other_and_leaving_stops_forwarding",
-        ),
         ("test_voice_agent.py", "test_spoken_question_gets_a_spoken_answer_and_barge_in_cuts_it"),
         ("test_gemini_live.py", "test_frames_are_jpeg_within_the_size_limit_at_fps"),
     ]:
