@@ -288,3 +288,25 @@ async def test_default_keepalive_notices_a_blackhole_within_eight_seconds(provid
 def test_tone_helper_is_what_we_think() -> None:
     pcm = tone(1000, 0.1, sample_rate=16000)
     assert isinstance(pcm, PcmData) and pcm.sample_rate == 16000 and len(pcm) == 1600
+
+
+async def test_without_keepalive_a_drop_replays_no_audio_already_sent() -> None:
+    async with OpenAIRealtimeServer() as server:
+        client = openai.AsyncOpenAI(api_key="k", base_url=server.base_url)
+        llm = openai_plugin.Realtime(
+            client=client,
+            turn_detection=None,
+            keepalive=None,
+            retry=RetryPolicy(initial_delay=0.05),
+        )
+        await llm.connect()
+        try:
+            await stream_tone(llm, 24000, 1.0, PACE)
+            await wait_until(lambda: server.audio_bytes >= 48000, 5, "the tone at the server")
+            sent = server.audio_bytes
+            await server.drop()
+            await wait_until(lambda: len(server.connections) == 2, 5, "a new connection")
+            await asyncio.sleep(0.3)  # anything replayed would be here by now
+            assert server.audio_bytes == sent  # nothing sent twice (no pongs to wait for)
+        finally:
+            await llm.close()

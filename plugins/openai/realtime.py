@@ -25,6 +25,7 @@ from vision_agents.core.llm.runtime import (
     DEFAULT_KEEPALIVE,
     ApiKey,
     ApiKeySource,
+    ConnectionRuntime,
     Keepalive,
     Link,
     RetryPolicy,
@@ -340,8 +341,8 @@ class Realtime(ProtocolRealtime):
         await self._flush()
 
 
-def _data_channel_limit(runtime: Any) -> int:
-    link = getattr(runtime, "_link", None)
+def _data_channel_limit(runtime: ConnectionRuntime | None) -> int:
+    link = runtime.link if runtime is not None else None
     return link.conn.max_message_size if isinstance(link, _WebRTCLink) else 0
 
 

@@ -292,7 +292,6 @@ class ConnectionRuntime:
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
         self._gave_up: BaseException | None = None
-        self._up = asyncio.Event()
         self._state_changed = asyncio.Event()
         self._flush_task: asyncio.Task[None] | None = None
 
@@ -301,6 +300,11 @@ class ConnectionRuntime:
     @property
     def connected(self) -> bool:
         return self._link is not None and not self._link_dead
+
+    @property
+    def link(self) -> Link | None:
+        """The link in use (None between a loss and its replacement)."""
+        return None if self._link_dead else self._link
 
     @property
     def failed(self) -> BaseException | None:
@@ -315,17 +319,6 @@ class ConnectionRuntime:
         self._supervisor = asyncio.get_running_loop().create_task(
             self._supervise(), name=f"{self.name}:supervisor"
         )
-
-    async def wait_connected(self, within: float) -> None:
-        if self._gave_up is not None:
-            raise RealtimeConnectionError(f"{self.name}: gave up reconnecting: {self._gave_up}")
-        try:
-            async with asyncio.timeout(within):
-                await self._up.wait()
-        except TimeoutError:
-            raise RealtimeConnectionError(
-                f"{self.name}: not connected within {within:g} s"
-            ) from None
 
     async def flush(self) -> None:
         """Send what the protocol wants sent and hand its events on; call after each command."""
@@ -365,7 +358,6 @@ class ConnectionRuntime:
         await cancel_and_wait(*self._link_tasks)
         self._link_tasks.clear()
         link, self._link = self._link, None
-        self._up.clear()
         if link is not None:
             await self._close_link(link)
         await self._tasks.close()
@@ -390,6 +382,7 @@ class ConnectionRuntime:
         outgoing = self.protocol.data_to_send()
         if link is None or self._link_dead:
             return  # the protocol buffers what it needs across the switch
+        mark = self.protocol.audio_mark()
         for message in outgoing:
             try:
                 # A send that blocks (a full socket buffer on a dead path, a closing socket)
@@ -404,6 +397,10 @@ class ConnectionRuntime:
                 return
             finally:
                 self._sending = None
+        if self.keepalive is None:
+            # No pings, so nothing ever proves delivery: what a live link took counts as
+            # delivered, rather than keeping (and later replaying) up to the whole backlog.
+            self.protocol.audio_acknowledged(mark)
 
     async def _handle_events(self, events: list[ProtocolEvent]) -> None:
         passed: list[ProtocolEvent] = []
@@ -424,7 +421,6 @@ class ConnectionRuntime:
         self._state_changed.set()
         if link is self._link and not self._link_dead:
             self._link_dead = True
-            self._up.clear()
             self._triggers.put_nowait(_Trigger(link, reason, planned=False, code=code))
 
     async def _install(self, link: Link, planned_from: Link | None) -> None:
@@ -446,7 +442,6 @@ class ConnectionRuntime:
                     )
                 )
             await self._flush_locked()
-            self._up.set()
         if old is not None:
             self._tasks.spawn(self._retire(old, tasks), "close-old-link")
 
