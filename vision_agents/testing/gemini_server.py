@@ -581,6 +581,7 @@ class GeminiLiveServer:
             call_id = response.get("id")
             # With limits: only calls the (resumed) session made; a call made after the handle
             # it resumed from does not exist there.
+            # Live API docs, "Session management with Live API": resuming gives the handle's state.
             known = conn.known_calls if self.limits is not None and conn else self.issued_calls
             if call_id not in known:
                 return f"function response for unknown call id {call_id!r}"
