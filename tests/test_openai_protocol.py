@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import tracemalloc
 
 import pytest
 
-from vision_agents.core.errors import ProviderError
+from vision_agents.core.errors import ProtocolViolation, ProviderError
 from vision_agents.core.llm import protocol as ev
 from vision_agents.core.llm.tools import ToolResult, ToolSchema
 from vision_agents.plugins.openai import messages as m
@@ -493,3 +494,34 @@ def test_a_malformed_event_is_refused_as_a_protocol_violation(event: dict[str, o
     st.receive(created("r2"))  # the session goes on
     st.receive(audio_delta("r2", "i", 20))
     assert [type(e) for e in st.events_received()][-1] is ev.AudioOut
+
+
+def test_an_audio_delta_over_30_s_is_refused_undecoded_and_the_reply_goes_on() -> None:
+    st = connected()
+    st.receive(created("r"))
+    st.receive(audio_delta("r", "i", 30_000))  # 30 s in one delta: the most the service sends
+    (whole,) = st.events_received()
+    assert isinstance(whole, ev.AudioOut) and len(whole.pcm) == p.MAX_AUDIO_DELTA_BYTES // 2
+    # 31 s of silence, valid base64: refused on its length, before any of it is decoded
+    over = dict(audio_delta("r", "i", 0), delta="A" * (2 * 24000 * 31 * 4 // 3))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProtocolViolation) as refused:
+            st.receive(over)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024, f"{peak} bytes taken to refuse it (decoding it takes over 1.4 MB)"
+    assert str(refused.value) == (
+        f"an audio delta of 1984000 base64 chars, over the limit of {p.MAX_AUDIO_DELTA_CHARS}"
+        " (30 s of 24000 Hz audio)"
+    )
+    assert st.events_received() == [] and st.data_to_send() == []
+    # the same reply goes on, then the next turn
+    st.receive(audio_delta("r", "i", 100))
+    st.receive(done("r"))
+    events = st.events_received()
+    assert [type(e) for e in events] == [ev.AudioOut, ev.AudioDone, ev.ReplyFinished]
+    assert len(events[0].pcm) == 2400  # type: ignore[union-attr]
+    st.send_text("still there?")
+    assert sent(st) == ["conversation.item.create", "response.create"]

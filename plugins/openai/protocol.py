@@ -75,6 +75,9 @@ BENIGN_ERRORS = frozenset({"response_cancel_not_active"})
 MAX_AUDIO_DELTA_BYTES = 2 * AUDIO_RATE * 30
 """One audio delta longer than 30 s is not something the service sends: refused."""
 
+MAX_AUDIO_DELTA_CHARS = MAX_AUDIO_DELTA_BYTES * 4 // 3 + 4
+"""The same bound on the delta's base64 text, checked before anything is decoded."""
+
 PlayedMs = Callable[[str, float, float | None], float]
 """``(item_id, received_ms, first_audio_at) -> played_ms`` for barge-in truncation."""
 
@@ -407,8 +410,11 @@ class OpenAIProtocol(RealtimeProtocol):
         if resp.id in self._cancelled:
             return  # in flight when the user barged in: never played
         data = e.get("delta") or ""
-        if len(data) > MAX_AUDIO_DELTA_BYTES * 4 // 3 + 4:
-            raise ProtocolViolation(f"an audio delta of {len(data)} base64 chars (limit 30 s)")
+        if len(data) > MAX_AUDIO_DELTA_CHARS:
+            raise ProtocolViolation(
+                f"an audio delta of {len(data)} base64 chars, over the limit of "
+                f"{MAX_AUDIO_DELTA_CHARS} (30 s of {AUDIO_RATE} Hz audio)"
+            )
         try:
             pcm = base64.b64decode(data, validate=True)
         except ValueError:
