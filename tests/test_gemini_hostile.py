@@ -9,7 +9,12 @@ import pytest
 
 from tests.conftest import wait_until
 from vision_agents.core.errors import ProtocolViolation
-from vision_agents.core.llm.events import RealtimeAudioOutputEvent, RealtimeErrorEvent
+from vision_agents.core.llm.events import (
+    RealtimeAudioOutputEvent,
+    RealtimeErrorEvent,
+    RealtimeReconnectedEvent,
+)
+from vision_agents.core.llm.runtime import RetryPolicy
 from vision_agents.plugins import gemini
 from vision_agents.testing import GeminiLiveServer, tone
 
@@ -47,3 +52,35 @@ async def test_malformed_messages_and_audio_at_a_wrong_rate_are_reported_not_rec
     assert "1 Hz" in str(errors[2].error)
     assert server.connection_count == 1 and llm.reconnects == 0
     assert all(a.audio_data.sample_rate == 24000 for a in audio)
+
+
+async def test_a_message_over_the_socket_limit_is_one_error_then_a_new_connection() -> None:
+    # google-genai opens its socket with websockets' default max_size (1 MiB): a bigger
+    # message makes our side close with 1009, and no close code comes from the server.
+    limit = 2**20
+    async with GeminiLiveServer() as server:
+        llm = gemini.Realtime(
+            model="m", client=server.client(), retry=RetryPolicy(initial_delay=0.01)
+        )
+        seen: list[RealtimeErrorEvent | RealtimeReconnectedEvent] = []
+
+        @llm.events.subscribe
+        async def on_event(event: RealtimeErrorEvent | RealtimeReconnectedEvent) -> None:
+            seen.append(event)
+
+        await llm.connect()
+        try:
+            await server.wait_connected()
+            await server.send({"serverContent": {"modelTurn": {"parts": [{"text": "x" * limit}]}}})
+            await server.wait_connected(2)
+            await wait_until(
+                lambda: any(isinstance(e, RealtimeReconnectedEvent) for e in seen), 5, "a reconnect"
+            )
+        finally:
+            await llm.close()
+    # the SDK reports only a 1006 (abnormal closure): the runtime says why, once, before
+    assert [type(e) for e in seen] == [RealtimeErrorEvent, RealtimeReconnectedEvent], seen
+    error = seen[0].error  # type: ignore[union-attr]
+    assert isinstance(error, ProtocolViolation)
+    assert "1009" in str(error) and str(limit) in str(error)
+    assert llm.reconnects == 1

@@ -106,5 +106,10 @@ async def test_a_message_over_16_mib_is_refused_unread_and_the_session_goes_on()
     assert first is not None and first.close_code == 1009
     (reconnected,) = s.of(RealtimeReconnectedEvent)
     assert "1009" in reconnected.reason and str(MAX_MESSAGE_BYTES) in reconnected.reason
+    # our side closed it (the server sent no close code): still one error, before the reconnect
+    (error,) = s.of(RealtimeErrorEvent)
+    assert isinstance(error.error, ProtocolViolation)
+    assert "1009" in str(error.error) and str(MAX_MESSAGE_BYTES) in str(error.error)
+    assert s.seen.index(error) < s.seen.index(reconnected)
     assert s.audio_bytes == len(REPLY) and s.llm.reconnects == 1
     assert server.invalid_events == []

@@ -208,6 +208,7 @@ def test_tool_call_arguments_assembled_from_deltas_and_one_reply_after_all_outpu
     st.receive(created("r1x", create["response"]["metadata"][p.REPLY_TAG]))
     st.receive(done("r1x"))
     # two calls in one response: a single response.create once both are answered
+    st.receive(created("r2"))
     for cid in ("a", "b"):
         st.receive(
             {
@@ -282,6 +283,7 @@ def test_barge_in_after_response_done_truncates_what_still_plays() -> None:
 def test_truncation_never_passes_the_audio_received() -> None:
     clock = Clock()
     st = connected(clock=clock)
+    st.receive(created("r"))
     st.receive(audio_delta("r", "i", 200))
     clock.now += 5
     st.interrupt()  # all of it played already: nothing to truncate
@@ -489,6 +491,7 @@ def test_a_malformed_event_is_refused_as_a_protocol_violation(event: dict[str, o
     from vision_agents.core.errors import ProtocolViolation
 
     st = connected()
+    st.receive(created("r"))  # output events are for a response the server opened
     with pytest.raises(ProtocolViolation, match="malformed"):
         st.receive(event)
     st.receive(created("r2"))  # the session goes on
@@ -525,3 +528,36 @@ def test_an_audio_delta_over_30_s_is_refused_undecoded_and_the_reply_goes_on() -
     assert len(events[0].pcm) == 2400  # type: ignore[union-attr]
     st.send_text("still there?")
     assert sent(st) == ["conversation.item.create", "response.create"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        audio_delta("ghost", "i", 10),
+        dict(audio_delta("ghost", "i", 0), delta="A" * 2_000_000),  # oversize as well
+        {"type": "response.output_text.delta", "response_id": "ghost", "delta": "hi"},
+        {"type": "response.function_call_arguments.delta", "response_id": "ghost", "delta": "{"},
+    ],
+    ids=["audio", "oversize-audio", "text", "call-arguments"],
+)
+def test_output_for_a_response_never_created_is_refused_and_leaves_no_response(
+    event: dict[str, object],
+) -> None:
+    # The API sends response.created before any of a response's output: output for any
+    # other id is refused, and neither blocks the next reply nor is owed one after a drop.
+    st = connected()
+    with pytest.raises(ProtocolViolation, match=r"'ghost', which no response\.created opened"):
+        st.receive(event)
+    assert st.events_received() == [] and not st.response_active
+    st.send_text("hi")
+    assert sent(st) == ["conversation.item.create", "response.create"]
+    st.connection_lost(delivered=False)
+    st.connection_made()
+    assert sent(st).count("response.create") == 1 and st.pending_replies == 1
+    # while a response is active, it stays the one its own output goes to
+    st.receive(created("r"))
+    with pytest.raises(ProtocolViolation):
+        st.receive(event)
+    st.receive(audio_delta("r", "i", 100))
+    st.receive(done("r"))
+    assert [type(e) for e in st.events_received()] == [ev.AudioOut, ev.AudioDone, ev.ReplyFinished]

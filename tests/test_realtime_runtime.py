@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import pytest
+from websockets.frames import Close, Frame, Opcode
+from websockets.protocol import Protocol, Side
 
 from vision_agents import VisionAgentsError
 from vision_agents.core.errors import (
     ConfigurationError,
     MissingApiKeyError,
+    ProtocolViolation,
     ProviderError,
     UnsupportedFeature,
 )
 from vision_agents.core.llm.protocol import AudioBacklog
-from vision_agents.core.llm.runtime import ApiKeySource, Keepalive, RetryPolicy
+from vision_agents.core.llm.runtime import (
+    ApiKeySource,
+    Keepalive,
+    LinkClosed,
+    RetryPolicy,
+    check_websocket_open,
+    close_code,
+    refused_message,
+)
 from vision_agents.plugins import gemini, xai
 from vision_agents.plugins import openai as openai_plugin
 
@@ -116,3 +128,28 @@ def test_plugins_refuse_bad_options_by_name(caplog: pytest.LogCaptureFixture) ->
         gemini.Realtime(api_key="k", response_modalities=("SMELL",))
     with pytest.raises(ConfigurationError, match="retry"):
         gemini.Realtime(api_key="k", retry=3)  # type: ignore[arg-type]
+
+
+def test_a_link_our_side_failed_over_a_provider_message_says_why_on_every_path() -> None:
+    # websockets' own protocol given a frame over max_size: it closes with 1009, receives no
+    # close frame, and a send or ping sees the link closing before the read fails.
+    ours = Protocol(Side.CLIENT, max_size=1024)
+    ours.receive_data(Frame(Opcode.TEXT, b"x" * 2000).serialize(mask=False))
+    with pytest.raises(LinkClosed) as closing:
+        check_websocket_open(SimpleNamespace(protocol=ours))
+    refused = refused_message(closing.value)
+    assert isinstance(refused, ProtocolViolation) and close_code(closing.value) is None
+    assert str(refused) == (
+        "the provider sent a message over the size limit; our side closed the connection with "
+        "1009: frame with 2000 bytes exceeds limit of 1024 bytes"
+    )
+    ours.receive_eof()  # what the read then raises says the same
+    assert str(refused_message(ours.close_exc)) == str(refused)
+    assert close_code(ours.close_exc) is None
+    # a close the provider started is its code, not a refusal of ours
+    theirs = Protocol(Side.CLIENT, max_size=1024)
+    theirs.receive_data(
+        Frame(Opcode.CLOSE, Close(1009, "too big").serialize()).serialize(mask=False)
+    )
+    theirs.receive_eof()
+    assert refused_message(theirs.close_exc) is None and close_code(theirs.close_exc) == 1009

@@ -368,9 +368,14 @@ class OpenAIProtocol(RealtimeProtocol):
             raise ProtocolViolation(f"a malformed {kind!r} event: {exc!r}") from None
 
     def _current(self, e: JsonDict) -> _Response:
+        """The active response an output event is for. The API sends ``response.created``
+        before any output of a response, so output for another id is refused without state
+        (a placeholder would block every later reply and be owed one after a drop)."""
         rid = str(e.get("response_id", ""))
         if self._response is None or self._response.id != rid:
-            self._response = _Response(id=rid, tag=None)
+            raise ProtocolViolation(
+                f"a {e.get('type')!r} event for response {rid!r}, which no response.created opened"
+            )
         return self._response
 
     def _on_speech_started(self, e: JsonDict) -> None:

@@ -164,10 +164,13 @@ class ApiKeySource:
 
 
 class LinkClosed(Exception):
-    """The provider closed the link (or it broke); ``code`` is the close code when known."""
+    """The provider closed the link (or it broke); ``code`` is the close code when known,
+    ``refused`` why our side closed it over what the provider sent (see ``refused_message``)."""
 
-    def __init__(self, reason: str, code: int | None = None) -> None:
-        self.reason, self.code = reason, code
+    def __init__(
+        self, reason: str, code: int | None = None, refused: ProtocolViolation | None = None
+    ) -> None:
+        self.reason, self.code, self.refused = reason, code, refused
         super().__init__(f"{reason} (code {code})" if code is not None else reason)
 
 
@@ -209,6 +212,38 @@ def close_code(exc: BaseException) -> int | None:
     return None
 
 
+REFUSAL_CODES = {
+    1002: "a frame that breaks the WebSocket protocol",
+    1007: "text that is not UTF-8",
+    1009: "a message over the size limit",
+}
+"""Close codes websockets sends when it fails a link over what the peer sent."""
+
+
+def _refusal(rcvd: object, sent: object) -> ProtocolViolation | None:
+    code = getattr(sent, "code", None)
+    if rcvd is not None or code not in REFUSAL_CODES:
+        return None  # the provider closed it (or we closed it normally)
+    return ProtocolViolation(
+        f"the provider sent {REFUSAL_CODES[code]}; our side closed the connection with "
+        f"{int(code)}: {getattr(sent, 'reason', '')}"
+    )
+
+
+def refused_message(exc: BaseException | None) -> ProtocolViolation | None:
+    """Why our side closed the link, when it refused what the provider sent (websockets
+    closes with 1009 for a message over ``max_size``). No close frame comes back then, so
+    ``close_code`` finds none: this is the error to report. None otherwise."""
+    for candidate in (exc, exc.__cause__, exc.__context__) if exc is not None else ():
+        if isinstance(candidate, LinkClosed) and candidate.refused is not None:
+            return candidate.refused
+        # websockets' ConnectionClosed has the close frames received and sent
+        refused = _refusal(getattr(candidate, "rcvd", None), getattr(candidate, "sent", None))
+        if refused is not None:
+            return refused
+    return None
+
+
 async def ping_websocket(ws: Any) -> Awaitable[object] | None:
     """Ping a ``websockets`` connection (None when there is none); raises if it is closing."""
     check_websocket_open(ws)
@@ -241,7 +276,11 @@ def check_websocket_open(ws: object) -> None:
     state = getattr(protocol, "state", None)
     if state is not None and getattr(state, "name", "OPEN") != "OPEN":
         close = getattr(protocol, "close_rcvd", None)
-        raise LinkClosed(f"the connection is {state.name.lower()}", getattr(close, "code", None))
+        raise LinkClosed(
+            f"the connection is {state.name.lower()}",
+            getattr(close, "code", None),
+            _refusal(close, getattr(protocol, "close_sent", None)),
+        )
 
 
 @dataclass
@@ -393,7 +432,7 @@ class ConnectionRuntime:
             except Exception as exc:
                 self._sending = None
                 logger.debug("%s: send failed, link lost: %r", self.name, exc)
-                self._mark_dead(link, f"send failed: {exc!r}")
+                self._mark_dead(link, f"send failed: {exc!r}", cause=exc)
                 return
             finally:
                 self._sending = None
@@ -413,7 +452,8 @@ class ConnectionRuntime:
             passed.append(event)
         await self._on_events(passed)
 
-    def _mark_dead(self, link: Link, reason: str, code: int | None = None) -> None:
+    def _mark_dead(self, link: Link, reason: str, cause: BaseException | None = None) -> None:
+        """Declare ``link`` lost (once); ``cause`` is what the read, send or ping raised."""
         sending = self._sending
         if sending is not None and sending[0] is link and not sending[1].expired():
             with contextlib.suppress(RuntimeError):  # it finished in the meantime
@@ -421,6 +461,12 @@ class ConnectionRuntime:
         self._state_changed.set()
         if link is self._link and not self._link_dead:
             self._link_dead = True
+            refused = refused_message(cause)
+            if refused is not None:
+                # Our side closed it over a provider message, so the provider sent no close
+                # code to report: one error, handed on before the reconnect.
+                self.protocol.report_violation(refused)
+            code = close_code(cause) if cause is not None else None
             self._triggers.put_nowait(_Trigger(link, reason, planned=False, code=code))
 
     async def _install(self, link: Link, planned_from: Link | None) -> None:
@@ -469,7 +515,7 @@ class ConnectionRuntime:
                 continue
             except Exception as exc:
                 reason = str(exc) or type(exc).__name__
-                self._mark_dead(link, reason, close_code(exc))
+                self._mark_dead(link, reason, cause=exc)
                 return
             if link is not self._link:
                 return
@@ -500,7 +546,7 @@ class ConnectionRuntime:
                 self._mark_dead(link, f"no pong within {keepalive.timeout:g} s (dead link)")
                 return
             except Exception as exc:
-                self._mark_dead(link, f"ping failed: {exc}")
+                self._mark_dead(link, f"ping failed: {exc}", cause=exc)
                 return
             self.protocol.audio_acknowledged(mark)
 
