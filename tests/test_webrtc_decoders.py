@@ -88,7 +88,7 @@ async def _run_worker(
         for item in batch:
             input_q.put(item)
     await asyncio.wait_for(thread, 30)
-    delivered = []
+    delivered: list[Any] = []
     while True:
         frame = await asyncio.wait_for(output_q.get(), 5)
         if frame is None:
@@ -146,7 +146,7 @@ async def test_a_backlog_without_a_keyframe_is_dropped_and_a_keyframe_asked_for(
 
 async def test_audio_is_never_dropped() -> None:
     encoder = get_encoder(OPUS)
-    packets = []
+    packets: list[tuple[RTCRtpCodecParameters, JitterFrame]] = []
     for i in range(50):
         frame = av.AudioFrame.from_ndarray(
             np.zeros((1, 1920), dtype=np.int16), format="s16", layout="stereo"
@@ -199,7 +199,12 @@ async def _frame_ages(worker: Any, seconds: float) -> tuple[list[float], int]:
     try:
         sender.addTrack(camera)
         got: asyncio.Future[aiortc.MediaStreamTrack] = asyncio.get_running_loop().create_future()
-        receiver.on("track", lambda t: got.done() or got.set_result(t))
+
+        @receiver.on("track")
+        def _track(track: aiortc.MediaStreamTrack) -> None:
+            if not got.done():
+                got.set_result(track)
+
         await sender.setLocalDescription(await sender.createOffer())
         await receiver.setRemoteDescription(sender.localDescription)
         await receiver.setLocalDescription(await receiver.createAnswer())
@@ -210,6 +215,7 @@ async def _frame_ages(worker: Any, seconds: float) -> tuple[list[float], int]:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             frame = await asyncio.wait_for(track.recv(), 10)
+            assert isinstance(frame, av.VideoFrame)
             index = read_frame_index(frame)
             if index in camera.sent_at:
                 ages.append(time.monotonic() - camera.sent_at[index])
@@ -226,12 +232,13 @@ async def test_a_receiver_that_cannot_keep_up_delivers_fresh_frames_instead_of_l
     slow = 1 / 12  # 12 frames a second at most, against 30 sent
 
     def queued(loop: Any, input_q: Any, output_q: Any, decode_error: Any) -> None:
-        real = aiortc.rtcrtpreceiver.get_decoder
-        aiortc.rtcrtpreceiver.get_decoder = lambda codec: _SlowDecoder(codec, slow)
+        # aiortc's loop makes its decoder with this module-level name (not exported).
+        real = getattr(aiortc.rtcrtpreceiver, "get_decoder")  # noqa: B009
+        setattr(aiortc.rtcrtpreceiver, "get_decoder", lambda c: _SlowDecoder(c, slow))  # noqa: B010
         try:
             original(loop, input_q, output_q, decode_error)
         finally:
-            aiortc.rtcrtpreceiver.get_decoder = real
+            setattr(aiortc.rtcrtpreceiver, "get_decoder", real)  # noqa: B010
 
     def bounded(loop: Any, input_q: Any, output_q: Any, decode_error: Any) -> None:
         bounded_decoder_worker(

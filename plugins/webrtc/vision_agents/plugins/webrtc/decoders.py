@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import av
 
@@ -87,7 +88,7 @@ def bounded_decoder_worker(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """aiortc's ``decoder_worker`` with the dropping described in the module docstring."""
-    make = get_decoder or aiortc.rtcrtpreceiver.get_decoder
+    make = get_decoder or aiortc.codecs.get_decoder
     codec_name: str | None = None
     decoder: Any = None
     waiting_since: float | None = None  # dropping until a keyframe comes
