@@ -258,3 +258,26 @@ async def test_a_receiver_that_cannot_keep_up_delivers_fresh_frames_instead_of_l
     assert queued_p95 > 1.5, f"the slowed decoder did not fall behind: p95 {queued_p95:.2f} s"
     assert bounded_p95 < 0.5, f"bounded decoding delivered old frames: p95 {bounded_p95:.2f} s"
     assert len(bounded_ages) >= 12, f"only {len(bounded_ages)} frames in 6 s ({sent} sent)"
+
+
+def test_a_new_video_stream_sends_extra_keyframes_early_and_again_after_a_restart() -> None:
+    """A browser can lose a stream's first keyframe (it reached it before DTLS finished on
+    its side): the call server's encoders send two more, 0.5 s and 2 s in."""
+    from vision_agents.plugins.webrtc.encoders import ResilientEncoder
+
+    encoder = ResilientEncoder(VP8, get_encoder)
+
+    def keyframes(pts: list[int]) -> list[int]:
+        out = []
+        for i, p in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(pattern_frame(i), format="rgb24")
+            frame.pts, frame.time_base = p, fractions.Fraction(1, 90000)
+            payloads, _ = encoder.encode(frame)
+            if is_keyframe("VP8", b"".join(depayload(VP8, x) for x in payloads)):
+                out.append(i)
+        return out
+
+    # 3 s at 30 fps: keyframes at the start, 0.5 s and 2 s in (frames 0, 15, 60), no others.
+    assert keyframes([i * 3000 for i in range(90)]) == [0, 15, 60]
+    # A slot re-pointed at another source starts an earlier timeline: the same again.
+    assert keyframes([i * 3000 for i in range(90)]) == [0, 15, 60]
