@@ -17,7 +17,13 @@ A session count "holds" when frame age p95 < 100 ms, no agent audio is lost or s
 loop lag p99 < 50 ms. Then a breakdown of where a session's CPU goes, from the same codecs
 and helpers timed alone at one session's rates.
 
+Mode ``admission``: `vision-agents serve` with its default admission from measured load
+(``--max-cpu 85 --max-loop-lag 50``) is offered N sessions one after another, each
+participant joining as its session is admitted; the row reports how many were admitted and
+judges those. Offer twice the N that holds to see overload refused instead of suffered.
+
     python -m benchmarks.density --sessions 1,2,4,6,8 --seconds 20   # from the repo root
+    python -m benchmarks.density --modes admission --sessions 6 --seconds 20
 """
 
 from __future__ import annotations
@@ -163,12 +169,16 @@ class Agents:
             self.inproc = await LineProcess.start("-m", "benchmarks.density_app", str(n), model_url)
             self.urls = (await self.inproc.read())["join_urls"]
             return
+        admission = ("--max-cpu", "85", "--max-loop-lag", "50") if self.mode == "admission" else ()
         self.serve = await ServeProcess.start(
             "benchmarks.density_app:create_agent",
             *("--max-sessions", str(n), "--prewarm", str(n), "--drain-timeout", "0"),
             *("--empty-timeout", "600"),
+            *admission,
         )
         await _wait_ready(self.serve, n)
+        if self.mode == "admission":
+            return  # sessions are offered one by one: see ``offer``
         for i in range(n):
             reply = await self.serve.call(
                 "POST",
@@ -178,6 +188,21 @@ class Agents:
             if reply.status != 201:
                 raise RuntimeError(f"session {i} refused: {reply.body}")
             self.urls.append(reply.body["join_url"])
+
+    async def offer(self, i: int, model_url: str) -> str | None:
+        """Ask for session ``i``; its join URL, or None when the node refused it (overloaded)."""
+        assert self.serve is not None
+        reply = await self.serve.call(
+            "POST",
+            "/sessions",
+            json={"call_id": f"density-{i}", "metadata": {"model_url": model_url}},
+        )
+        if reply.status == 201:
+            self.urls.append(reply.body["join_url"])
+            return str(reply.body["join_url"])
+        if reply.status == 503 and reply.body.get("reason") == "overloaded":
+            return None
+        raise RuntimeError(f"session {i} refused: {reply.body}")
 
     def processes(self) -> list[psutil.Process]:
         root = psutil.Process(self.inproc.process.pid if self.inproc else self.serve.process.pid)  # type: ignore[union-attr]
@@ -271,8 +296,18 @@ async def run_case(
     participants: list[Participant] = []
     try:
         await agents.start(n, model_url)
-        for i, url in enumerate(agents.urls):
-            participants.append(await Participant.join(url, i, speech))
+        if mode == "admission":
+            for i in range(n):
+                url = await agents.offer(i, model_url)
+                if url is not None:
+                    participants.append(await Participant.join(url, i, speech))
+                # A set time for the new session's load to show in the node's measurements
+                # (1 s CPU window, 0.5 s loop-lag reports) before the next offer.
+                await asyncio.sleep(3.0)
+        else:
+            for i, url in enumerate(agents.urls):
+                participants.append(await Participant.join(url, i, speech))
+        admitted = len(participants)
         await asyncio.sleep(warmup)  # a benchmark: the warm-up is a set time, not a condition
         procs = agents.processes()
         harness = psutil.Process()
@@ -304,10 +339,11 @@ async def run_case(
             "stalls": stalls,
             "lag_p99": lag,
             "lag_op": lag_op,
-            "cpu_per_session": used / elapsed / n * 100,
+            "admitted": admitted,
+            "cpu_per_session": used / elapsed / max(1, admitted) * 100,
             "cpu_total": used / elapsed * 100,
-            "rss_per_session_mb": rss / n / 1e6,
-            "uss_per_session_mb": uss / n / 1e6,
+            "rss_per_session_mb": rss / max(1, admitted) / 1e6,
+            "uss_per_session_mb": uss / max(1, admitted) / 1e6,
             "harness_cpu": (own1.user + own1.system - own0.user - own0.system) / elapsed * 100,
             "machine_idle": 100 - machine,
             "holds": bool(p95 < 100 and lost == 0 and stalls == 0 and lag < 50),
@@ -409,14 +445,12 @@ async def breakdown() -> list[tuple[str, float]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = "| mode | sessions | frames to model | frame age p50 / p95 (ms) | agent audio lost / stalls | loop lag p99 (ms) | CPU per session (% core) | agent side CPU (% core) | memory per session, RSS / unique (MB) | harness CPU | machine idle | holds |"
+    header = "| mode | sessions (admitted) | frames to model | frame age p50 / p95 (ms) | agent audio lost / stalls | loop lag p99 (ms) | CPU per session (% core) | agent side CPU (% core) | memory per session, RSS / unique (MB) | harness CPU | machine idle | holds |"
     print(header)
-    print(
-        "|" + "---|" * header.count("|")[:-1] if False else "|---" * (header.count("|") - 1) + "|"
-    )
+    print("|---" * (header.count("|") - 1) + "|")
     for r in rows:
         print(
-            f"| {r['mode']} | {r['n']} | {r['frames']} | {r['age_p50']:.0f} / {r['age_p95']:.0f} | "
+            f"| {r['mode']} | {r['n']} ({r['admitted']}) | {r['frames']} | {r['age_p50']:.0f} / {r['age_p95']:.0f} | "
             f"{r['lost']} / {r['stalls']} | {r['lag_op']} {r['lag_p99']:.0f} | {r['cpu_per_session']:.0f}% | "
             f"{r['cpu_total']:.0f}% | {r['rss_per_session_mb']:.0f} / {r['uss_per_session_mb']:.0f} | "
             f"{r['harness_cpu']:.0f}% | "
@@ -450,7 +484,7 @@ async def main() -> None:
     print_table(rows)
     print()
     for mode in modes:
-        held = [r["n"] for r in rows if r["mode"] == mode and r["holds"]]
+        held = [r["admitted"] for r in rows if r["mode"] == mode and r["holds"]]
         print(f"largest N that holds, {mode}: {max(held) if held else 'none'}")
     print()
     print("| where one session's CPU goes (each part timed alone) | % of one core |")

@@ -18,7 +18,7 @@ TONE_S = 60.0
 
 
 def create_agent(request: SessionRequest) -> Agent:
-    """An agent that plays a tone to whoever joins; faults: raise, kill, block, leak (after_s)."""
+    """An agent that plays a tone to whoever joins; faults: raise, kill, block, lag, leak (after_s)."""
     fault = request.metadata.get("fault")
     if fault == "raise":
         raise RuntimeError("this factory was asked to fail")
@@ -37,6 +37,13 @@ def create_agent(request: SessionRequest) -> Agent:
         loop.call_later(delay, os.kill, os.getpid(), signal.SIGKILL)
     elif fault == "block":  # a handler that never gives the event loop back
         loop.call_later(delay, time.sleep, 3600)
+    elif fault == "lag":  # a loop kept busy: 80 ms of work every 100 ms, for good
+
+        def hog() -> None:
+            time.sleep(0.08)
+            loop.call_later(0.02, hog)
+
+        loop.call_later(delay, hog)
     elif fault == "leak":  # memory that is never given back, 50 MB every 100 ms
         hoard: list[bytes] = []
 

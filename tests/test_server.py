@@ -322,6 +322,32 @@ async def test_new_sessions_are_refused_while_the_machine_is_overloaded(
     assert await server.metric("vision_agents_machine_cpu_percent") > 0
 
 
+async def test_new_sessions_are_refused_while_a_running_session_s_loop_is_late(
+    servers: list[ServeProcess],
+) -> None:
+    server = await serve(servers, APP, "--prewarm", "0", "--max-loop-lag", "50")
+    busy = await server.call(
+        "POST", "/sessions", json={"call_id": "busy", "metadata": {"fault": "lag", "after_s": 0}}
+    )
+    assert busy.status == 201, busy.body
+    await eventually(lambda: _ready_says(server, "event loop"), 20, "/ready to say overloaded")
+    refused = await server.call("POST", "/sessions", json={"call_id": "next"})
+    assert refused.status == 503 and refused.body["reason"] == "overloaded", refused.body
+    assert "event loop is" in refused.body["error"] and "limit 50 ms" in refused.body["error"]
+    assert await server.metric('vision_agents_sessions_refused_total{reason="overloaded"}') == 1
+    # Once the late session is gone, sessions are welcome again.
+    deleted = await server.call("DELETE", f"/sessions/{busy.body['session_id']}")
+    assert deleted.status == 204, deleted.body
+    await eventually(lambda: _ready_is_ok(server), 20, "/ready to say ready")
+    admitted = await server.call("POST", "/sessions", json={"call_id": "next"})
+    assert admitted.status == 201, admitted.body
+
+
+async def _ready_is_ok(server: ServeProcess) -> bool:
+    reply = await server.call("GET", "/ready", token=None)
+    return reply.status == 200
+
+
 async def _ready_says(server: ServeProcess, words: str) -> bool:
     reply = await server.call("GET", "/ready", token=None)
     return reply.status == 503 and words in reply.body["reason"]
@@ -422,6 +448,14 @@ async def test_model_tokens_and_reconnects_reach_the_session_and_the_metrics(
             )
             usage = (await session_state(server, session_id))["usage"]
             assert isinstance(usage, dict) and usage["tokens_output_audio"] > 0
+            # The participant's camera reaches the model at the agent's fps, and is counted.
+            await eventually(
+                lambda: _metric_at_least(server, "vision_agents_model_frames_total", 2),
+                30,
+                "frames to the model counted",
+            )
+            usage = (await session_state(server, session_id))["usage"]
+            assert isinstance(usage, dict) and usage["frames_to_model"] >= 2, usage
             # Usually 0; a heavily loaded machine can make the plugin reconnect by itself.
             before = usage["reconnects"]
             assert await server.metric("vision_agents_model_reconnects_total") == before

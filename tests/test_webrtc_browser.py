@@ -101,6 +101,32 @@ async def _decoded_at_least(page: Any, seat: int, frames: int) -> bool:
     return await frames_decoded(page, seat) >= frames
 
 
+INBOUND_STATS = """async (seat) => {
+  const stats = await vaCall.slots[seat].video.receiver.getStats();
+  for (const r of stats.values()) if (r.type === "inbound-rtp") {
+    const { packetsReceived, framesReceived, framesDecoded, keyFramesDecoded, pliCount,
+            nackCount, firCount, packetsLost } = r;
+    return { packetsReceived, framesReceived, framesDecoded, keyFramesDecoded, pliCount,
+             nackCount, firCount, packetsLost };
+  }
+  return null;
+}"""
+
+
+async def _slot_diagnosis(page: Any, edge: WebRTCEdge, own: int, other: int) -> str:
+    """What the browser's receiver and the server's slot saw, for a failure message."""
+    browser = await page.evaluate(INBOUND_STATS, other)
+    member = edge.server.room("e2e").seats[own]
+    slot = member.slots[other]["video"] if member is not None else None
+    server = (
+        "no member"
+        if slot is None
+        else f"slot source={slot.source is not None} received={slot.received} "
+        f"delivered={slot.delivered} live={slot.readyState}"
+    )
+    return f"browser inbound-rtp {browser}; server {server}"
+
+
 def dominant_hz(samples: np.ndarray, rate: int = 16000) -> float:
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum))])
@@ -188,11 +214,16 @@ async def test_three_browsers_see_each_other_and_leaving_stops_forwarding(
                 for other in seats:
                     if other == own:
                         continue
-                    await eventually(
-                        lambda p=page, o=other: _decoded_at_least(p, o, 5),
-                        30,
-                        f"seat {own} to see seat {other}",
-                    )
+                    try:
+                        await eventually(
+                            lambda p=page, o=other: _decoded_at_least(p, o, 5),
+                            30,
+                            f"seat {own} to see seat {other}",
+                        )
+                    except AssertionError as exc:
+                        raise AssertionError(
+                            f"{exc}; {await _slot_diagnosis(page, edge, own, other)}"
+                        ) from None
             # The agent got separate tracks for each of them.
             added = [e for _, e in log.events if isinstance(e, TrackAddedEvent)]
             assert len({e.participant.user_id for e in added}) == 3

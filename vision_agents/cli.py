@@ -142,12 +142,30 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     serve.add_argument(
         "--max-cpu",
-        type=float,
-        default=None,
-        metavar="PERCENT",
-        help="refuse new sessions while the machine's CPU use is at or above this",
+        type=_limit,
+        default=85.0,
+        metavar="PERCENT|off",
+        help="refuse new sessions while the machine's CPU use is at or above this (default 85)",
+    )
+    serve.add_argument(
+        "--max-loop-lag",
+        type=_limit,
+        default=50.0,
+        metavar="MS|off",
+        help="refuse new sessions while a running session's event loop is this late "
+        "(90th percentile over a second; default 50)",
     )
     serve.add_argument("-v", "--verbose", action="store_true")
+
+
+def _limit(text: str) -> float | None:
+    """A positive number, or ``off`` for no limit."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
 
 
 def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -168,6 +186,7 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         unresponsive_s=args.unresponsive_timeout,
         max_session_memory_mb=args.max_session_memory,
         max_cpu_percent=args.max_cpu,
+        max_loop_lag_ms=args.max_loop_lag,
     )
     try:
         config.check()

@@ -35,9 +35,13 @@ class ServerConfig:
     """How long a session may take to start (worker ready, factory, join)."""
     max_session_memory_mb: float | None = None
     """A session whose process grows past this (a leak) is killed and reported failed."""
-    max_cpu_percent: float | None = None
+    max_cpu_percent: float | None = 85.0
     """Admission from measured load: refuse new sessions while the machine's CPU use (all
-    cores, averaged over ``LOAD_WINDOW_S``) is at or above this."""
+    cores, averaged over ``LOAD_WINDOW_S``) is at or above this. None: no CPU limit."""
+    max_loop_lag_ms: float | None = 50.0
+    """Admission from measured load: refuse new sessions while a running session's event
+    loop wakes this late or later (the 90th percentile of its last report's samples), so the
+    sessions already running keep their share. None: no lag limit."""
 
     def resolved_token(self) -> str:
         token = self.api_token or os.environ.get(TOKEN_ENV, "")
@@ -70,6 +74,7 @@ class ServerConfig:
         for name, limit in (
             ("max_session_memory_mb", self.max_session_memory_mb),
             ("max_cpu_percent", self.max_cpu_percent),
+            ("max_loop_lag_ms", self.max_loop_lag_ms),
         ):
             if limit is not None and not limit > 0:
                 raise ValueError(f"{name} must be positive, got {limit!r}")

@@ -79,6 +79,12 @@ class ServerMetrics:
             namespace=ns,
             registry=r,
         )
+        self.model_frames = Counter(
+            "model_frames",
+            "Video frames sent to the models (after their fps throttle)",
+            namespace=ns,
+            registry=r,
+        )
         self.tokens = Counter(
             "model_tokens",
             "Tokens the models reported using, by kind (input_audio, output_text, ...)",
@@ -142,6 +148,7 @@ class UsageDeltas:
         self._add(m.audio_in, "audio_in_s", stats)
         self._add(m.audio_out, "audio_out_s", stats)
         self._add(m.reconnects, "reconnects", stats)
+        self._add(m.model_frames, "frames_to_model", stats)
         self._add(m.session_cpu, "cpu_s", stats)
         for value in _floats(stats.get("turn_latencies_s")):
             m.turn_latency.observe(value)

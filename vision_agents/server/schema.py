@@ -47,6 +47,7 @@ class Usage(BaseModel):
     audio_in_s: float | None = None
     audio_out_s: float | None = None
     reconnects: float | None = None
+    frames_to_model: float | None = None
     cpu_s: float | None = None
     rss_bytes: float | None = None
     tokens_input_text: int | None = None

@@ -60,6 +60,8 @@ class Session:
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     traced: Span = field(default_factory=Span, repr=False)
     stop_reason: str | None = None
+    loop_lag_s: float = 0.0
+    """How late its event loop woke in the last report (90th percentile of the samples)."""
 
     @property
     def active(self) -> bool:
@@ -113,13 +115,25 @@ class SessionManager:
             return "draining"
         if self.free_slots() == 0:
             return f"at capacity: {self.config.max_sessions} sessions running"
-        if self.overloaded():
-            return f"overloaded: CPU at {self.cpu_percent:.0f}%"
+        overload = self.overload()
+        if overload is not None:
+            return f"overloaded: {overload}"
         return None
 
-    def overloaded(self) -> bool:
-        limit = self.config.max_cpu_percent
-        return limit is not None and self.cpu_percent >= limit
+    def overload(self) -> str | None:
+        """What measured load says no to new sessions (CPU, a late event loop), or None."""
+        c = self.config
+        if c.max_cpu_percent is not None and self.cpu_percent >= c.max_cpu_percent:
+            return f"CPU at {self.cpu_percent:.0f}% (limit {c.max_cpu_percent:.0f}%)"
+        if c.max_loop_lag_ms is not None:
+            running = [s.loop_lag_s for s in self.active if s.state == "running"]
+            worst_ms = max(running, default=0.0) * 1000
+            if worst_ms >= c.max_loop_lag_ms:
+                return (
+                    f"a running session's event loop is {worst_ms:.0f} ms late "
+                    f"(limit {c.max_loop_lag_ms:.0f} ms)"
+                )
+        return None
 
     async def watch_load(self) -> None:
         """Sample the machine's CPU use every ``LOAD_WINDOW_S`` (for admission and metrics)."""
@@ -157,12 +171,11 @@ class SessionManager:
             refusal = Refused(
                 503, "node_full", f"this node is at capacity ({c.max_sessions} sessions)"
             )
-        elif self.overloaded():
+        elif (overload := self.overload()) is not None:
             refusal = Refused(
                 503,
                 "overloaded",
-                f"this node is overloaded (CPU at {self.cpu_percent:.0f}%, limit "
-                f"{c.max_cpu_percent:.0f}%): sessions already running come first",
+                f"this node is overloaded ({overload}): sessions already running come first",
             )
         else:
             in_call = sum(1 for s in self.active if s.call_id == call_id)
@@ -301,7 +314,17 @@ class SessionManager:
             participants = message.get("participants")
             if isinstance(participants, list):
                 session.participants = [str(p) for p in participants]
-            for key in ("audio_in_s", "audio_out_s", "reconnects", "cpu_s", "rss_bytes"):
+            lags = sorted(v for v in message.get("loop_lag_s") or [] if isinstance(v, int | float))
+            if lags:
+                session.loop_lag_s = float(lags[int((len(lags) - 1) * 0.9)])
+            for key in (
+                "audio_in_s",
+                "audio_out_s",
+                "reconnects",
+                "frames_to_model",
+                "cpu_s",
+                "rss_bytes",
+            ):
                 value = message.get(key)
                 if isinstance(value, int | float):
                     session.usage[key] = value

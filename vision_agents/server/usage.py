@@ -18,6 +18,7 @@ from vision_agents.core.llm.events import (
     Usage,
     UsageEvent,
 )
+from vision_agents.core.llm.realtime import Realtime
 from vision_agents.core.voice.events import TurnTimingEvent, UserSpeechEndedEvent
 
 
@@ -30,7 +31,8 @@ class SessionUsage:
     the agent's first audio: from ``TurnTimingEvent`` (voice pipeline) or from
     ``UserSpeechEndedEvent`` to the next ``RealtimeAudioOutputEvent`` (realtime models that
     report speech ends). Reconnects come from ``RealtimeReconnectedEvent`` (or model
-    connections after the first); tokens are the session's totals from ``UsageEvent``.
+    connections after the first); frames to the model come from the model's ``frames_sent``
+    (``Realtime`` models count them); tokens are the session's totals from ``UsageEvent``.
     """
 
     agent: Agent
@@ -81,11 +83,13 @@ class SessionUsage:
     def snapshot(self) -> dict[str, Any]:
         """Totals so far, plus the turn latencies measured since the last snapshot."""
         latencies, self.turn_latencies_s = self.turn_latencies_s, []
+        llm = self.agent.llm
         return {
             "audio_in_s": round(self.audio_in_s, 3),
             "audio_out_s": round(self.audio_out_s, 3),
             # Providers that report reconnections say so; for the others, count connections.
             "reconnects": max(self.reconnected, self.connects - 1),
+            "frames_to_model": llm.frames_sent if isinstance(llm, Realtime) else 0,
             "tokens": {
                 "input_text": self.tokens.input_text,
                 "input_audio": self.tokens.input_audio,

@@ -76,7 +76,6 @@ class ProtocolRealtime(Realtime):
         self._runtime: ConnectionRuntime | None = None
         self._resamplers: dict[str, Resampler] = {}
         self._replies: dict[str, asyncio.Future[str]] = {}
-        self.frames_sent = 0
         self._closed_reconnects = 0
         self.usage = Usage()
         """Tokens used by this session so far, as the provider reported them."""
@@ -185,15 +184,14 @@ class ProtocolRealtime(Realtime):
         """JPEG for the model, encoded off the event loop."""
         return await asyncio.to_thread(encode_jpeg, frame, self.jpeg_quality, self.max_image_side)
 
-    async def _send_video_frame(self, frame: av.VideoFrame) -> None:
+    async def _send_video_frame(self, frame: av.VideoFrame) -> bool:
         jpeg = await self._encode_frame(frame)
         if self._runtime is None:
-            return
+            return False
         was_connected = self.protocol.connected
         self.protocol.send_frame(jpeg)
         await self._flush()
-        if was_connected:
-            self.frames_sent += 1
+        return was_connected
 
     # -- turns and tools -----------------------------------------------------------------
 

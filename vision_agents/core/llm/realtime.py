@@ -58,6 +58,8 @@ class Realtime(OmniLLM, ABC):
         self._tool_calls: dict[str, asyncio.Task[None]] = {}
         self._tool_outputs: dict[str, asyncio.Future[Any]] = {}
         self.playback_position: Callable[[str], float | None] | None = None
+        self.frames_sent = 0
+        """Video frames handed to the model so far (what ``fps`` let through and it took)."""
         """``response_id -> ms played`` (or None when unknown), set by whoever plays the audio
         (the Agent: its ``AudioOutputTrack.played_ms``); providers truncate barge-ins by it."""
 
@@ -133,7 +135,9 @@ class Realtime(OmniLLM, ABC):
         if not self._connected:
             return
         try:
-            await self._send_video_frame(frame)
+            taken = await self._send_video_frame(frame)
+            if taken is not False:
+                self.frames_sent += 1
         except Exception as exc:  # a bad frame must not stop the feed
             self._emit_error_event(exc, context="sending a video frame")
 
@@ -256,7 +260,8 @@ class Realtime(OmniLLM, ABC):
     async def _send_text(self, text: str) -> None:
         raise NotImplementedError(f"{self.provider_name} does not accept text turns")
 
-    async def _send_video_frame(self, frame: av.VideoFrame) -> None:
+    async def _send_video_frame(self, frame: av.VideoFrame) -> bool | None:
+        """Send one frame; return False when it was not sent (e.g. no connection yet)."""
         raise NotImplementedError(f"{self.provider_name} does not accept video")
 
     async def _send_tool_result(self, result: ToolResult) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from aiohttp import WSMsgType, web, web_response
 
+from vision_agents.plugins.webrtc.decoders import install_bounded_decoders
 from vision_agents.plugins.webrtc.encoders import install_resilient_encoders
 from vision_agents.plugins.webrtc.guard import (
     ACCEPT_BATCH,
@@ -138,6 +139,7 @@ class CallServer:
             return
         install_ice_scope()
         install_resilient_encoders()
+        install_bounded_decoders()  # video that falls behind is dropped, not delivered late
         # Responses aiohttp writes itself (a 400 for a malformed request) skip our
         # on_response_prepare hook; its default Server value would name its version.
         setattr(web_response, "SERVER_SOFTWARE", SERVER_NAME)  # noqa: B010 (not exported)

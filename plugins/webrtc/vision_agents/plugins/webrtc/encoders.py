@@ -6,6 +6,12 @@ makes aiortc's senders (process-wide, once) use ``ResilientEncoder``: video fram
 even-sized yuv420p before encoding (``even_yuv420p``), and an encoder that still fails is
 dropped and a fresh one encodes the frame (then the next frame, if that fails too), with the
 failures counted and logged as a bounded warning.
+
+A new video stream (a new sender, or a slot re-pointed at someone else) also sends extra
+keyframes ``EARLY_KEYFRAMES_S`` into it: the first keyframe can reach a browser before it
+can decrypt media (DTLS still finishing on its side) and be lost, and then its picture
+stays black until a keyframe request gets through. Two more keyframes early on cost a few
+kilobytes and make that wait short.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 _original: Callable[[RTCRtpCodecParameters], Encoder] | None = None
 
+EARLY_KEYFRAMES_S = (0.5, 2.0)  # stream time after a video stream starts
+
 
 class ResilientEncoder(Encoder):
     """Wraps an aiortc encoder for ``codec``; see the module docstring."""
@@ -40,6 +48,8 @@ class ResilientEncoder(Encoder):
         self._make = make
         self._inner = make(codec)
         self._last_pts: int | None = None
+        self._first_s: float | None = None  # stream time of the first frame
+        self._early = list(EARLY_KEYFRAMES_S)
 
     def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         if isinstance(frame, av.VideoFrame):
@@ -51,7 +61,15 @@ class ResilientEncoder(Encoder):
                     ResilientEncoder.restarts += 1
                     self._inner = self._make(self._codec)
                     force_keyframe = True
+                    self._first_s, self._early = None, list(EARLY_KEYFRAMES_S)
                 self._last_pts = frame.pts
+                if frame.time_base is not None:
+                    now_s = float(frame.pts * frame.time_base)
+                    if self._first_s is None:
+                        self._first_s = now_s
+                    if self._early and now_s - self._first_s >= self._early[0]:
+                        self._early.pop(0)
+                        force_keyframe = True
         try:
             return self._inner.encode(frame, force_keyframe)
         except Exception as exc:
