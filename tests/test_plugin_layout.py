@@ -76,7 +76,8 @@ def test_each_plugin_is_a_namespace_portion_that_imports_from_its_own_root(name:
     # Namespace levels have no __init__.py (PEP 420), or they would hide the other plugins.
     assert not (source_root / "vision_agents" / "__init__.py").exists()
     assert not (source_root / "vision_agents" / "plugins" / "__init__.py").exists()
-    assert sorted(p.name for p in source_root.iterdir()) == ["pyproject.toml", "vision_agents"]
+    entries = sorted(p.name for p in source_root.iterdir() if p.name != "__pycache__")
+    assert entries == ["pyproject.toml", "vision_agents"]
     spec = importlib.util.find_spec(f"vision_agents.plugins.{name}")
     assert spec is not None and spec.origin is not None
     assert Path(spec.origin).resolve() == (package / "__init__.py").resolve()
