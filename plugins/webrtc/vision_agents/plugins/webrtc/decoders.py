@@ -49,6 +49,9 @@ class DecodeStats:
     keyframe_requests: int = 0
 
 
+aiortc_decoder_worker = aiortc.rtcrtpreceiver.decoder_worker
+"""aiortc's own decoder loop (it decodes every frame), kept for comparison."""
+
 stats = DecodeStats()
 _stats_lock = threading.Lock()
 _installed = False
