@@ -121,3 +121,10 @@ async def test_offline_responder_answers_from_processor_state() -> None:
     assert "Offline mode" in llm.answer("Write me a poem")
     llm.context = lambda: {"doorcam": {"detections": {"door": {"counts": {"face": 1}}}}}
     assert llm.answer("How many people are at the door?") == "I see one person."  # by face
+
+
+def test_chat_llm_takes_the_same_image_option_name_as_the_realtime_models() -> None:
+    llm = openai.LLM(model="m", base_url="http://127.0.0.1:9/v1", api_key="k", max_image_side=512)
+    assert llm.max_image_side == 512
+    with pytest.raises(ValueError, match="max_image_side must be at least 16 pixels, got 4"):
+        openai.LLM(model="m", base_url="http://127.0.0.1:9/v1", api_key="k", max_image_side=4)

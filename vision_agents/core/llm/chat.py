@@ -58,17 +58,19 @@ class ChatLLM(LLM):
         max_history: int = 40,
         max_tool_rounds: int = 5,
         tool_timeout: float | None = 30.0,
-        image_max_side: int = 768,
+        max_image_side: int = 768,
     ) -> None:
         super().__init__(tool_timeout=tool_timeout)
         if max_history < 2:
             raise ValueError(f"max_history must be at least 2 messages, got {max_history!r}")
         if max_tool_rounds < 0:
             raise ValueError(f"max_tool_rounds must be >= 0, got {max_tool_rounds!r}")
+        if max_image_side < 16:
+            raise ValueError(f"max_image_side must be at least 16 pixels, got {max_image_side!r}")
         self.attach_video = attach_video
         self.max_history = max_history
         self.max_tool_rounds = max_tool_rounds
-        self.image_max_side = image_max_side
+        self.max_image_side = max_image_side
         self.history: list[ChatMessage] = []
         self.context: Callable[[], dict[str, Any]] | None = None
         """Returns what the processors know now; added to the system prompt of each turn."""
@@ -121,7 +123,7 @@ class ChatLLM(LLM):
     def _request(self, text: str) -> ChatRequest:
         image = None
         if self.attach_video and self.latest_frame is not None:
-            image = encode_jpeg(self.latest_frame, max_side=self.image_max_side)
+            image = encode_jpeg(self.latest_frame, max_side=self.max_image_side)
         return ChatRequest(
             system=self.system_prompt(),
             messages=[*self.history, ChatMessage("user", text)],
