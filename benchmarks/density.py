@@ -47,7 +47,12 @@ import numpy as np
 import psutil
 from aiortc.mediastreams import MediaStreamError
 
-from benchmarks.density_media import LoopingMicrophone, StampedCamera
+from benchmarks.density_media import (
+    EncodedSchedule,
+    LoopingMicrophone,
+    PreEncodedCamera,
+    StampedCamera,
+)
 from tests.browser.python_peer import PythonPeer
 from tests.serve_kit import ServeProcess
 from vision_agents.testing import synthesize_speech
@@ -85,10 +90,11 @@ class Participant:
         self._task = asyncio.ensure_future(self._listen(receivers[0].track))
 
     @classmethod
-    async def join(cls, url: str, seed: int, speech: Any) -> Participant:
-        peer = await PythonPeer.join(
-            url, video=StampedCamera(seed=seed), audio=LoopingMicrophone(speech)
-        )
+    async def join(
+        cls, url: str, seed: int, speech: Any, schedule: EncodedSchedule | None
+    ) -> Participant:
+        camera = StampedCamera(seed=seed) if schedule is None else PreEncodedCamera(schedule)
+        peer = await PythonPeer.join(url, video=camera, audio=LoopingMicrophone(speech))
         return cls(peer)
 
     async def _listen(self, track: aiortc.MediaStreamTrack) -> None:
@@ -291,22 +297,28 @@ async def run_case(
     model: LineProcess,
     model_url: str,
     speech: Any,
+    camera: str = "pre-encoded",
 ) -> dict[str, Any]:
     agents = Agents(mode)
     participants: list[Participant] = []
+    schedule = None
+    if camera == "pre-encoded":
+        # Long enough for the joins (3 s an offer in admission mode), warm-up and window.
+        length = warmup + seconds + 6 * n + 20
+        schedule = await asyncio.to_thread(EncodedSchedule, length, lead_s=length * 30 * 0.015 + 2)
     try:
         await agents.start(n, model_url)
         if mode == "admission":
             for i in range(n):
                 url = await agents.offer(i, model_url)
                 if url is not None:
-                    participants.append(await Participant.join(url, i, speech))
+                    participants.append(await Participant.join(url, i, speech, schedule))
                 # A set time for the new session's load to show in the node's measurements
                 # (1 s CPU window, 0.5 s loop-lag reports) before the next offer.
                 await asyncio.sleep(3.0)
         else:
             for i, url in enumerate(agents.urls):
-                participants.append(await Participant.join(url, i, speech))
+                participants.append(await Participant.join(url, i, speech, schedule))
         admitted = len(participants)
         await asyncio.sleep(warmup)  # a benchmark: the warm-up is a set time, not a condition
         procs = agents.processes()
@@ -464,6 +476,13 @@ async def main() -> None:
     parser.add_argument("--modes", default="one-process,serve")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured time per case")
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument(
+        "--camera",
+        choices=("pre-encoded", "live"),
+        default="pre-encoded",
+        help="participants' VP8: encoded before each case (the harness then costs little "
+        "while it measures) or live, as a real camera would be",
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.sessions.split(",")]
     modes = args.modes.split(",")
@@ -475,7 +494,9 @@ async def main() -> None:
         model_url = f"http://127.0.0.1:{(await model.read())['port']}/v1"
         for n in counts:
             for mode in modes:
-                row = await run_case(mode, n, args.seconds, args.warmup, model, model_url, speech)
+                row = await run_case(
+                    mode, n, args.seconds, args.warmup, model, model_url, speech, args.camera
+                )
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:

@@ -1,11 +1,13 @@
-"""Media for the density benchmark: a 640x480 camera whose frames carry their capture time,
-a looping speech microphone, and the reader that recovers the time from a JPEG."""
+"""Media for the density benchmark: a 640x480 camera whose frames carry their capture time
+(encoded live, or encoded ahead of time so the harness costs the machine little while it
+measures), a looping speech microphone, and the reader that recovers the time from a JPEG."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from fractions import Fraction
+from typing import Any
 
 import aiortc
 import av
@@ -50,17 +52,80 @@ class StampedCamera(aiortc.MediaStreamTrack):
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        luma = np.roll(self._luma, 4 * self._count, axis=1)
-        stamp = now_ms() % STAMP_MOD
+        frame = self.picture(self._count, now_ms())
+        self._count += 1
+        return frame
+
+    def picture(self, count: int, wall_ms: int) -> av.VideoFrame:
+        """Frame ``count`` of the moving texture, stamped with ``wall_ms``."""
+        luma = np.roll(self._luma, 4 * count, axis=1)
+        stamp = wall_ms % STAMP_MOD
         luma[:STAMP_BLOCK, : STAMP_BITS * STAMP_BLOCK] = 16
         for bit in range(STAMP_BITS):
             if stamp >> bit & 1:
                 luma[:STAMP_BLOCK, bit * STAMP_BLOCK : (bit + 1) * STAMP_BLOCK] = 235
         frame = av.VideoFrame.from_ndarray(np.vstack([luma, self._chroma]), format="yuv420p")
-        frame.pts = self._count * 3000
+        frame.pts = count * 3000
         frame.time_base = Fraction(1, 90000)
-        self._count += 1
         return frame
+
+
+class EncodedSchedule:
+    """The stamped camera encoded to VP8 ahead of time for a fixed timetable: frame ``i`` is
+    stamped with, and meant to be sent at, ``start + i / fps`` (wall clock). A keyframe
+    every second, so a receiver that joins late or drops frames picks up within one."""
+
+    def __init__(self, seconds: float, fps: float = 30.0, lead_s: float = 0.0) -> None:
+        from aiortc.codecs import get_encoder
+        from aiortc.codecs.vpx import vp8_depayload
+        from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+        self.fps = fps
+        count = int(seconds * fps)
+        encoder = get_encoder(RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000))
+        camera = StampedCamera(fps)
+        started = time.time() + lead_s
+        self.frames: list[bytes] = []
+        for i in range(count):
+            picture = camera.picture(i, int((started + i / fps) * 1000))
+            payloads, _ = encoder.encode(picture, force_keyframe=i % int(fps) == 0)
+            self.frames.append(b"".join(vp8_depayload(p) for p in payloads))
+        # The timetable starts once encoding is done (or at the lead time, if later), in
+        # monotonic time, with the stamps shifted to match.
+        now_wall, now_mono = time.time(), time.monotonic()
+        self.start_wall_s = started
+        self.start_mono_s = now_mono + (started - now_wall)
+        if self.start_mono_s < now_mono:
+            raise RuntimeError(
+                f"encoding {count} frames took longer than the lead of {lead_s} s: give more"
+            )
+
+
+class PreEncodedCamera(aiortc.MediaStreamTrack):
+    """Sends an ``EncodedSchedule`` on time, as packets aiortc passes through unencoded."""
+
+    kind = "video"
+
+    def __init__(self, schedule: EncodedSchedule) -> None:
+        super().__init__()
+        self._schedule = schedule
+        self._next = 0
+
+    async def recv(self) -> av.Packet[Any]:
+        s = self._schedule
+        now = time.monotonic()
+        # The frame due next (never one whose time has passed: its stamp would lie).
+        due_index = max(self._next, int(np.ceil((now - s.start_mono_s) * s.fps)))
+        if due_index >= len(s.frames):
+            raise RuntimeError("the encoded schedule ran out: encode a longer one")
+        delay = s.start_mono_s + due_index / s.fps - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._next = due_index + 1
+        packet = av.Packet(s.frames[due_index])
+        packet.pts = due_index * 3000
+        packet.time_base = Fraction(1, 90000)
+        return packet
 
 
 def read_stamp(jpeg: bytes) -> int | None:
