@@ -142,6 +142,9 @@ TIMING_TESTS: dict[str, set[str]] = {
         "test_stop_cancels_busy_handlers_and_is_idempotent",
     },
     "test_voice_agent.py": {"*"},
+    "test_webrtc_decoders.py": {
+        "test_a_receiver_that_cannot_keep_up_delivers_fresh_frames_instead_of_late_ones"
+    },
     # The three-browser test is not here: three Chromium processes beside two CPU burners are
     # more than two cores carry (joins took over 90 s); it runs in the normal suite.
     "test_webrtc_browser.py": {
