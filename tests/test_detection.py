@@ -201,10 +201,7 @@ async def test_processor_rules_need_stable_counts_and_respect_cooldowns() -> Non
     for i in range(len(script)):
         now[0] = float(i)
         await proc.process_video(frame, alice)
-        for _ in range(200):
-            if proc.rounds > i:
-                break
-            await asyncio.sleep(0.005)
+        await wait_until(lambda i=i: proc.rounds > i, 10, f"detection round {i + 1}")
     await proc.events.wait(timeout=2)
     assert backend.calls == len(script)
     assert len(detections) == len(script) and detections[2].labels == ["person"]
@@ -256,10 +253,7 @@ async def test_link_speaks_and_pushes_the_summary() -> None:
     frame = av.VideoFrame.from_ndarray(np.zeros((120, 160, 3), np.uint8), format="rgb24")
     for i in range(4):
         await proc.process_video(frame, alice)
-        for _ in range(200):
-            if proc.rounds > i:
-                break
-            await asyncio.sleep(0.005)
+        await wait_until(lambda i=i: proc.rounds > i, 10, f"detection round {i + 1}")
     await proc.events.wait(timeout=2)
     assert len(model.texts) == 1 and "came into view" in model.texts[0]
     assert model.instructions.startswith("Watch the door.")

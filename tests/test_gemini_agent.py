@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 
+from tests.conftest import wait_until
 from vision_agents.core import Agent
 from vision_agents.plugins import gemini
 from vision_agents.testing import GeminiLiveServer, InMemoryEdge, tone
@@ -19,11 +20,9 @@ async def test_an_interruption_drops_the_queued_reply_from_the_call() -> None:
         async with agent.join(await agent.create_call()):
             # 4 s of reply arrive at once, far faster than they play
             await server.send_audio(tone(700, 4.0, sample_rate=24000), turn_complete=False)
-            for _ in range(100):
-                if agent.audio_track.buffered_ms > 3000:
-                    break
-                await asyncio.sleep(0.02)
-            assert agent.audio_track.buffered_ms > 3000
+            await wait_until(
+                lambda: agent.audio_track.buffered_ms > 3000, 10, "4 s of reply queued"
+            )
             await asyncio.sleep(0.5)  # some of it plays
             await server.send_interrupted()
             for _ in range(100):

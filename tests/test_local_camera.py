@@ -12,6 +12,7 @@ import av
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
+from tests.conftest import wait_until
 from vision_agents.core import Agent, User
 from vision_agents.plugins.local import (
     CameraTrack,
@@ -107,10 +108,7 @@ async def test_preview_page_serves_the_agents_video() -> None:
     try:
         await preview.show(track)
         assert preview.url is not None and preview.url.startswith("http://127.0.0.1:")
-        for _ in range(100):
-            if preview.frames:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: bool(preview.frames), 10, "the preview's first frame")
         page = await asyncio.to_thread(_get, preview.url)
         jpeg = await asyncio.to_thread(_get, preview.url + "frame.jpg")
         stream_head = await asyncio.to_thread(_get_head, preview.url + "stream")

@@ -7,6 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.conftest import wait_until
 from vision_agents.core.processors.detection import DetectionProcessor
 from vision_agents.plugins.onnx import YOLODetector
 
@@ -89,7 +90,6 @@ def test_onnx_thresholds_and_errors(tmp_path) -> None:
 
 
 async def test_onnx_backend_in_the_processor() -> None:
-    import asyncio
 
     import av
 
@@ -98,9 +98,6 @@ async def test_onnx_backend_in_the_processor() -> None:
     proc = DetectionProcessor(YOLODetector(yolo_like_graph(KNOWN_OUTPUT)), detect_fps=100)
     frame = av.VideoFrame.from_ndarray(np.zeros((64, 128, 3), np.uint8), format="rgb24")
     await proc.process_video(frame, Participant(user_id="bob"))
-    for _ in range(200):
-        if proc.rounds:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: proc.rounds > 0, 10, "a detection round")
     assert proc.scene()["bob"]["counts"] == {"person": 1, "bicycle": 1}  # COCO names
     await proc.close()

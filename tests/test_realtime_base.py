@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from tests.conftest import wait_until
 from tests.media_tracks import SyntheticVideoTrack
 from vision_agents.core import PcmData
 from vision_agents.core.events import BaseEvent
@@ -175,21 +176,19 @@ async def test_tool_calls_run_in_background_and_errors_go_back_to_the_model() ->
     await llm.connect()
     llm.call_tool("c1", "slow_lookup", '{"city": "Oslo"}')
     llm.call_tool("c2", "broken", {})
-    for _ in range(100):
-        if llm.tool_results:
-            break
-        await asyncio.sleep(0.01)
-    # the broken tool answered while the slow one is still running: nothing blocks
+    # the broken tool answers (and its task ends) while the slow one is still running
+    await wait_until(
+        lambda: bool(llm.tool_results) and llm.pending_tool_calls == ["c1"],
+        10,
+        "the broken tool's result while the slow one runs",
+    )
     assert [r.call_id for r in llm.tool_results] == ["c2"]
     assert llm.tool_results[0].ok is False and "database offline" in (
         llm.tool_results[0].error or ""
     )
     assert llm.pending_tool_calls == ["c1"]
     release.set()
-    for _ in range(100):
-        if len(llm.tool_results) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: len(llm.tool_results) == 2, 10, "the slow tool's result")
     assert llm.tool_results[1].ok and llm.tool_results[1].value == {
         "city": "Oslo",
         "weather": "sunny",

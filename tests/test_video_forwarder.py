@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 import av
 import pytest
+from aiortc import MediaStreamTrack
 
-from tests.conftest import no_leaks
+from tests.conftest import no_leaks, wait_until
 from tests.media_tracks import VIDEO_TIME_BASE, SyntheticVideoTrack
 from vision_agents.core.utils.video_forwarder import FrameHandlerStats, VideoForwarder
+from vision_agents.testing import ManualClock
 
 
 @dataclass
@@ -395,4 +397,55 @@ async def test_bound_methods_are_matched_by_owner_and_function() -> None:
             fwd.add_frame_handler(one.on_frame)
         await fwd.remove_frame_handler(one.on_frame)
         assert fwd.handler_count == 1
+        await fwd.stop()
+
+
+class _PushedTrack(MediaStreamTrack):
+    """A video track whose frames the test hands over one by one."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frames: asyncio.Queue[av.VideoFrame] = asyncio.Queue()
+        self.count = 0
+
+    def push(self) -> None:
+        frame = av.VideoFrame(16, 16, "yuv420p")
+        frame.pts = self.count
+        self.count += 1
+        self._frames.put_nowait(frame)
+
+    async def recv(self) -> av.VideoFrame:
+        return await self._frames.get()
+
+
+async def test_the_cadence_follows_the_injected_clock_exactly() -> None:
+    """10 s of a 30 fps source on a manual clock: a 5 fps consumer gets exactly one frame per
+    0.2 s step, always the newest, with no real time passing; between steps, none."""
+    clock = ManualClock()
+    track = _PushedTrack()
+    got: list[int] = []
+
+    async def consumer(frame: av.VideoFrame) -> None:
+        got.append(int(frame.pts or 0))
+
+    fwd = VideoForwarder(track, name="manual", clock=clock)
+    fwd.add_frame_handler(consumer, fps=5)
+    try:
+        for step in range(51):
+            if step:
+                clock.advance(0.1)  # half an interval: not due yet
+                for _ in range(20):
+                    await asyncio.sleep(0)
+                assert len(got) == step, f"a frame came before it was due at step {step}"
+                clock.advance(0.1)
+            for _ in range(6):  # 0.2 s of a 30 fps source
+                track.push()
+            await wait_until(lambda s=step: len(got) == s + 1, 5, f"frame {step + 1}")
+            assert got[-1] == track.count - 1, "the consumer did not get the newest frame"
+        stats = fwd.handler_stats()[0]
+        assert stats.frames_delivered == 51 and stats.frames_skipped == 51 * 6 - 51
+        assert stats.last_frame_age == 0.0  # taken at the clock time it arrived: no time passed
+    finally:
         await fwd.stop()

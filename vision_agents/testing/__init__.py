@@ -6,6 +6,7 @@ These are part of the product: users test their agents with them, without keys o
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from vision_agents.testing.clock import ManualClock
 from vision_agents.testing.fake_realtime import FakeRealtime, ReceivedFrame
 from vision_agents.testing.media import (
     make_test_video,
@@ -65,6 +66,7 @@ __all__ = [
     "GeminiLiveServer",
     "InMemoryEdge",
     "LiveFileTrack",
+    "ManualClock",
     "MediaFilePlayer",
     "OpenAIChatServer",
     "OpenAIRealtimeServer",

@@ -13,12 +13,13 @@ import contextlib
 import inspect
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import av
 from aiortc import MediaStreamError, MediaStreamTrack
+
+from vision_agents.core.utils.clock import MONOTONIC, Clock
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +79,23 @@ class VideoForwarder:
 
     The reader starts with the first handler and stops when the last one is removed (a new
     handler restarts it). Everything stops when the track ends or on :meth:`stop`.
+
+    ``clock`` paces the consumers and times frame ages (real time by default; tests pass
+    ``vision_agents.testing.ManualClock`` to drive the cadence step by step).
     """
 
     def __init__(
-        self, input_track: MediaStreamTrack, fps: float | None = None, *, name: str = "video"
+        self,
+        input_track: MediaStreamTrack,
+        fps: float | None = None,
+        *,
+        name: str = "video",
+        clock: Clock = MONOTONIC,
     ) -> None:
         if input_track.kind != "video":
             raise ValueError(f"input_track must be a video track, got kind={input_track.kind!r}")
         self._track = input_track
+        self._clock = clock
         self._fps = _check_fps(fps)
         self.name = name
         self._consumers: list[_Consumer] = []
@@ -204,7 +214,7 @@ class VideoForwarder:
                     raise TypeError(f"expected av.VideoFrame from the track, got {type(frame)}")
                 self._latest = frame
                 self._latest_seq += 1
-                self._latest_at = time.monotonic()
+                self._latest_at = self._clock.now()
                 for consumer in self._consumers:
                     consumer.wake.set()
         except MediaStreamError:
@@ -214,22 +224,20 @@ class VideoForwarder:
         self._mark_ended()
 
     async def _run_consumer(self, consumer: _Consumer) -> None:
-        loop = asyncio.get_running_loop()
+        clock = self._clock
         interval = 1.0 / consumer.fps if consumer.fps is not None else None
-        next_due = loop.time()
+        next_due = clock.now()
         try:
             while True:
-                if interval is not None and (delay := next_due - loop.time()) > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(delay):
-                            await consumer.leaving.wait()
+                if interval is not None and (delay := next_due - clock.now()) > 0:
+                    await clock.wait(consumer.leaving, delay)
                 frame = await self._next_frame(consumer)
                 if frame is None:
                     return
                 await self._deliver(consumer, frame)
                 if interval is not None:
                     next_due += interval
-                    now = loop.time()
+                    now = clock.now()
                     if now - next_due > interval:  # fell behind: re-anchor, don't burst
                         next_due = now
         finally:
@@ -244,7 +252,7 @@ class VideoForwarder:
             if self._latest is not None and self._latest_seq > consumer.last_seq:
                 consumer.skipped += self._latest_seq - consumer.last_seq - 1
                 consumer.last_seq = self._latest_seq
-                consumer.last_age = time.monotonic() - self._latest_at
+                consumer.last_age = self._clock.now() - self._latest_at
                 return self._latest
             await consumer.wake.wait()
 
