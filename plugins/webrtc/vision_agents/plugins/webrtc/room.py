@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,6 +45,18 @@ class Member:
     slots: list[dict[str, SlotTrack]] = field(default_factory=list)
     muted: dict[str, bool] = field(default_factory=lambda: {"audio": False, "video": False})
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    states: list[str] = field(default_factory=list)
+    """The media connection's states so far (connection and ICE), oldest first."""
+
+
+@dataclass(frozen=True)
+class Departure:
+    """A member who left the call: when (monotonic seconds), and why."""
+
+    seat: int
+    name: str
+    at: float
+    reason: str
 
 
 class RoomListener(Protocol):
@@ -80,6 +94,8 @@ class Room:
         self._reserved: set[int] = set()
         self._agent_sources: dict[str, Fanout] = {}
         self._tasks = TaskOwner(f"room:{call_id}")
+        self.departures: deque[Departure] = deque(maxlen=20)
+        """The last members who left, and why (newest last)."""
 
     @property
     def members(self) -> list[Member]:
@@ -172,8 +188,13 @@ class Room:
 
         @pc.on("connectionstatechange")
         def _on_state() -> None:
+            member.states.append(pc.connectionState)
             if pc.connectionState in ("failed", "closed"):
                 member.closed.set()
+
+        @pc.on("iceconnectionstatechange")
+        def _on_ice_state() -> None:
+            member.states.append(f"ice:{pc.iceConnectionState}")
 
         return member, pc.localDescription.sdp
 
@@ -192,6 +213,21 @@ class Room:
         if self.listener is not None:
             self.listener.member_joined(member)
 
+    def note_departure(self, member: Member, reason: str) -> None:
+        """Record (and log) why ``member`` is leaving; call before ``remove``."""
+        if self.seats[member.seat] is not member:
+            return
+        self.departures.append(
+            Departure(member.seat, member.participant.name, time.monotonic(), reason)
+        )
+        logger.info(
+            "%s (seat %d) left call %s: %s",
+            member.participant.name,
+            member.seat,
+            self.call_id,
+            reason,
+        )
+
     async def remove(self, member: Member) -> None:
         """The browser left: stop forwarding it everywhere, then close its connection."""
         if self.seats[member.seat] is not member:
@@ -204,8 +240,9 @@ class Room:
                 track.stop()
         if self.listener is not None:
             self.listener.member_left(member)
-        await member.pc.close()
+        # The others learn first: closing a peer connection can take a while on a busy machine.
         await self.broadcast_members()
+        await member.pc.close()
 
     def set_muted(self, member: Member, kind: str, muted: bool) -> None:
         if kind not in ("audio", "video"):

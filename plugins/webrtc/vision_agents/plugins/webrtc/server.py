@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from aiohttp import WSMsgType, web, web_response
 
+from vision_agents.plugins.webrtc.consent import install_tolerant_consent
 from vision_agents.plugins.webrtc.decoders import install_bounded_decoders
 from vision_agents.plugins.webrtc.encoders import install_resilient_encoders
 from vision_agents.plugins.webrtc.guard import (
@@ -140,6 +141,7 @@ class CallServer:
         install_ice_scope()
         install_resilient_encoders()
         install_bounded_decoders()  # video that falls behind is dropped, not delivered late
+        install_tolerant_consent()  # a busy machine is not a dead peer
         # Responses aiohttp writes itself (a 400 for a malformed request) skip our
         # on_response_prepare hook; its default Server value would name its version.
         setattr(web_response, "SERVER_SOFTWARE", SERVER_NAME)  # noqa: B010 (not exported)
@@ -310,6 +312,7 @@ class CallServer:
             await ws.send_json({"type": "answer", "sdp": answer, "seat": seat})
             await room.broadcast_members()
             closed = asyncio.ensure_future(member.closed.wait())
+            reason = "the server stopped"
             try:
                 while True:
                     receive = asyncio.ensure_future(ws.receive())
@@ -318,17 +321,28 @@ class CallServer:
                     )
                     if receive not in done:
                         receive.cancel()
+                        pc = member.pc
+                        socket = f"closed, code {ws.close_code}" if ws.closed else "open"
+                        reason = (
+                            f"media connection {pc.connectionState} "
+                            f"(ICE {pc.iceConnectionState}; socket {socket}; "
+                            f"states {' > '.join(member.states)})"
+                        )
                         break
-                    message = _parse_message(receive.result())
+                    received = receive.result()
+                    message = _parse_message(received)
                     if message is None:
+                        reason = _why_socket_ended(received, ws)
                         break
                     try:
                         await self._on_message(room, member, message)
-                    except ConnectionError:
+                    except ConnectionError as exc:
+                        reason = f"the socket failed: {exc}"
                         break
             finally:
                 closed.cancel()
         finally:
+            room.note_departure(member, reason)
             await room.remove(member)
 
     async def _on_message(self, room: Room, member: Any, message: dict[str, Any]) -> None:
@@ -356,6 +370,16 @@ def _clean_name(value: object) -> str:
     if not isinstance(value, str):
         return ""
     return "".join(ch for ch in value if ch.isprintable()).strip()[:MAX_NAME_CHARS]
+
+
+def _why_socket_ended(message: Any, ws: web.WebSocketResponse) -> str:
+    """Why a member's WebSocket loop ended, in words (for the departure log)."""
+    kind = getattr(getattr(message, "type", None), "name", str(message))
+    if kind in ("CLOSE", "CLOSING", "CLOSED"):
+        return f"the page closed its socket ({kind.lower()}, code {ws.close_code})"
+    if kind == "ERROR":
+        return f"the socket failed: {ws.exception()!r} (code {ws.close_code})"
+    return f"the page sent something that is not a JSON object ({kind.lower()})"
 
 
 def _parse_message(msg: Any) -> dict[str, Any] | None:
