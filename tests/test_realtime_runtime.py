@@ -153,3 +153,17 @@ def test_a_link_our_side_failed_over_a_provider_message_says_why_on_every_path()
     )
     theirs.receive_eof()
     assert refused_message(theirs.close_exc) is None and close_code(theirs.close_exc) == 1009
+
+
+def test_a_send_that_finds_the_link_closing_says_what_the_provider_said() -> None:
+    # The provider closed with a reason (Gemini: 1008 when the context is exhausted); a send
+    # that notices before the read does must report the same words, not just the code.
+    theirs = Protocol(Side.CLIENT)
+    theirs.receive_data(
+        Frame(Opcode.CLOSE, Close(1008, "context window exhausted").serialize()).serialize(
+            mask=False
+        )
+    )
+    with pytest.raises(LinkClosed) as closing:
+        check_websocket_open(SimpleNamespace(protocol=theirs))
+    assert closing.value.code == 1008 and "context window exhausted" in str(closing.value)

@@ -276,8 +276,9 @@ def check_websocket_open(ws: object) -> None:
     state = getattr(protocol, "state", None)
     if state is not None and getattr(state, "name", "OPEN") != "OPEN":
         close = getattr(protocol, "close_rcvd", None)
+        said = getattr(close, "reason", "") or ""  # the provider's reason, as a read reports it
         raise LinkClosed(
-            f"the connection is {state.name.lower()}",
+            f"the connection is {state.name.lower()}" + (f": {said}" if said else ""),
             getattr(close, "code", None),
             _refusal(close, getattr(protocol, "close_sent", None)),
         )
