@@ -305,7 +305,7 @@ async def run_case(
     if camera == "pre-encoded":
         # Long enough for the joins (3 s an offer in admission mode), warm-up and window.
         length = warmup + seconds + 6 * n + 20
-        schedule = await asyncio.to_thread(EncodedSchedule, length, lead_s=length * 30 * 0.015 + 2)
+        schedule = await asyncio.to_thread(EncodedSchedule, length)
     try:
         await agents.start(n, model_url)
         if mode == "admission":

@@ -75,7 +75,7 @@ class EncodedSchedule:
     stamped with, and meant to be sent at, ``start + i / fps`` (wall clock). A keyframe
     every second, so a receiver that joins late or drops frames picks up within one."""
 
-    def __init__(self, seconds: float, fps: float = 30.0, lead_s: float = 0.0) -> None:
+    def __init__(self, seconds: float, fps: float = 30.0, lead_s: float | None = None) -> None:
         from aiortc.codecs import get_encoder
         from aiortc.codecs.vpx import vp8_depayload
         from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -84,6 +84,16 @@ class EncodedSchedule:
         count = int(seconds * fps)
         encoder = get_encoder(RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000))
         camera = StampedCamera(fps)
+        if lead_s is None:
+            # Time a second of encoding and start the timetable just after the whole of it
+            # would be done (with a margin): a guessed lead that is too long leaves the first
+            # part of a measurement without video.
+            probe = get_encoder(RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000))
+            began = time.monotonic()
+            for i in range(int(fps)):
+                probe.encode(camera.picture(i, 0), force_keyframe=i == 0)
+            per_frame = (time.monotonic() - began) / int(fps)
+            lead_s = count * per_frame * 1.5 + 1.0
         started = time.time() + lead_s
         self.frames: list[bytes] = []
         for i in range(count):
