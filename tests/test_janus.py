@@ -22,20 +22,27 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import aiortc
 import av
 import numpy as np
 import pytest
+from playwright.async_api import async_playwright
 
 from tests.browser.agent_video import PatternPublisher, PatternTrack
+from tests.browser.chromium import launch
+from tests.browser.media import write_speech_wav, write_y4m
 from tests.browser.netns import LoopbackOnlyNamespace
 from tests.browser.waiting import eventually
+from vision_agents.cli import main as cli_main
 from vision_agents.core import Agent, User
 from vision_agents.core.edge.events import ParticipantLeftEvent, TrackAddedEvent
+from vision_agents.demo import JanusOptions, run_demo
 from vision_agents.plugins.janus import (
     JanusEdge,
     JanusError,
+    JanusPage,
     JanusProcess,
     JanusSession,
     signed_token,
@@ -307,3 +314,197 @@ async def test_two_agents_in_two_processes_hear_the_human_and_each_other(
             process.terminate()
         await asyncio.gather(*(p.wait() for p in processes))
         await asyncio.gather(*readers, return_exceptions=True)
+
+
+DECODED = """(who) => {
+  const el = window.vaJanus && window.vaJanus.videos[who];
+  return el ? el.getVideoPlaybackQuality().totalVideoFrames : 0;
+}"""
+
+
+@pytest.mark.timeout(120)
+async def test_browser_joins_with_the_page_and_exchanges_media_with_the_agent(
+    janus: JanusProcess, tmp_path: Path
+) -> None:
+    video = write_y4m(tmp_path / "camera.y4m", seconds=2, fps=15)
+    audio = write_speech_wav(tmp_path / "mic.wav", "Hello agent, this is the browser speaking.")
+    page_server = JanusPage()
+    await page_server.start()
+    edge = JanusEdge(
+        janus.url,
+        token_secret=janus.token_secret,
+        admin_key=janus.admin_key,
+        page_url=page_server.url,
+    )
+    model = FakeRealtime(fps=5)
+    agent = Agent(
+        edge=edge, agent_user=User(name="Ada"), llm=model, processors=[PatternPublisher(fps=15)]
+    )
+    left: list[float] = []
+
+    @edge.events.subscribe
+    async def on_left(event: ParticipantLeftEvent) -> None:
+        left.append(time.monotonic())
+
+    try:
+        call = await agent.create_call("default", "janus-browser")
+        async with agent.join(call), async_playwright() as pw:
+            browser = await launch(pw, video, audio)
+            try:
+                page = await browser.new_page()
+                await page.goto(edge.join_url(call, name="Grace"))
+                # The agent gets the browser's camera (frames numbered 0..29) and microphone.
+                await eventually(lambda: len(model.frames) >= 5, 20, "browser frames at the agent")
+                assert {read_frame_index(f) for f in model.latest_frames} <= set(range(30))
+                await eventually(lambda: model.audio_received >= 1.0, 10, "audio at the agent")
+                speech = np.concatenate([c.to_float32().samples[0] for c in model.audio_chunks])
+                assert float(np.sqrt(np.mean(speech**2))) > 0.01, "the agent got silence"
+                assert [p.name for p in edge.participants] == ["Grace"]
+                # The browser decodes the agent's video, and it keeps coming.
+                await eventually(
+                    lambda: _decoded_at_least(page, "Ada", 10), 15, "the agent's video decoded"
+                )
+                before = int(await page.evaluate(DECODED, "Ada"))
+                await eventually(
+                    lambda: _decoded_at_least(page, "Ada", before + 5), 5, "more agent video"
+                )
+                assert await page.evaluate("vaJanus.members") == ["Ada"]
+                assert await page.evaluate("vaJanus.error") is None
+                # Closing the page: the agent hears of it within 1 s.
+                closed = time.monotonic()
+                await page.close()
+                await eventually(lambda: bool(left), 5, "the agent to see the browser leave")
+                print(f"browser leave seen by the agent after {left[0] - closed:.3f} s")
+                assert left[0] - closed < 1.0, f"seen after {left[0] - closed:.2f} s"
+            finally:
+                await browser.close()
+    finally:
+        await page_server.stop()
+
+
+async def _decoded_at_least(page: Any, who: str, frames: int) -> bool:
+    return int(await page.evaluate(DECODED, who)) >= frames
+
+
+@pytest.mark.timeout(180)  # three Chromium processes on a 2-core machine
+async def test_three_browsers_see_each_other_and_a_leaver_is_gone_within_1_s(
+    janus: JanusProcess, tmp_path: Path
+) -> None:
+    video = write_y4m(tmp_path / "camera.y4m", seconds=2, fps=15)
+    audio = write_speech_wav(tmp_path / "mic.wav", "Hello everyone.")
+    page_server = JanusPage()
+    await page_server.start()
+    edge = JanusEdge(
+        janus.url,
+        token_secret=janus.token_secret,
+        admin_key=janus.admin_key,
+        page_url=page_server.url,
+    )
+    agent = Agent(
+        edge=edge,
+        agent_user=User(name="Ada"),
+        llm=FakeRealtime(fps=1),
+        processors=[PatternPublisher(fps=15)],
+    )
+    names = ["Ann", "Bob", "Cy"]
+    try:
+        call = await agent.create_call("default", "janus-three")
+        async with agent.join(call), async_playwright() as pw:
+            browsers = [await launch(pw, video, audio) for _ in names]
+            try:
+                pages = {}
+                for name, browser in zip(names, browsers, strict=True):
+                    pages[name] = await browser.new_page()
+                    await pages[name].goto(edge.join_url(call, name=name))
+                for name, page in pages.items():
+                    others = sorted({"Ada", *names} - {name})
+                    await eventually(
+                        lambda page=page, others=others: _members_are(page, others),
+                        30,
+                        f"{name} to list {others}",
+                    )
+                    for other in others:
+                        await eventually(
+                            lambda page=page, other=other: _decoded_at_least(page, other, 5),
+                            30,
+                            f"{name} to see {other}",
+                        )
+                await eventually(
+                    lambda: sorted(p.name for p in edge.participants) == names, 10, "the roster"
+                )
+                closed = time.monotonic()
+                await pages["Cy"].close()
+                for name in ("Ann", "Bob"):
+                    await eventually(
+                        lambda name=name: _members_are(
+                            pages[name], sorted({"Ada", "Ann", "Bob"} - {name})
+                        ),
+                        5,
+                        f"{name} to see Cy gone",
+                    )
+                took = time.monotonic() - closed
+                print(f"Cy gone from both other pages {took:.3f} s after closing")
+                assert took < 1.0, f"Cy still listed {took:.2f} s after leaving"
+                assert sorted(p.name for p in edge.participants) == ["Ann", "Bob"]
+            finally:
+                for browser in browsers:
+                    await browser.close()
+    finally:
+        await page_server.stop()
+
+
+async def _members_are(page: Any, names: list[str]) -> bool:
+    return sorted(await page.evaluate("vaJanus.members")) == names
+
+
+@pytest.mark.timeout(120)
+async def test_demo_runs_on_janus_and_a_browser_joins_it(
+    janus: JanusProcess,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    video = write_y4m(tmp_path / "camera.y4m", seconds=2, fps=15)
+    audio = write_speech_wav(tmp_path / "mic.wav", "Hello there.")
+    out = ""
+
+    def said(text: str) -> bool:
+        nonlocal out
+        out += capsys.readouterr().out
+        return text in out
+
+    async with async_playwright() as pw:
+        browser = await launch(pw, video, audio)
+
+        async def join(url: str) -> None:
+            page = await browser.new_page()
+            await page.goto(url + "&name=Grace")
+
+        options = JanusOptions(janus.url, janus.token_secret, janus.admin_key)
+        demo = asyncio.ensure_future(
+            run_demo(janus=options, port=0, open_browser=False, every_s=2.0, on_ready=join)
+        )
+        try:
+            await eventually(lambda: said("Grace joined the call"), 60, "the browser joining")
+            await eventually(
+                lambda: said("agent says: Hello, I am the offline demo agent"), 30, "the greeting"
+            )
+            assert janus.token_secret not in out and janus.admin_key not in out
+        finally:
+            demo.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await demo
+            await browser.close()
+
+
+def test_demo_on_janus_names_the_missing_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("VISION_AGENTS_JANUS_TOKEN_SECRET", raising=False)
+    monkeypatch.setenv("VISION_AGENTS_JANUS_ADMIN_KEY", "x")
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["demo", "--edge", "janus", "--no-browser", "--duration", "1"])
+    assert exited.value.code == 2
+    assert "VISION_AGENTS_JANUS_TOKEN_SECRET" in capsys.readouterr().err

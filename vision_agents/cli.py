@@ -42,6 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
     demo.add_argument("--no-browser", action="store_true", help="only print the join link")
+    demo.add_argument(
+        "--edge",
+        choices=["webrtc", "janus"],
+        default="webrtc",
+        help="webrtc: the embedded call server (default); janus: a Janus SFU at --janus-url "
+        "(its secrets from VISION_AGENTS_JANUS_TOKEN_SECRET and VISION_AGENTS_JANUS_ADMIN_KEY; "
+        "the page is served on --host/--port)",
+    )
+    demo.add_argument("--janus-url", default="ws://127.0.0.1:8188", help="Janus's WebSocket API")
     demo.add_argument("-v", "--verbose", action="store_true")
 
     add_serve_parser(sub)
@@ -57,9 +66,18 @@ def main(argv: list[str] | None = None) -> int:
         from vision_agents.core.errors import ModelNotAvailableError
         from vision_agents.demo import run_demo
 
+        janus = None
+        if args.edge == "janus":
+            from vision_agents.demo import JanusOptions
+
+            try:
+                janus = JanusOptions.from_env(args.janus_url)
+            except ValueError as exc:
+                parser.error(str(exc))
         try:
             return asyncio.run(
                 run_demo(
+                    janus=janus,
                     host=args.host,
                     port=args.port,
                     fps=args.fps,

@@ -17,6 +17,7 @@ import webbrowser
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -37,6 +38,10 @@ from vision_agents.core.voice import (
     UserSpeechEndedEvent,
     UserSpeechStartedEvent,
 )
+
+if TYPE_CHECKING:
+    from vision_agents.plugins.janus import JanusEdge
+    from vision_agents.plugins.webrtc import WebRTCEdge
 
 INSTRUCTIONS = (
     "You are a friendly video-call assistant. Say briefly what you see and hear, "
@@ -165,8 +170,31 @@ class OfflineDescriber(OfflineResponder):
         return reply
 
 
+@dataclass(frozen=True)
+class JanusOptions:
+    """Where the demo's Janus is and its two secrets (never printed)."""
+
+    url: str
+    token_secret: str = field(repr=False)
+    admin_key: str = field(repr=False)
+
+    @classmethod
+    def from_env(cls, url: str) -> JanusOptions:
+        values = {}
+        for name in ("VISION_AGENTS_JANUS_TOKEN_SECRET", "VISION_AGENTS_JANUS_ADMIN_KEY"):
+            values[name] = os.environ.get(name, "")
+            if not values[name]:
+                raise ValueError(f"--edge janus needs {name} (the Janus config's secret)")
+        return cls(
+            url,
+            values["VISION_AGENTS_JANUS_TOKEN_SECRET"],
+            values["VISION_AGENTS_JANUS_ADMIN_KEY"],
+        )
+
+
 async def run_demo(
     *,
+    janus: JanusOptions | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
     fps: float = 2.0,
@@ -188,7 +216,38 @@ async def run_demo(
         )
     else:
         print(f"vision-agents demo: using {choice.label}")
-    edge = WebRTCEdge(host=host, port=port)
+    page = None
+    edge: WebRTCEdge | JanusEdge
+    if janus is None:
+        edge = WebRTCEdge(host=host, port=port)
+    else:
+        from vision_agents.plugins.janus import JanusEdge, JanusPage
+
+        page = JanusPage(host=host, port=port)
+        await page.start()
+        edge = JanusEdge(
+            janus.url,
+            token_secret=janus.token_secret,
+            admin_key=janus.admin_key,
+            page_url=page.url,
+        )
+    try:
+        return await _run(edge, choice, duration, open_browser, every_s, on_ready)
+    finally:
+        if page is not None:
+            await page.stop()
+
+
+async def _run(
+    edge: WebRTCEdge | JanusEdge,
+    choice: ModelChoice,
+    duration: float | None,
+    open_browser: bool,
+    every_s: float,
+    on_ready: Callable[[str], Awaitable[None]] | None,
+) -> int:
+    from vision_agents.plugins.webrtc import WebRTCEdge
+
     agent = Agent(
         edge=edge,
         agent_user=User(name="Demo agent"),
@@ -199,7 +258,8 @@ async def run_demo(
         stt=choice.stt,
         tts=choice.tts,
     )
-    edge.show_transcripts(choice.llm)
+    if isinstance(edge, WebRTCEdge):
+        edge.show_transcripts(choice.llm)
 
     @choice.llm.events.subscribe
     async def on_transcript(event: RealtimeAgentSpeechTranscriptionEvent) -> None:

@@ -13,6 +13,7 @@ from vision_agents.plugins.janus.client import (
     signed_token,
 )
 from vision_agents.plugins.janus.edge import JanusEdge, room_number
+from vision_agents.plugins.janus.page import JanusPage
 from vision_agents.plugins.janus.process import JanusProcess
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "JanusEdge",
     "JanusError",
     "JanusHandle",
+    "JanusPage",
     "JanusProcess",
     "JanusSession",
     "room_number",

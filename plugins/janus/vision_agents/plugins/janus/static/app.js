@@ -1,0 +1,121 @@
+// Joins a Janus VideoRoom with the camera and microphone and shows every other publisher.
+// The link carries ?janus=<ws url>&room=<id>&token=<signed token>&name=<display name>.
+// State for tests and tools: window.vaJanus = { members, videos, log, error, joined }.
+(function () {
+  const params = new URLSearchParams(location.search);
+  const state = (window.vaJanus = { members: [], videos: {}, log: [], error: null, joined: false });
+  const status = document.getElementById("status");
+  const say = (text, bad) => {
+    state.log.push(text);
+    status.textContent = text;
+    status.className = bad ? "error" : "";
+    if (bad) state.error = text;
+  };
+  const room = parseInt(params.get("room") || "", 10);
+  const server = params.get("janus");
+  const token = params.get("token");
+  const name = params.get("name") || "Guest";
+  if (!server || !token || !room) { say("this link is missing its server, room or token", true); return; }
+
+  const feeds = {}; // feed id -> display name
+  let janus = null;
+  let publisher = null;
+
+  function refreshMembers() { state.members = Object.values(feeds).sort(); }
+
+  function subscribe(feed) {
+    if (feeds[feed.id] !== undefined) return;
+    feeds[feed.id] = feed.display || "feed " + feed.id;
+    refreshMembers();
+    let handle = null;
+    janus.attach({
+      plugin: "janus.plugin.videoroom",
+      success: (h) => {
+        handle = h;
+        handle.send({ message: { request: "join", ptype: "subscriber", room, streams: [{ feed: feed.id }] } });
+      },
+      error: (e) => say("subscribing failed: " + e, true),
+      onmessage: (msg, jsep) => {
+        if (jsep) {
+          handle.createAnswer({
+            jsep,
+            tracks: [{ type: "data" }],
+            success: (answer) => handle.send({ message: { request: "start", room }, jsep: answer }),
+            error: (e) => say("answering failed: " + e, true),
+          });
+        }
+      },
+      onremotetrack: (track, mid, on) => {
+        const who = feeds[feed.id];
+        const id = "feed-" + feed.id + "-" + track.kind;
+        let el = document.getElementById(id);
+        if (!on) { if (el) el.closest("figure").remove(); delete state.videos[who]; return; }
+        if (el) return;
+        const figure = document.createElement("figure");
+        el = document.createElement(track.kind === "video" ? "video" : "audio");
+        el.id = id; el.autoplay = true; el.playsInline = true;
+        el.srcObject = new MediaStream([track]);
+        figure.appendChild(el);
+        if (track.kind === "video") {
+          const caption = document.createElement("figcaption");
+          caption.textContent = who;
+          figure.appendChild(caption);
+          state.videos[who] = el;
+        }
+        document.getElementById("tiles").appendChild(figure);
+      },
+      oncleanup: () => {},
+    });
+    feed.handle = () => handle;
+  }
+
+  function forget(feedId) {
+    const who = feeds[feedId];
+    if (who === undefined) return;
+    delete feeds[feedId];
+    delete state.videos[who];
+    refreshMembers();
+    for (const kind of ["audio", "video"]) {
+      const el = document.getElementById("feed-" + feedId + "-" + kind);
+      if (el) el.closest("figure").remove();
+    }
+  }
+
+  Janus.init({
+    debug: false,
+    callback: () => {
+      janus = new Janus({
+        server,
+        token,
+        success: () => janus.attach({
+          plugin: "janus.plugin.videoroom",
+          success: (h) => {
+            publisher = h;
+            publisher.send({ message: { request: "join", ptype: "publisher", room, display: name } });
+          },
+          error: (e) => say("attaching failed: " + e, true),
+          onmessage: (msg, jsep) => {
+            if (msg.videoroom === "joined") {
+              state.joined = true;
+              say("in the call as " + name);
+              publisher.createOffer({
+                tracks: [{ type: "audio", capture: true, recv: false }, { type: "video", capture: true, recv: false }],
+                success: (offer) => publisher.send({ message: { request: "configure", audio: true, video: true }, jsep: offer }),
+                error: (e) => say("camera or microphone failed: " + e, true),
+              });
+            }
+            if (msg.error) say(msg.error, true);
+            for (const feed of msg.publishers || []) subscribe(feed);
+            for (const key of ["unpublished", "leaving"]) if (typeof msg[key] === "number") forget(msg[key]);
+            if (jsep) publisher.handleRemoteJsep({ jsep });
+          },
+          onlocaltrack: (track, on) => {
+            if (on && track.kind === "video") document.getElementById("self").srcObject = new MediaStream([track]);
+          },
+        }),
+        error: (e) => say("cannot join: " + e, true),
+        destroyed: () => say("left the call"),
+      });
+    },
+  });
+})();
