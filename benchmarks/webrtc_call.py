@@ -11,7 +11,12 @@ Three measurements, each printed as a table:
    time carried in the media; the agent's added latency is (a) minus (b).
 3. ``cpu``: CPU of this process (server + agent) per browser sending 640x480 at 30 fps.
 
-Runs in a loopback-only network namespace when it can (root). Run from the repository root:
+``--edges webrtc,janus`` runs ``join`` and ``cpu`` on the Janus edge too, side by side: a real
+Janus (Debian's package, our config; its own CPU counted apart) and the page of
+``vision_agents.plugins.janus``. ``latency`` is measured on the embedded edge only.
+
+Runs in a loopback-only network namespace when it can (root; with a veth pair inside it for
+Janus, which never uses loopback for media). Run from the repository root:
 ``python -m benchmarks.webrtc_call``.
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +34,7 @@ from typing import Any
 import aiortc
 import av
 import numpy as np
+import psutil
 from aiortc.mediastreams import MediaStreamError
 from playwright.async_api import async_playwright
 
@@ -173,13 +180,70 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-async def bench_join(pw: Any, media: tuple[Path, Path], runs: int) -> list[float]:
+class Edges:
+    """Makes an edge of one kind per case; for Janus, runs Janus and the page meanwhile."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.janus: Any = None
+        self.page: Any = None
+
+    async def __aenter__(self) -> Edges:
+        if self.kind == "janus":
+            from vision_agents.plugins.janus import JanusPage, JanusProcess
+
+            self.janus = JanusProcess(interfaces=VETH)
+            await self.janus.start()
+            self.page = JanusPage()
+            await self.page.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.page is not None:
+            await self.page.stop()
+        if self.janus is not None:
+            await self.janus.close()
+
+    def make(self) -> Any:
+        if self.kind == "webrtc":
+            return WebRTCEdge()
+        from vision_agents.plugins.janus import JanusEdge
+
+        return JanusEdge(
+            self.janus.url,
+            token_secret=self.janus.token_secret,
+            admin_key=self.janus.admin_key,
+            page_url=self.page.url,
+        )
+
+    def janus_cpu_s(self) -> float:
+        if self.janus is None or self.janus._process is None:
+            return 0.0
+        times = psutil.Process(self.janus._process.pid).cpu_times()
+        return float(times.user + times.system)
+
+
+VETH = "va-bench0"
+
+
+def add_veth() -> None:
+    """A veth pair inside the namespace, both ends here: an interface for Janus's media."""
+    for command in (
+        ["ip", "link", "add", VETH, "type", "veth", "peer", "name", VETH + "p"],
+        ["ip", "addr", "add", "10.254.1.1/24", "dev", VETH],
+        ["ip", "link", "set", VETH, "up"],
+        ["ip", "link", "set", VETH + "p", "up"],
+    ):
+        subprocess.run(command, check=True, capture_output=True)
+
+
+async def bench_join(pw: Any, media: tuple[Path, Path], runs: int, edges: Edges) -> list[float]:
     times = []
     browser = await launch(pw, *media)
     try:
         for i in range(runs):
             model = FakeRealtime(fps=30)
-            edge = WebRTCEdge()
+            edge = edges.make()
             agent = Agent(edge=edge, agent_user=User(name="Ada"), llm=model)
             call = await agent.create_call("default", f"join{i}")
             async with agent.join(call):
@@ -244,9 +308,12 @@ async def bench_latency(pw: Any, seconds: float) -> dict[str, list[float]]:
     }
 
 
-async def bench_cpu(pw: Any, media: tuple[Path, Path], participants: int, seconds: float) -> float:
+async def bench_cpu(
+    pw: Any, media: tuple[Path, Path], participants: int, seconds: float, edges: Edges
+) -> tuple[float, float]:
+    """(this process's CPU, Janus's CPU), % of one core, with ``participants`` browsers."""
     model = FakeRealtime(fps=1)
-    edge = WebRTCEdge()
+    edge = edges.make()
     agent = Agent(edge=edge, agent_user=User(name="Ada"), llm=model)
     call = await agent.create_call("default", f"cpu{participants}")
     browsers = [await launch(pw, *media) for _ in range(participants)]
@@ -254,21 +321,29 @@ async def bench_cpu(pw: Any, media: tuple[Path, Path], participants: int, second
         async with agent.join(call):
             for b in browsers:
                 await (await b.new_page()).goto(edge.join_url(call))
-            await eventually(lambda: len(model.frames) >= 2, 20, "frames")
+            await eventually(lambda: len(model.frames) >= 2, 30, "frames")
             await asyncio.sleep(3.0)
-            cpu0, wall0 = time.process_time(), time.monotonic()
+            cpu0, janus0, wall0 = time.process_time(), edges.janus_cpu_s(), time.monotonic()
             await asyncio.sleep(seconds)
-            return (time.process_time() - cpu0) / (time.monotonic() - wall0) * 100
+            wall = time.monotonic() - wall0
+            return (
+                (time.process_time() - cpu0) / wall * 100,
+                (edges.janus_cpu_s() - janus0) / wall * 100,
+            )
     finally:
         for b in browsers:
             await b.close()
 
 
-async def main(runs: int, seconds: float) -> None:
+async def main(runs: int, seconds: float, kinds: list[str], participants: list[int]) -> None:
     ns = LoopbackOnlyNamespace()
     isolated = ns.enter()
     print(f"network: {'loopback-only namespace' if isolated else 'host namespace, 127.0.0.1 only'}")
     try:
+        if "janus" in kinds:
+            if not isolated:
+                raise SystemExit("--edges janus needs a network namespace (run as root)")
+            add_veth()
         with tempfile.TemporaryDirectory() as tmp:
             small = (
                 write_y4m(Path(tmp) / "cam.y4m", seconds=2, fps=15),
@@ -276,37 +351,50 @@ async def main(runs: int, seconds: float) -> None:
             )
             vga = (write_y4m(Path(tmp) / "vga.y4m", seconds=2, fps=30, size=(640, 480)), small[1])
             async with async_playwright() as pw:
-                join = await bench_join(pw, small, runs)
                 print(
-                    "\n| join link opened -> agent's first frame | runs | p50 ms | max ms |\n|---|---|---|---|"
+                    "\n| edge | join link opened -> agent's first frame | runs | p50 ms | max ms |"
+                    "\n|---|---|---|---|---|"
                 )
-                print(
-                    f"| 320x240 15 fps camera | {len(join)} | {statistics.median(join):.0f} | {max(join):.0f} |"
-                )
-
-                lat = await bench_latency(pw, seconds)
-                print("\n| path | samples | p50 ms | p95 ms |\n|---|---|---|---|")
-                for name, values in lat.items():
+                for kind in kinds:
+                    async with Edges(kind) as edges:
+                        join = await bench_join(pw, small, runs, edges)
                     print(
-                        f"| {name} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 95):.1f} |"
+                        f"| {kind} | 320x240 15 fps camera | {len(join)} | "
+                        f"{statistics.median(join):.0f} | {max(join):.0f} |"
                     )
-                direct_video = pct(lat["video direct"], 50)
-                for name in (
-                    "video agent (model input at fps=30)",
-                    "video edge track (what the agent reads)",
-                ):
+
+                if "webrtc" in kinds:
+                    lat = await bench_latency(pw, seconds)
                     print(
-                        f"{name}: adds {pct(lat[name], 50) - direct_video:.1f} ms (p50 vs direct)"
+                        "\n| path (embedded edge) | samples | p50 ms | p95 ms |\n|---|---|---|---|"
                     )
-                added = pct(lat["audio agent"], 50) - pct(lat["audio direct"], 50)
-                print(f"audio agent: adds {added:.1f} ms (p50 vs direct)")
+                    for name, values in lat.items():
+                        print(
+                            f"| {name} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 95):.1f} |"
+                        )
+                    direct_video = pct(lat["video direct"], 50)
+                    for name in (
+                        "video agent (model input at fps=30)",
+                        "video edge track (what the agent reads)",
+                    ):
+                        print(
+                            f"{name}: adds {pct(lat[name], 50) - direct_video:.1f} ms (p50 vs direct)"
+                        )
+                    added = pct(lat["audio agent"], 50) - pct(lat["audio direct"], 50)
+                    print(f"audio agent: adds {added:.1f} ms (p50 vs direct)")
 
                 print(
-                    "\n| browsers at 640x480 30 fps | server+agent CPU % of one core | per participant |\n|---|---|---|"
+                    "\n| edge | browsers at 640x480 30 fps | agent process CPU % of one core "
+                    "| per participant | Janus CPU % | Janus per participant |\n|---|---|---|---|---|---|"
                 )
-                for n in (1, 2):
-                    cpu = await bench_cpu(pw, vga, n, seconds)
-                    print(f"| {n} | {cpu:.0f} | {cpu / n:.0f} |")
+                for n in participants:
+                    for kind in kinds:
+                        async with Edges(kind) as edges:
+                            cpu, janus_cpu = await bench_cpu(pw, vga, n, seconds, edges)
+                        sfu = (
+                            f"{janus_cpu:.0f} | {janus_cpu / n:.0f}" if kind == "janus" else "- | -"
+                        )
+                        print(f"| {kind} | {n} | {cpu:.0f} | {cpu / n:.0f} | {sfu} |")
     finally:
         ns.exit()
 
@@ -315,5 +403,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="join measurements")
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds per latency/CPU window")
+    parser.add_argument("--edges", default="webrtc", help="webrtc, janus or webrtc,janus")
+    parser.add_argument("--participants", default="1,2", help="browser counts for the CPU table")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.seconds))
+    kinds = args.edges.split(",")
+    for kind in kinds:
+        if kind not in ("webrtc", "janus"):
+            parser.error(f"--edges: unknown edge {kind!r} (webrtc, janus)")
+    counts = [int(n) for n in args.participants.split(",")]
+    asyncio.run(main(args.runs, args.seconds, kinds, counts))
