@@ -316,6 +316,22 @@ async def test_two_agents_in_two_processes_hear_the_human_and_each_other(
         await asyncio.gather(*readers, return_exceptions=True)
 
 
+@asynccontextmanager
+async def edge_with_page(server: JanusProcess) -> AsyncIterator[JanusEdge]:
+    """A Janus edge whose join links open our page, served for the duration."""
+    page = JanusPage()
+    await page.start()
+    try:
+        yield JanusEdge(
+            server.url,
+            token_secret=server.token_secret,
+            admin_key=server.admin_key,
+            page_url=page.url,
+        )
+    finally:
+        await page.stop()
+
+
 DECODED = """(who) => {
   const el = window.vaJanus && window.vaJanus.videos[who];
   return el ? el.getVideoPlaybackQuality().totalVideoFrames : 0;
@@ -328,31 +344,29 @@ async def test_browser_joins_with_the_page_and_exchanges_media_with_the_agent(
 ) -> None:
     video = write_y4m(tmp_path / "camera.y4m", seconds=2, fps=15)
     audio = write_speech_wav(tmp_path / "mic.wav", "Hello agent, this is the browser speaking.")
-    page_server = JanusPage()
-    await page_server.start()
-    edge = JanusEdge(
-        janus.url,
-        token_secret=janus.token_secret,
-        admin_key=janus.admin_key,
-        page_url=page_server.url,
-    )
     model = FakeRealtime(fps=5)
-    agent = Agent(
-        edge=edge, agent_user=User(name="Ada"), llm=model, processors=[PatternPublisher(fps=15)]
-    )
     left: list[float] = []
+    async with edge_with_page(janus) as edge:
+        agent = Agent(
+            edge=edge,
+            agent_user=User(name="Ada"),
+            llm=model,
+            processors=[PatternPublisher(fps=15)],
+        )
 
-    @edge.events.subscribe
-    async def on_left(event: ParticipantLeftEvent) -> None:
-        left.append(time.monotonic())
+        @edge.events.subscribe
+        async def on_left(event: ParticipantLeftEvent) -> None:
+            left.append(time.monotonic())
 
-    try:
         call = await agent.create_call("default", "janus-browser")
         async with agent.join(call), async_playwright() as pw:
             browser = await launch(pw, video, audio)
             try:
                 page = await browser.new_page()
-                await page.goto(edge.join_url(call, name="Grace"))
+                url = edge.join_url(call, name="Grace")
+                before_fragment, _, fragment = url.partition("#")
+                assert "token=" not in before_fragment and fragment.startswith("token=")
+                await page.goto(url)
                 # The agent gets the browser's camera (frames numbered 0..29) and microphone.
                 await eventually(lambda: len(model.frames) >= 5, 20, "browser frames at the agent")
                 assert {read_frame_index(f) for f in model.latest_frames} <= set(range(30))
@@ -378,8 +392,6 @@ async def test_browser_joins_with_the_page_and_exchanges_media_with_the_agent(
                 assert left[0] - closed < 1.0, f"seen after {left[0] - closed:.2f} s"
             finally:
                 await browser.close()
-    finally:
-        await page_server.stop()
 
 
 async def _decoded_at_least(page: Any, who: str, frames: int) -> bool:
@@ -392,22 +404,14 @@ async def test_three_browsers_see_each_other_and_a_leaver_is_gone_within_1_s(
 ) -> None:
     video = write_y4m(tmp_path / "camera.y4m", seconds=2, fps=15)
     audio = write_speech_wav(tmp_path / "mic.wav", "Hello everyone.")
-    page_server = JanusPage()
-    await page_server.start()
-    edge = JanusEdge(
-        janus.url,
-        token_secret=janus.token_secret,
-        admin_key=janus.admin_key,
-        page_url=page_server.url,
-    )
-    agent = Agent(
-        edge=edge,
-        agent_user=User(name="Ada"),
-        llm=FakeRealtime(fps=1),
-        processors=[PatternPublisher(fps=15)],
-    )
     names = ["Ann", "Bob", "Cy"]
-    try:
+    async with edge_with_page(janus) as edge:
+        agent = Agent(
+            edge=edge,
+            agent_user=User(name="Ada"),
+            llm=FakeRealtime(fps=1),
+            processors=[PatternPublisher(fps=15)],
+        )
         call = await agent.create_call("default", "janus-three")
         async with agent.join(call), async_playwright() as pw:
             browsers = [await launch(pw, video, audio) for _ in names]
@@ -449,8 +453,6 @@ async def test_three_browsers_see_each_other_and_a_leaver_is_gone_within_1_s(
             finally:
                 for browser in browsers:
                     await browser.close()
-    finally:
-        await page_server.stop()
 
 
 async def _members_are(page: Any, names: list[str]) -> bool:

@@ -126,14 +126,13 @@ class JanusEdge(EdgeTransport):
         if self.page_url is None:
             raise RuntimeError("no page_url: give JanusEdge the page that joins with janus.js")
         call_id = call.call_id if isinstance(call, Call) else call
-        query = {
-            "janus": self.url,
-            "room": str(room_number(call_id)),
-            "token": self.token(ttl_s),
-        }
+        query = {"janus": self.url, "room": str(room_number(call_id))}
         if name:
             query["name"] = name
-        return f"{self.page_url}?{urllib.parse.urlencode(query)}"
+        # The token goes in the fragment, which the browser never sends to the page's server
+        # (nor in a Referer), as with the embedded call server's links.
+        token = urllib.parse.urlencode({"token": self.token(ttl_s)})
+        return f"{self.page_url}?{urllib.parse.urlencode(query)}#{token}"
 
     async def create_call(self, call_type: str, call_id: str) -> Call:
         room = room_number(call_id)

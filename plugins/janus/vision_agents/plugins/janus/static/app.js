@@ -1,8 +1,9 @@
 // Joins a Janus VideoRoom with the camera and microphone and shows every other publisher.
-// The link carries ?janus=<ws url>&room=<id>&token=<signed token>&name=<display name>.
+// The link carries ?janus=<ws url>&room=<id>&name=<display name>#token=<signed token> (the
+// fragment never reaches a server); parameters are read from both parts.
 // State for tests and tools: window.vaJanus = { members, videos, log, error, joined }.
 (function () {
-  const params = new URLSearchParams(location.search);
+  const params = new URLSearchParams(location.search.slice(1) + "&" + location.hash.slice(1));
   const state = (window.vaJanus = { members: [], videos: {}, log: [], error: null, joined: false });
   const status = document.getElementById("status");
   const say = (text, bad) => {
