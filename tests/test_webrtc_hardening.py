@@ -268,6 +268,34 @@ async def test_connection_caps_shed_slow_clients_first() -> None:
         await srv.stop()
 
 
+async def test_a_silent_spare_connection_outlives_trickling_ones() -> None:
+    # Browsers open spare connections that send nothing until a request needs one; a trickle
+    # attack from the same address must not close them first.
+    srv = CallServer(limits=GuardLimits(max_connections=20, max_per_address=10))
+    srv.room("c1")
+    await srv.start()
+    opened: list[asyncio.StreamWriter] = []
+    try:
+        spare_reader, spare = await asyncio.open_connection("127.0.0.1", srv.port)
+        opened.append(spare)
+        await eventually(lambda: srv.guard.open_connections == 1, 5, "the spare admitted")
+        for _ in range(30):
+            _, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            opened.append(writer)
+        await eventually(
+            lambda: srv.guard.totals["closed slow to send headers"] >= 21, 10, "slow ones shed"
+        )
+        # The spare, oldest of all, is still open and serves a request.
+        spare.write(b"GET /call/c1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        status = await asyncio.wait_for(spare_reader.readline(), 5)
+        assert status.startswith(b"HTTP/1.1 200"), status
+    finally:
+        for writer in opened:
+            writer.close()
+        await srv.stop()
+
+
 async def test_headers_must_arrive_in_time() -> None:
     srv = CallServer(limits=GuardLimits(header_timeout_s=0.3))
     await srv.start()

@@ -8,7 +8,11 @@ has sent its headers is the newcomer refused. A newcomer cannot be told from an 
 its address (on loopback or behind a NAT they share one), but a legitimate client sends its
 headers in its first packet, so it leaves the pending set within one event-loop turn, before
 ``max_per_address`` newer connections can push it out (accepts are taken at most
-``ACCEPT_BATCH`` per turn). Failures are counted and logged as one summary line per
+``ACCEPT_BATCH`` per turn). The exception is a browser's spare connection, opened ahead of
+need and silent until a request uses it: connections that have sent part of a request
+(trickling, as slowloris does) are closed before silent ones, so a page's spare sockets
+outlive a trickle attack and its next request does not land on a closed one (silent ones
+still meet the header deadline). Failures are counted and logged as one summary line per
 ``summary_every_s`` (a WARNING from ``ATTACK_LEVEL`` failures on), never one record each.
 """
 
@@ -133,6 +137,11 @@ class GuardedRequestHandler(RequestHandler):
             self._guard.count("header timeout")
             self.evict()
 
+    @property
+    def bytes_seen(self) -> int:
+        """Bytes of the first request's headers received so far."""
+        return self._seen
+
     def evict(self) -> None:
         if self.transport is not None:
             self.transport.abort()
@@ -217,16 +226,26 @@ class ConnectionGuard:
             self.summarise()
 
     def _evict_oldest_pending(self, address: str | None) -> bool:
-        """Close the oldest connection still sending headers (from ``address`` if given)."""
+        """Close the oldest connection still sending headers (from ``address`` if given),
+        preferring one that has sent part of a request to one that has sent nothing."""
+        silent: GuardedRequestHandler | None = None
+        victim: GuardedRequestHandler | None = None
         for conn in self._pending:
             if address is None or conn.address == address:
-                self._pending.pop(conn)
-                self._open.pop(conn, None)
-                self._per_address[conn.address] -= 1
-                conn.evict()
-                self.count("closed slow to send headers")
-                return True
-        return False
+                if conn.bytes_seen > 0:
+                    victim = conn
+                    break
+                if silent is None:
+                    silent = conn
+        victim = victim or silent
+        if victim is None:
+            return False
+        self._pending.pop(victim)
+        self._open.pop(victim, None)
+        self._per_address[victim.address] -= 1
+        victim.evict()
+        self.count("closed slow to send headers")
+        return True
 
 
 class RateLimiter:

@@ -1,10 +1,12 @@
 // Joins a Janus VideoRoom with the camera and microphone and shows every other publisher.
 // The link carries ?janus=<ws url>&room=<id>&name=<display name>#token=<signed token> (the
 // fragment never reaches a server); parameters are read from both parts.
-// State for tests and tools: window.vaJanus = { members, videos, log, error, joined }.
+// State for tests and tools: window.vaJanus = { members, videos, log, error, joined, left,
+// leftAt } (left: display name -> Date.now() when this page learnt that publisher had gone;
+// leftAt: Date.now() when this page's Leave button was pressed).
 (function () {
   const params = new URLSearchParams(location.search.slice(1) + "&" + location.hash.slice(1));
-  const state = (window.vaJanus = { members: [], videos: {}, log: [], error: null, joined: false });
+  const state = (window.vaJanus = { members: [], videos: {}, log: [], error: null, joined: false, left: {}, leftAt: null });
   const status = document.getElementById("status");
   const say = (text, bad) => {
     state.log.push(text);
@@ -75,12 +77,27 @@
     if (who === undefined) return;
     delete feeds[feedId];
     delete state.videos[who];
+    state.left[who] = Date.now();
     refreshMembers();
     for (const kind of ["audio", "video"]) {
       const el = document.getElementById("feed-" + feedId + "-" + kind);
       if (el) el.closest("figure").remove();
     }
   }
+
+  const leave = document.getElementById("leave");
+  leave.onclick = () => {
+    leave.disabled = true;
+    state.leftAt = Date.now();
+    janus.destroy({ notifyDestroyed: true });
+  };
+
+  // Closing the tab leaves at once: janus.js listens for beforeunload only, which a tab closed
+  // by a script or on a phone may never fire; without this the room hears of it only when
+  // Janus notices the dead WebSocket or PeerConnection (seconds).
+  window.addEventListener("pagehide", () => {
+    if (janus) janus.destroy({ unload: true, notifyDestroyed: false });
+  });
 
   Janus.init({
     debug: false,
@@ -99,6 +116,7 @@
             if (msg.videoroom === "joined") {
               state.joined = true;
               say("in the call as " + name);
+              leave.disabled = false;
               publisher.createOffer({
                 tracks: [{ type: "audio", capture: true, recv: false }, { type: "video", capture: true, recv: false }],
                 success: (offer) => publisher.send({ message: { request: "configure", audio: true, video: true }, jsep: offer }),
