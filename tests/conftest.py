@@ -141,6 +141,7 @@ TIMING_TESTS: dict[str, set[str]] = {
         "test_removing_one_handler_leaves_the_others_running",
         "test_stop_cancels_busy_handlers_and_is_idempotent",
     },
+    "test_video_backlog.py": {"*"},
     "test_voice_agent.py": {"*"},
     "test_webrtc_decoders.py": {
         "test_a_receiver_that_cannot_keep_up_delivers_fresh_frames_instead_of_late_ones"

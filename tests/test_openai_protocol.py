@@ -561,3 +561,30 @@ def test_output_for_a_response_never_created_is_refused_and_leaves_no_response(
     st.receive(audio_delta("r", "i", 100))
     st.receive(done("r"))
     assert [type(e) for e in st.events_received()] == [ev.AudioOut, ev.AudioDone, ev.ReplyFinished]
+
+
+def test_frames_count_as_in_flight_until_the_service_confirms_them() -> None:
+    clock = Clock()
+    proto = connected(clock=clock)
+    proto.send_frame(b"\xff\xd8one")
+    first = proto.data_to_send()[-1]
+    assert first["type"] == "conversation.item.create"
+    first_id = first["item"]["id"]
+    assert first_id.startswith("va_frame_") and len(first_id) <= 32
+    validate_client_event(first)
+    # Before the service has confirmed any frame nothing is held back (one that never
+    # confirms must not stop the video).
+    proto.send_frame(b"\xff\xd8two")
+    assert proto.frames_in_flight == 0
+    proto.receive({"type": "conversation.item.added", "item": {"id": first_id}})
+    assert proto.frames_in_flight == 1  # the second is still unconfirmed
+    proto.send_frame(b"\xff\xd8three")
+    assert proto.frames_in_flight == 2
+    # A confirmation that never comes stops counting after FRAME_CONFIRM_TIMEOUT_S.
+    clock.now += p.FRAME_CONFIRM_TIMEOUT_S + 0.1
+    assert proto.frames_in_flight == 0
+    # A new link starts from nothing: confirmations are per link.
+    proto.send_frame(b"\xff\xd8four")
+    proto.connection_lost(delivered=False)
+    proto.connection_made()
+    assert proto.frames_in_flight == 0

@@ -323,12 +323,16 @@ async def test_frames_at_fps(server: OpenAIRealtimeServer) -> None:
             await server.wait_for(lambda: received() == sent, within=10)
         except TimeoutError:
             raise AssertionError(f"the server received {received()} of {sent} frames") from None
+        # The forwarder offers frames at fps; a frame the link is not ready for (the one before
+        # it still unconfirmed, as on a starved machine) is skipped, never queued.
         for (transport, fps), llm in llms.items():
             expected = fps * window
-            assert expected * 0.9 <= llm.frames_sent <= expected * 1.1 + 1, (
+            offered = llm.frames_sent + llm.frames_skipped
+            assert expected * 0.9 <= offered <= expected * 1.1 + 1, (
                 transport,
                 fps,
                 llm.frames_sent,
+                llm.frames_skipped,
             )
         # the server received every frame sent, per session (sessions connected in order)
         for conn, ((transport, _fps), llm) in zip(server.connections, llms.items(), strict=True):

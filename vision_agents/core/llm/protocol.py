@@ -280,6 +280,12 @@ class RealtimeProtocol(ABC):
         self.audio.acknowledged(mark)
 
     @property
+    def frames_in_flight(self) -> int:
+        """Frames sent whose arrival the provider has not confirmed yet; 0 where it confirms
+        none. The session skips new frames while this is at ``MAX_FRAMES_IN_FLIGHT``."""
+        return 0
+
+    @property
     def ready_to_switch(self) -> bool:
         """Whether a planned switch may happen now (providers with resumption points wait)."""
         return True

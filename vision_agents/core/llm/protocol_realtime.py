@@ -40,6 +40,9 @@ from vision_agents.core.utils.video import encode_jpeg
 
 logger = logging.getLogger(__name__)
 
+MAX_FRAMES_IN_FLIGHT = 2
+"""Frames sent but not yet confirmed by the provider at which new frames are skipped."""
+
 NORMAL_CLOSE_CODES = frozenset({1000, 1001, 1005, 1006})
 """Close codes that say nothing went wrong on purpose (done, going away, no code, dropped)."""
 
@@ -77,6 +80,7 @@ class ProtocolRealtime(Realtime):
         self._resamplers: dict[str, Resampler] = {}
         self._replies: dict[str, asyncio.Future[str]] = {}
         self._closed_reconnects = 0
+        self._last_frame_bytes = 0
         self.usage = Usage()
         """Tokens used by this session so far, as the provider reported them."""
 
@@ -185,11 +189,22 @@ class ProtocolRealtime(Realtime):
         return await asyncio.to_thread(encode_jpeg, frame, self.jpeg_quality, self.max_image_side)
 
     async def _send_video_frame(self, frame: av.VideoFrame) -> bool:
+        # A frame queued behind others reaches the model stale. Skip while more than a frame's
+        # worth still waits on our side of the link, or while the provider has not confirmed
+        # the frames before it (where it confirms them): a backlog builds below us too.
+        link = self._runtime.link if self._runtime is not None else None
+        if link is not None and (
+            self.protocol.frames_in_flight >= MAX_FRAMES_IN_FLIGHT
+            or 0 < self._last_frame_bytes < link.backlog_bytes
+        ):
+            self.frames_skipped += 1
+            return False
         jpeg = await self._encode_frame(frame)
         if self._runtime is None:
             return False
         was_connected = self.protocol.connected
         self.protocol.send_frame(jpeg)
+        self._last_frame_bytes = len(jpeg) * 4 // 3  # as base64 on the wire
         await self._flush()
         return was_connected
 

@@ -58,10 +58,13 @@ class Realtime(OmniLLM, ABC):
         self._tool_calls: dict[str, asyncio.Task[None]] = {}
         self._tool_outputs: dict[str, asyncio.Future[Any]] = {}
         self.playback_position: Callable[[str], float | None] | None = None
-        self.frames_sent = 0
-        """Video frames handed to the model so far (what ``fps`` let through and it took)."""
         """``response_id -> ms played`` (or None when unknown), set by whoever plays the audio
         (the Agent: its ``AudioOutputTrack.played_ms``); providers truncate barge-ins by it."""
+        self.frames_sent = 0
+        """Video frames handed to the model so far (what ``fps`` let through and it took)."""
+        self.frames_skipped = 0
+        """Frames ``fps`` let through but not sent: the link still held the ones before them
+        (a slow uplink or a busy provider), and a queued frame reaches the model stale."""
 
     # -- what every provider implements -------------------------------------------------
 

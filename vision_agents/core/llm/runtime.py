@@ -197,6 +197,14 @@ class Link(ABC):
     def abort(self) -> None:  # noqa: B027 - optional for links without a transport to drop
         """Drop the link at once, without a close handshake."""
 
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes sent but still queued on our side (not yet on the wire); 0 when unknown.
+
+        Video frames are skipped while this is above the model's ``max_video_backlog``: a
+        frame queued behind others reaches the model stale."""
+        return 0
+
 
 def close_code(exc: BaseException) -> int | None:
     """The WebSocket close code an SDK's exception carries, if any."""
@@ -255,6 +263,13 @@ def abort_websocket(ws: Any) -> None:
     transport = getattr(ws, "transport", None)
     if transport is not None:
         transport.abort()
+
+
+def websocket_backlog(ws: Any) -> int:
+    """Bytes a ``websockets`` connection has queued in its transport, not yet written out."""
+    transport = getattr(ws, "transport", None)
+    size = getattr(transport, "get_write_buffer_size", None)
+    return int(size()) if callable(size) else 0
 
 
 def json_event(raw: bytes | str) -> Any:

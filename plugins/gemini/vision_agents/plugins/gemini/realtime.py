@@ -28,6 +28,7 @@ from vision_agents.core.llm.runtime import (
     RetryPolicy,
     abort_websocket,
     ping_websocket,
+    websocket_backlog,
 )
 from vision_agents.core.llm.runtime import (
     check_websocket_open as _check_open,
@@ -248,3 +249,7 @@ class _LiveLink(Link):
 
     def abort(self) -> None:
         abort_websocket(self._ws())
+
+    @property
+    def backlog_bytes(self) -> int:
+        return websocket_backlog(self._ws())

@@ -78,16 +78,16 @@ def audio_clear() -> JsonDict:
     return {"type": "input_audio_buffer.clear"}
 
 
-def image_item(jpeg: bytes) -> JsonDict:
+def image_item(jpeg: bytes, item_id: str | None = None) -> JsonDict:
     url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-    return {
-        "type": "conversation.item.create",
-        "item": {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_image", "image_url": url}],
-        },
+    item: JsonDict = {
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_image", "image_url": url}],
     }
+    if item_id is not None:
+        item = {"id": item_id, **item}  # the service confirms it by id (conversation.item.added)
+    return {"type": "conversation.item.create", "item": item}
 
 
 def item_create(item: JsonDict) -> JsonDict:

@@ -82,6 +82,10 @@ PlayedMs = Callable[[str, float, float | None], float]
 """``(item_id, received_ms, first_audio_at) -> played_ms`` for barge-in truncation."""
 
 
+FRAME_CONFIRM_TIMEOUT_S = 5.0
+"""After this long unconfirmed, a frame no longer counts as in flight (the service lost it)."""
+
+
 def estimate_played_ms(clock: Callable[[], float]) -> PlayedMs:
     """Played position estimated as real time since the item's first audio, capped at what
     arrived (audio plays at 1x from its first chunk)."""
@@ -172,6 +176,8 @@ class OpenAIProtocol(RealtimeProtocol):
         self._open_calls: set[str] = set()
         self._reply_after_calls = False
         self._cancelled: set[str] = set()
+        self._unconfirmed_frames: dict[str, float] = {}  # frame item id -> sent at
+        self._frames_confirmed = False
         self._playing: _Playing | None = None
         self._streaming: _Streaming | None = None
         self._expired = False
@@ -319,7 +325,27 @@ class OpenAIProtocol(RealtimeProtocol):
         return MediaAudio(pcm) if self.media_audio else audio_append(pcm)
 
     def _frame_message(self, jpeg: bytes) -> JsonDict:
-        return image_item(jpeg)
+        item_id = "va_frame_" + uuid.uuid4().hex[:20]  # item ids are at most 32 characters
+        self._unconfirmed_frames[item_id] = self._clock()
+        return image_item(jpeg, item_id)
+
+    @property
+    def frames_in_flight(self) -> int:
+        """Frames whose ``conversation.item.added`` has not come back. Counted only once the
+        service has confirmed a frame on this link (one that never does is not held back),
+        and a confirmation missing for ``FRAME_CONFIRM_TIMEOUT_S`` no longer counts."""
+        if not self._frames_confirmed:
+            return 0
+        now = self._clock()
+        for item_id, sent_at in list(self._unconfirmed_frames.items()):
+            if now - sent_at > FRAME_CONFIRM_TIMEOUT_S:
+                del self._unconfirmed_frames[item_id]
+        return len(self._unconfirmed_frames)
+
+    def _on_conversation_item_added(self, e: JsonDict) -> None:
+        item_id = str((e.get("item") or {}).get("id", ""))
+        if self._unconfirmed_frames.pop(item_id, None) is not None:
+            self._frames_confirmed = True
 
     def _replay_session(self) -> None:
         self._expired = False
@@ -335,6 +361,8 @@ class OpenAIProtocol(RealtimeProtocol):
 
     def _on_connection_lost(self) -> None:
         self._playing = None
+        self._unconfirmed_frames.clear()
+        self._frames_confirmed = False
         streaming, self._streaming = self._streaming, None
         if streaming is not None and streaming.had_audio:
             self._close_audio(streaming.response_id)
@@ -569,6 +597,7 @@ _HANDLERS: dict[str, Callable[[OpenAIProtocol, JsonDict], None]] = {
     "input_audio_buffer.speech_started": OpenAIProtocol._on_speech_started,
     "conversation.item.input_audio_transcription.completed": OpenAIProtocol._on_user_transcript,
     "conversation.item.input_audio_transcription.failed": OpenAIProtocol._on_transcription_failed,
+    "conversation.item.added": OpenAIProtocol._on_conversation_item_added,
     "response.created": OpenAIProtocol._on_response_created,
     "response.output_item.added": OpenAIProtocol._on_item_added,
     "response.output_audio.delta": OpenAIProtocol._on_audio_delta,

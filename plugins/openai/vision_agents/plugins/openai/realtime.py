@@ -32,6 +32,7 @@ from vision_agents.core.llm.runtime import (
     abort_websocket,
     json_event,
     ping_websocket,
+    websocket_backlog,
 )
 from vision_agents.core.llm.runtime import (
     check_websocket_open as _check_open,
@@ -372,6 +373,10 @@ class _WebSocketLink(Link):
     def abort(self) -> None:
         abort_websocket(self._ws())
 
+    @property
+    def backlog_bytes(self) -> int:
+        return websocket_backlog(self._ws())
+
 
 class _WebRTCLink(Link):
     """A WebRTC call as a runtime link: events on the data channel, audio on tracks.
@@ -389,6 +394,10 @@ class _WebRTCLink(Link):
 
     async def recv(self) -> Any:
         return json_event(await self.conn.recv_bytes())
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self.conn.buffered_bytes
 
     async def close(self) -> None:
         await self.conn.close()

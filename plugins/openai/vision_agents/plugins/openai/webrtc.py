@@ -111,6 +111,11 @@ class WebRTCConnection:
         size = getattr(sctp, "_remote_max_message_size", 65536) if sctp else 65536
         return int(size) or 1 << 30
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes given to the data channel that have not left yet (its ``bufferedAmount``)."""
+        return int(self._channel.bufferedAmount)
+
     async def send(self, event: dict[str, Any]) -> None:
         if self._closed or self._channel.readyState != "open":
             raise ConnectionError("the oai-events data channel is not open")
