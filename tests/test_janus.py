@@ -37,7 +37,7 @@ from tests.browser.netns import LoopbackOnlyNamespace
 from tests.browser.waiting import eventually
 from vision_agents.cli import main as cli_main
 from vision_agents.core import Agent, User
-from vision_agents.core.edge.events import ParticipantLeftEvent, TrackAddedEvent
+from vision_agents.core.edge.events import ParticipantLeftEvent, TrackAddedEvent, TrackMutedEvent
 from vision_agents.demo import JanusOptions, run_demo
 from vision_agents.plugins.janus import (
     JanusEdge,
@@ -358,6 +358,17 @@ async def test_browser_joins_with_the_page_and_exchanges_media_with_the_agent(
         async def on_left(event: ParticipantLeftEvent) -> None:
             left.append(time.monotonic())
 
+        added: list[TrackAddedEvent] = []
+        mutes: list[TrackMutedEvent] = []
+
+        @edge.events.subscribe
+        async def on_track(event: TrackAddedEvent) -> None:
+            added.append(event)
+
+        @edge.events.subscribe
+        async def on_mute(event: TrackMutedEvent) -> None:
+            mutes.append(event)
+
         call = await agent.create_call("default", "janus-browser")
         async with agent.join(call), async_playwright() as pw:
             browser = await launch(pw, video, audio)
@@ -384,6 +395,17 @@ async def test_browser_joins_with_the_page_and_exchanges_media_with_the_agent(
                 )
                 assert await page.evaluate("vaJanus.members") == ["Ada"]
                 assert await page.evaluate("vaJanus.error") is None
+                # Muting the microphone on the page, then unmuting it, raises the edge's
+                # muted events for Grace's audio track.
+                mic = next(e.track.id for e in added if e.kind == "audio")
+                await page.click("#mute-audio")
+                await eventually(lambda: len(mutes) >= 1, 5, "a mute event")
+                await page.click("#mute-audio")
+                await eventually(lambda: len(mutes) >= 2, 5, "an unmute event")
+                assert [(e.kind, e.muted, e.track_id, e.participant.name) for e in mutes] == [
+                    ("audio", True, mic, "Grace"),
+                    ("audio", False, mic, "Grace"),
+                ]
                 # Closing the page: the agent hears of it within 1 s.
                 closed = time.monotonic()
                 await page.close()

@@ -26,6 +26,7 @@ from vision_agents.core.edge.events import (
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     TrackAddedEvent,
+    TrackMutedEvent,
     TrackRemovedEvent,
 )
 from vision_agents.core.edge.transport import Call, EdgeTransport
@@ -41,6 +42,9 @@ from vision_agents.plugins.janus.tracks import LateTrack
 
 logger = logging.getLogger(__name__)
 
+MUTED = "muted"
+"""A published stream's VideoRoom ``description`` while its sender has muted it (Janus tells
+the room of a description change, not of a paused stream; our page sets it)."""
 ROOM_EXISTS = 427  # VideoRoom error code: a room with this id exists already
 REJOIN_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)  # then every 2 s until the agent leaves
 
@@ -61,6 +65,8 @@ class _Feed:
     handle: JanusHandle | None = None
     pc: aiortc.RTCPeerConnection | None = None
     tracks: list[tuple[str, str]] = field(default_factory=list)  # (track id, kind)
+    entry: dict[str, Any] = field(default_factory=dict)  # the room's latest word on it
+    muted: dict[str, bool] = field(default_factory=dict)  # kind -> muted, as last announced
 
 
 class JanusEdge(EdgeTransport):
@@ -304,11 +310,42 @@ class JanusEdge(EdgeTransport):
         if data.get("videoroom") != "event":
             return
         for entry in data.get("publishers", []) or []:
-            self._spawn(self._subscribe(entry))
+            feed = self._feeds.get(int(entry.get("id", 0)))
+            if feed is None:
+                self._spawn(self._subscribe(entry))
+            else:
+                feed.entry = entry
+                if feed.tracks:  # else said once the subscription has its tracks
+                    self._update_mutes(feed)
         for key in ("unpublished", "leaving"):
             gone = data.get(key)
             if isinstance(gone, int) and gone in self._feeds:
                 self._spawn(self._drop_feed(self._feeds[gone], announce=True, gently=True))
+
+    @staticmethod
+    def _mutes_of(entry: dict[str, Any]) -> dict[str, bool]:
+        """kind -> muted, from a publisher entry's streams (their descriptions)."""
+        return {
+            str(stream.get("type")): stream.get("description") == MUTED
+            for stream in entry.get("streams", []) or []
+            if stream.get("type") in ("audio", "video")
+        }
+
+    def _update_mutes(self, feed: _Feed) -> None:
+        for kind, muted in self._mutes_of(feed.entry).items():
+            if feed.muted.get(kind, False) == muted:
+                continue
+            feed.muted[kind] = muted
+            for track_id, track_kind in feed.tracks:
+                if track_kind == kind:
+                    self.events.send(
+                        TrackMutedEvent(
+                            participant=feed.participant,
+                            track_id=track_id,
+                            kind="audio" if kind == "audio" else "video",
+                            muted=muted,
+                        )
+                    )
 
     def _spawn(self, work: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -322,7 +359,7 @@ class JanusEdge(EdgeTransport):
             return
         assert self._call is not None
         name = str(entry.get("display") or f"feed {feed_id}")
-        feed = _Feed(feed_id, Participant(user_id=f"janus-{feed_id}", name=name))
+        feed = _Feed(feed_id, Participant(user_id=f"janus-{feed_id}", name=name), entry=entry)
         self._feeds[feed_id] = feed
         try:
             handle = await session.attach()
@@ -362,6 +399,7 @@ class JanusEdge(EdgeTransport):
             kind: Literal["audio", "video"] = "audio" if track.kind == "audio" else "video"
             feed.tracks.append((track.id, kind))
             self.events.send(TrackAddedEvent(participant=feed.participant, track=track, kind=kind))
+        self._update_mutes(feed)  # joined muted, or muted while we subscribed
 
     async def _drop_feed(self, feed: _Feed, *, announce: bool, gently: bool) -> None:
         if self._feeds.get(feed.feed_id) is not feed:

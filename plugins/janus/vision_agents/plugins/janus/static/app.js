@@ -2,11 +2,11 @@
 // The link carries ?janus=<ws url>&room=<id>&name=<display name>#token=<signed token> (the
 // fragment never reaches a server); parameters are read from both parts.
 // State for tests and tools: window.vaJanus = { members, videos, log, error, joined, left,
-// leftAt } (left: display name -> Date.now() when this page learnt that publisher had gone;
-// leftAt: Date.now() when this page's Leave button was pressed).
+// leftAt, muted } (left: display name -> Date.now() when this page learnt that publisher had
+// gone; leftAt: Date.now() when this page's Leave button was pressed; muted: kind -> bool).
 (function () {
   const params = new URLSearchParams(location.search.slice(1) + "&" + location.hash.slice(1));
-  const state = (window.vaJanus = { members: [], videos: {}, log: [], error: null, joined: false, left: {}, leftAt: null });
+  const state = (window.vaJanus = { members: [], videos: {}, log: [], error: null, joined: false, left: {}, leftAt: null, muted: {} });
   const status = document.getElementById("status");
   const say = (text, bad) => {
     state.log.push(text);
@@ -85,9 +85,28 @@
     }
   }
 
+  // Muting stops the track (silence, black frames) and tells the room: Janus announces a
+  // change of a stream's description to every participant, so a muted stream is described
+  // as "muted" (the agent's edge reads it) and a live one as its kind.
+  function toggleMute(button, kind, muteLabel, unmuteLabel) {
+    const pc = publisher && publisher.webrtcStuff && publisher.webrtcStuff.pc;
+    const transceiver = pc && pc.getTransceivers().find((t) => t.sender.track && t.sender.track.kind === kind);
+    if (!transceiver) return;
+    const track = transceiver.sender.track;
+    track.enabled = !track.enabled;
+    const muted = !track.enabled;
+    state.muted[kind] = muted;
+    button.textContent = muted ? unmuteLabel : muteLabel;
+    publisher.send({ message: { request: "configure", descriptions: [{ mid: transceiver.mid, description: muted ? "muted" : kind }] } });
+  }
+  const muteAudio = document.getElementById("mute-audio");
+  const muteVideo = document.getElementById("mute-video");
+  muteAudio.onclick = () => toggleMute(muteAudio, "audio", "Mute microphone", "Unmute microphone");
+  muteVideo.onclick = () => toggleMute(muteVideo, "video", "Turn camera off", "Turn camera on");
+
   const leave = document.getElementById("leave");
   leave.onclick = () => {
-    leave.disabled = true;
+    leave.disabled = muteAudio.disabled = muteVideo.disabled = true;
     state.leftAt = Date.now();
     janus.destroy({ notifyDestroyed: true });
   };
@@ -116,7 +135,7 @@
             if (msg.videoroom === "joined") {
               state.joined = true;
               say("in the call as " + name);
-              leave.disabled = false;
+              leave.disabled = muteAudio.disabled = muteVideo.disabled = false;
               publisher.createOffer({
                 tracks: [{ type: "audio", capture: true, recv: false }, { type: "video", capture: true, recv: false }],
                 success: (offer) => publisher.send({ message: { request: "configure", audio: true, video: true }, jsep: offer }),
