@@ -25,7 +25,7 @@ from vision_agents.core.llm.events import (
 )
 from vision_agents.core.llm.runtime import RetryPolicy
 from vision_agents.plugins import openai as openai_plugin
-from vision_agents.testing import OpenAIRealtimeServer, ScriptedReply, tone
+from vision_agents.testing import OpenAIRealtimeServer, ScriptedReply, dominant_hz, tone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,12 +39,6 @@ async def server() -> AsyncIterator[OpenAIRealtimeServer]:
 @pytest.fixture(params=["websocket", "webrtc"])
 def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def dominant_hz(pcm: bytes, rate: int = 24000) -> float:
-    samples = np.frombuffer(pcm, np.int16).astype(np.float32)
-    spectrum = np.abs(np.fft.rfft(samples))
-    return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(spectrum.argmax())])
 
 
 def make_llm(server: OpenAIRealtimeServer, **kwargs: object) -> openai_plugin.Realtime:
@@ -114,7 +108,7 @@ async def test_session_settings_audio_and_transcripts(
             await server.wait_for(lambda: server.audio_seconds > 1.3, within=5)
         assert server.voiced_seconds() == pytest.approx(1.0, abs=0.06)
         heard = bytes(server.connections[0].audio)
-        assert dominant_hz(heard) == pytest.approx(440, abs=5)
+        assert dominant_hz(heard, 24000) == pytest.approx(440, abs=5)
 
         await server.user_transcript("what time is it")
         server.script(ScriptedReply(transcript="it is noon", audio=pcm24(0.5)))
@@ -124,7 +118,7 @@ async def test_session_settings_audio_and_transcripts(
         received = sum(e.audio_data.duration for e in audio)
         assert received == pytest.approx(0.5, abs=0.001 if transport == "websocket" else 0.06)
         reply = b"".join(e.audio_data.to_bytes() for e in audio)
-        assert dominant_hz(reply) == pytest.approx(440, abs=5)
+        assert dominant_hz(reply, 24000) == pytest.approx(440, abs=5)
         assert audio[0].audio_data.sample_rate == 24000
         assert len(done) == 1 and not done[0].interrupted
         assert server.errors == []

@@ -246,7 +246,6 @@ async def _run(
     every_s: float,
     on_ready: Callable[[str], Awaitable[None]] | None,
 ) -> int:
-    from vision_agents.plugins.webrtc import WebRTCEdge
 
     agent = Agent(
         edge=edge,
@@ -258,8 +257,7 @@ async def _run(
         stt=choice.stt,
         tts=choice.tts,
     )
-    if isinstance(edge, WebRTCEdge):
-        edge.show_transcripts(choice.llm)
+    edge.show_transcripts(choice.llm)  # both pages show what is said
 
     @choice.llm.events.subscribe
     async def on_transcript(event: RealtimeAgentSpeechTranscriptionEvent) -> None:

@@ -13,6 +13,7 @@ import fcntl
 import os
 import socket
 import struct
+import subprocess
 import threading
 
 CLONE_NEWNET = 0x40000000
@@ -59,3 +60,18 @@ class LoopbackOnlyNamespace:
 def interfaces() -> list[str]:
     """Network interfaces visible to the calling thread."""
     return [name for _index, name in socket.if_nameindex()]
+
+
+def add_inside_veth(name: str, address: str) -> None:
+    """A veth pair whose two ends both stay in the current namespace, with ``address`` on
+    ``name``: a second interface for servers that never gather ICE candidates on loopback
+    (Janus), reaching nothing beyond the namespace. Idempotent; run from the main thread."""
+    if name in interfaces():
+        return
+    for command in (
+        ["ip", "link", "add", name, "type", "veth", "peer", "name", name + "p"],
+        ["ip", "addr", "add", address, "dev", name],
+        ["ip", "link", "set", name, "up"],
+        ["ip", "link", "set", name + "p", "up"],
+    ):
+        subprocess.run(command, check=True, capture_output=True)

@@ -11,9 +11,8 @@ FRAMES_DECODED = """async (seat) => {
   return 0;
 }"""
 
-# Draws a seat's video at 320x240 and reads the 16 index bits drawn by pattern_frame.
-READ_INDEX = """(seat) => {
-  const video = document.querySelector(`.tile[data-seat="${seat}"] video`);
+# Draws a <video> element's frame at 320x240 and reads the 16 index bits pattern_frame drew.
+READ_INDEX_OF = """(video) => {
   if (!video || video.videoWidth === 0) return -1;
   const canvas = document.createElement("canvas");
   canvas.width = 320; canvas.height = 240;
@@ -54,5 +53,15 @@ async def frames_decoded(page: Any, seat: int) -> int:
     return int(await page.evaluate(FRAMES_DECODED, seat))
 
 
-async def read_index(page: Any, seat: int) -> int:
-    return int(await page.evaluate(READ_INDEX, seat))
+# The receive statistics of a seat's video on the embedded call page (null: no receiver).
+INBOUND_STATS = """async (seat) => {
+  if (!vaCall.slots[seat]) return null;
+  const stats = await vaCall.slots[seat].video.receiver.getStats();
+  for (const r of stats.values()) if (r.type === "inbound-rtp") {
+    const { packetsReceived, framesReceived, framesDecoded, keyFramesDecoded, pliCount,
+            nackCount, firCount, packetsLost } = r;
+    return { packetsReceived, framesReceived, framesDecoded, keyFramesDecoded, pliCount,
+             nackCount, firCount, packetsLost };
+  }
+  return null;
+}"""

@@ -17,12 +17,7 @@ import numpy as np
 from vision_agents.core import Agent, User
 from vision_agents.core.edge.events import AudioReceivedEvent
 from vision_agents.plugins.janus import JanusEdge
-from vision_agents.testing import FakeRealtime, tone
-
-
-def dominant_hz(samples: np.ndarray, rate: int) -> float:
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-    return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum))])
+from vision_agents.testing import FakeRealtime, dominant_hz, tone
 
 
 async def main(url: str, secret: str, admin_key: str, call_id: str, name: str, hz: float) -> None:

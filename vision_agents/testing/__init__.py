@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from vision_agents.testing.clock import ManualClock
 from vision_agents.testing.fake_realtime import FakeRealtime, ReceivedFrame
 from vision_agents.testing.media import (
+    dominant_hz,
     make_test_video,
     pattern_frame,
     read_frame_index,
@@ -78,6 +79,7 @@ __all__ = [
     "WireFrame",
     "WireMessage",
     "XAIRealtimeServer",
+    "dominant_hz",
     "make_test_video",
     "pattern_frame",
     "read_frame_index",

@@ -88,6 +88,18 @@ def pattern_frame(index: int, width: int = 320, height: int = 240) -> np.ndarray
     return img
 
 
+def dominant_hz(samples: np.ndarray | bytes, sample_rate: int) -> float:
+    """The strongest frequency in ``samples`` (float samples, or s16le bytes), Hann-windowed:
+    what a test asks of a tone it sent after it went through codecs and resamplers."""
+    if isinstance(samples, bytes):
+        samples = np.frombuffer(samples, np.int16).astype(np.float32) / 32768
+    data = np.asarray(samples, dtype=np.float64)
+    if data.size < 2:
+        raise ValueError(f"need at least 2 samples to find a frequency, got {data.size}")
+    spectrum = np.abs(np.fft.rfft(data * np.hanning(data.size)))
+    return float(np.fft.rfftfreq(data.size, 1 / sample_rate)[int(np.argmax(spectrum))])
+
+
 def read_frame_index(frame: av.VideoFrame | np.ndarray) -> int:
     """The index drawn by ``pattern_frame`` (works after lossy encoding and resizing to >= 50%)."""
     img = frame_to_ndarray(frame) if isinstance(frame, av.VideoFrame) else frame

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiortc
 
 from vision_agents.core.events.manager import EventManager
+from vision_agents.core.llm.events import (
+    RealtimeAgentSpeechTranscriptionEvent,
+    RealtimeUserSpeechTranscriptionEvent,
+)
 from vision_agents.core.types import Participant, User
+
+if TYPE_CHECKING:
+    from vision_agents.core.llm.llm import LLM
 
 
 @dataclass
@@ -57,6 +64,21 @@ class EdgeTransport(ABC):
     @abstractmethod
     async def leave(self) -> None:
         """Leave the call and stop everything the edge started for the agent."""
+
+    async def send_message(self, message: dict[str, Any]) -> None:  # noqa: B027 - optional
+        """Send a JSON message to every participant's page (the pages show transcripts).
+        Dropped when not in a call, and by edges with no channel for it (the default)."""
+
+    def show_transcripts(self, llm: LLM) -> None:
+        """Forward the model's transcripts of both sides to the participants' pages."""
+
+        async def forward(
+            event: RealtimeAgentSpeechTranscriptionEvent | RealtimeUserSpeechTranscriptionEvent,
+        ) -> None:
+            who = "agent" if isinstance(event, RealtimeAgentSpeechTranscriptionEvent) else "user"
+            await self.send_message({"type": "transcript", "who": who, "text": event.text})
+
+        llm.events.subscribe(forward)
 
     async def close(self) -> None:
         """Leave, then stop the event bus."""

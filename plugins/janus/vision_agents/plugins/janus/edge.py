@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import secrets
 import urllib.parse
@@ -65,6 +66,7 @@ class _Feed:
     handle: JanusHandle | None = None
     pc: aiortc.RTCPeerConnection | None = None
     tracks: list[tuple[str, str]] = field(default_factory=list)  # (track id, kind)
+    relays: list[LateTrack] = field(default_factory=list)  # ended when the feed goes
     entry: dict[str, Any] = field(default_factory=dict)  # the room's latest word on it
     muted: dict[str, bool] = field(default_factory=dict)  # kind -> muted, as last announced
 
@@ -108,6 +110,7 @@ class JanusEdge(EdgeTransport):
         self._session: JanusSession | None = None
         self._publisher: JanusHandle | None = None
         self._publisher_pc: aiortc.RTCPeerConnection | None = None
+        self._channel: aiortc.RTCDataChannel | None = None
         self._published: dict[str, aiortc.MediaStreamTrack] = {}
         self._late: dict[str, LateTrack] = {}
         self._feeds: dict[int, _Feed] = {}
@@ -198,6 +201,13 @@ class JanusEdge(EdgeTransport):
         if late is not None:
             late.attach(track)
 
+    async def send_message(self, message: dict[str, Any]) -> None:
+        """Send a JSON message to every page in the room, on the agent's data channel
+        (dropped while it is not open: before joining, or while rejoining)."""
+        channel = self._channel
+        if channel is not None and channel.readyState == "open":
+            channel.send(json.dumps(message, separators=(",", ":")))
+
     async def end_call(self, reason: str = "ended") -> None:
         call_id = self._call.call_id if self._call else ""
         self.events.send(CallEndedEvent(call_id=call_id, reason=reason))
@@ -256,9 +266,12 @@ class JanusEdge(EdgeTransport):
                 late.attach(self._published[kind])
             self._late[kind] = late
             pc.addTransceiver(late, direction="sendonly")
+        # Janus relays a publisher's data channel to subscribers that take data (our page
+        # does): the pages get transcripts and messages on it.
+        self._channel = pc.createDataChannel("vision-agents")
         await pc.setLocalDescription(await pc.createOffer())
         answer = await publisher.message(
-            {"request": "configure", "audio": True, "video": True},
+            {"request": "configure", "audio": True, "video": True, "data": True},
             jsep={"type": "offer", "sdp": pc.localDescription.sdp},
         )
         jsep = answer.get("jsep")
@@ -297,6 +310,7 @@ class JanusEdge(EdgeTransport):
             with contextlib.suppress(JanusClosed, JanusError):
                 await publisher.message({"request": "leave"})
         pc, self._publisher_pc = self._publisher_pc, None
+        self._channel = None
         if pc is not None:
             await pc.close()
         session, self._session = self._session, None
@@ -398,6 +412,7 @@ class JanusEdge(EdgeTransport):
             track.attach(remote)
             kind: Literal["audio", "video"] = "audio" if track.kind == "audio" else "video"
             feed.tracks.append((track.id, kind))
+            feed.relays.append(track)
             self.events.send(TrackAddedEvent(participant=feed.participant, track=track, kind=kind))
         self._update_mutes(feed)  # joined muted, or muted while we subscribed
 
@@ -405,6 +420,8 @@ class JanusEdge(EdgeTransport):
         if self._feeds.get(feed.feed_id) is not feed:
             return
         del self._feeds[feed.feed_id]
+        for relay in feed.relays:
+            relay.stop()
         if announce and feed.tracks:
             for track_id, kind in feed.tracks:
                 self.events.send(

@@ -35,6 +35,12 @@ class LateTrack(aiortc.MediaStreamTrack):
         self._attached.set()
 
     async def recv(self) -> Frame | Packet[Any]:
+        if self.readyState != "live":
+            raise aiortc.mediastreams.MediaStreamError
         await self._attached.wait()
         assert self._source is not None
-        return await self._source.recv()
+        try:
+            return await self._source.recv()
+        except aiortc.mediastreams.MediaStreamError:
+            self.stop()  # the source ended: so does the relay
+            raise

@@ -17,11 +17,6 @@ from vision_agents.core.edge.events import (
 )
 from vision_agents.core.edge.transport import Call, EdgeTransport
 from vision_agents.core.events.base import BaseEvent
-from vision_agents.core.llm.events import (
-    RealtimeAgentSpeechTranscriptionEvent,
-    RealtimeUserSpeechTranscriptionEvent,
-)
-from vision_agents.core.llm.llm import LLM
 from vision_agents.core.types import Participant, User
 from vision_agents.plugins.webrtc.room import Member, Room
 from vision_agents.plugins.webrtc.server import CallServer
@@ -92,20 +87,9 @@ class WebRTCEdge(EdgeTransport):
         raise KeyError(f"{participant} is not in the call")
 
     async def send_message(self, message: dict[str, Any]) -> None:
-        """Send a JSON message to every browser in the call (the page shows transcripts)."""
-        await self._require_room().broadcast(message)
-
-    def show_transcripts(self, llm: LLM) -> None:
-        """Forward the model's transcripts of both sides to the page."""
-
-        async def forward(
-            event: RealtimeAgentSpeechTranscriptionEvent | RealtimeUserSpeechTranscriptionEvent,
-        ) -> None:
-            who = "agent" if isinstance(event, RealtimeAgentSpeechTranscriptionEvent) else "user"
-            if self._room is not None:
-                await self._room.broadcast({"type": "transcript", "who": who, "text": event.text})
-
-        llm.events.subscribe(forward)
+        """Send a JSON message to every browser in the call (dropped when not in one)."""
+        if self._room is not None:
+            await self._room.broadcast(message)
 
     async def end_call(self, reason: str = "ended") -> None:
         """Tell the agent the call is over (browsers are disconnected when the agent leaves)."""

@@ -1,12 +1,13 @@
 // Joins a Janus VideoRoom with the camera and microphone and shows every other publisher.
 // The link carries ?janus=<ws url>&room=<id>&name=<display name>#token=<signed token> (the
 // fragment never reaches a server); parameters are read from both parts.
-// State for tests and tools: window.vaJanus = { members, videos, log, error, joined, left,
-// leftAt, muted } (left: display name -> Date.now() when this page learnt that publisher had
-// gone; leftAt: Date.now() when this page's Leave button was pressed; muted: kind -> bool).
+// State for tests and tools: window.vaJanus = { members, videos, audios, log, error, joined,
+// left, leftAt, muted }. videos, audios: display name -> the element playing it; left: display
+// name -> Date.now() when this page learnt that publisher had gone; leftAt: Date.now() when
+// this page's Leave button was pressed; muted: kind -> whether this page muted it.
 (function () {
   const params = new URLSearchParams(location.search.slice(1) + "&" + location.hash.slice(1));
-  const state = (window.vaJanus = { members: [], videos: {}, log: [], error: null, joined: false, left: {}, leftAt: null, muted: {} });
+  const state = (window.vaJanus = { members: [], videos: {}, audios: {}, log: [], error: null, joined: false, left: {}, leftAt: null, muted: {} });
   const status = document.getElementById("status");
   const say = (text, bad) => {
     state.log.push(text);
@@ -52,7 +53,7 @@
         const who = feeds[feed.id];
         const id = "feed-" + feed.id + "-" + track.kind;
         let el = document.getElementById(id);
-        if (!on) { if (el) el.closest("figure").remove(); delete state.videos[who]; return; }
+        if (!on) { if (el) el.closest("figure").remove(); delete state[track.kind === "video" ? "videos" : "audios"][who]; return; }
         if (el) return;
         const figure = document.createElement("figure");
         el = document.createElement(track.kind === "video" ? "video" : "audio");
@@ -64,8 +65,21 @@
           caption.textContent = who;
           figure.appendChild(caption);
           state.videos[who] = el;
+        } else {
+          state.audios[who] = el;
         }
         document.getElementById("tiles").appendChild(figure);
+      },
+      // The agent's transcripts and messages come on its data channel.
+      ondata: (data) => {
+        let msg = null;
+        try { msg = JSON.parse(data); } catch (e) { return; }
+        if (msg && msg.type === "transcript" && typeof msg.text === "string") {
+          state.log.push((msg.who === "agent" ? "Agent" : "You") + ": " + msg.text);
+          const line = document.createElement("li");
+          line.textContent = state.log[state.log.length - 1];
+          document.getElementById("log").appendChild(line);
+        }
       },
       oncleanup: () => {},
     });
@@ -77,6 +91,7 @@
     if (who === undefined) return;
     delete feeds[feedId];
     delete state.videos[who];
+    delete state.audios[who];
     state.left[who] = Date.now();
     refreshMembers();
     for (const kind of ["audio", "video"]) {

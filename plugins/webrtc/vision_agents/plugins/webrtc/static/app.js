@@ -4,8 +4,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { pc: null, ws: null, seat: null, members: [], slots: [], local: null, log: [], error: null };
-window.vaCall = state; // for tests and debugging
+const state = { pc: null, ws: null, seat: null, members: [], slots: [], local: null, log: [], error: null, left: {}, leftAt: null };
+// For tests and debugging. left: name -> Date.now() when this page learnt that member had gone;
+// leftAt: Date.now() when this page's Leave button was pressed.
+window.vaCall = state;
 
 function setStatus(text) { $("status").textContent = text; }
 
@@ -155,6 +157,8 @@ async function join() {
       state.seat = msg.you;
       state.members = msg.members;
       for (const m of msg.members) if (!before.has(m.name) && m.seat !== msg.you) log(`${m.name} joined`, "event");
+      const now = new Set(msg.members.map((m) => m.name));
+      for (const name of before) if (!now.has(name)) state.left[name] = Date.now();
       render();
     } else if (msg.type === "transcript") {
       log(`${msg.who === "agent" ? "Agent" : "You"}: ${msg.text}`, msg.who);
@@ -171,7 +175,7 @@ async function join() {
   for (const id of ["mute-audio", "mute-video", "leave"]) $(id).disabled = false;
   $("mute-audio").onclick = (e) => toggle(e.currentTarget, "audio", "Mute microphone", "Unmute microphone");
   $("mute-video").onclick = (e) => toggle(e.currentTarget, "video", "Turn camera off", "Turn camera on");
-  $("leave").onclick = () => ws.close();
+  $("leave").onclick = () => { state.leftAt = Date.now(); ws.close(); };
   // Closing the tab: say goodbye at once rather than when the page is torn down.
   window.addEventListener("pagehide", () => ws.close());
 }
