@@ -11,9 +11,13 @@ Three measurements, each printed as a table:
    time carried in the media; the agent's added latency is (a) minus (b).
 3. ``cpu``: CPU of this process (server + agent) per browser sending 640x480 at 30 fps.
 
-``--edges webrtc,janus`` runs ``join`` and ``cpu`` on the Janus edge too, side by side: a real
-Janus (Debian's package, our config; its own CPU counted apart) and the page of
-``vision_agents.plugins.janus``. ``latency`` is measured on the embedded edge only.
+``--edges webrtc,janus`` runs all three on the Janus edge too, side by side: a real Janus
+(Debian's package, our config; its own CPU counted apart) and the page of
+``vision_agents.plugins.janus``. The CPU table also gives the machine's idle share: near 0,
+the browsers (separate processes) starve everything and the figures only bound the cost.
+``--camera 320x240@15`` sets the CPU table's browser camera. A CPU case is measured even when
+not every browser got into the call within 60 s (its row says how many did); one that does not
+finish within ``--case-timeout`` s is reported as not measured.
 
 Runs in a loopback-only network namespace when it can (root; with a veth pair inside it for
 Janus, which never uses loopback for media). Run from the repository root:
@@ -24,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -258,10 +264,10 @@ async def bench_join(pw: Any, media: tuple[Path, Path], runs: int, edges: Edges)
     return times
 
 
-async def bench_latency(pw: Any, seconds: float) -> dict[str, list[float]]:
+async def bench_latency(pw: Any, seconds: float, edges: Edges) -> dict[str, list[float]]:
     agent_side, direct_side, edge_side = Arrivals(), Arrivals(), Arrivals()
     model = TimingModel(agent_side)
-    edge = WebRTCEdge()
+    edge = edges.make()
     agent = Agent(edge=edge, agent_user=User(name="Ada"), llm=model)
     call = await agent.create_call("default", "latency")
     browser = await launch(pw, None, None)
@@ -272,10 +278,16 @@ async def bench_latency(pw: Any, seconds: float) -> dict[str, list[float]]:
             page = await browser.new_page()
             await page.add_init_script(STAMPED_MEDIA)
             await page.goto(edge.join_url(call))
-            await page.wait_for_function("() => window.vaCall && window.vaCall.seat !== null")
-            copy = edge.subscribe(edge.participants[0], "video")
-            assert copy is not None
-            readers.append(asyncio.ensure_future(_read(copy, edge_side)))
+            if edges.kind == "webrtc":
+                await page.wait_for_function("() => window.vaCall && window.vaCall.seat !== null")
+                await eventually(lambda: bool(edge.participants), 10, "the browser seated")
+                # The embedded edge hands out a copy of a participant's track: what the
+                # agent reads, before the model's fps throttle.
+                copy = edge.subscribe(edge.participants[0], "video")
+                assert copy is not None
+                readers.append(asyncio.ensure_future(_read(copy, edge_side)))
+            else:
+                await page.wait_for_function("() => window.vaJanus && window.vaJanus.joined")
             direct.on(
                 "track", lambda t: readers.append(asyncio.ensure_future(_read(t, direct_side)))
             )
@@ -310,35 +322,66 @@ async def bench_latency(pw: Any, seconds: float) -> dict[str, list[float]]:
 
 async def bench_cpu(
     pw: Any, media: tuple[Path, Path], participants: int, seconds: float, edges: Edges
-) -> tuple[float, float]:
-    """(this process's CPU, Janus's CPU), % of one core, with ``participants`` browsers."""
+) -> tuple[float, float, float, int]:
+    """With ``participants`` browsers: this process's CPU and Janus's (% of one core), the
+    machine's idle share (% of all cores) and how many browsers the agent had in its call.
+
+    The window is measured even when not every browser got in within 60 s (a saturated
+    machine): the last figure says how many did."""
     model = FakeRealtime(fps=1)
     edge = edges.make()
     agent = Agent(edge=edge, agent_user=User(name="Ada"), llm=model)
     call = await agent.create_call("default", f"cpu{participants}")
+    started = time.monotonic()
     browsers = [await launch(pw, *media) for _ in range(participants)]
+    progress(f"{participants} browsers up after {time.monotonic() - started:.0f} s")
     try:
         async with agent.join(call):
             for b in browsers:
-                await (await b.new_page()).goto(edge.join_url(call))
-            await eventually(lambda: len(model.frames) >= 2, 30, "frames")
+                # Only until the page starts loading: a saturated call server may take minutes
+                # to serve it, and that state is what gets measured then.
+                await (await b.new_page()).goto(edge.join_url(call), wait_until="commit")
+            with contextlib.suppress(AssertionError):
+                await eventually(lambda: len(edge.participants) == participants, 60, "all in")
+            progress(
+                f"{len(edge.participants)} in the call after {time.monotonic() - started:.0f} s"
+            )
             await asyncio.sleep(3.0)
             cpu0, janus0, wall0 = time.process_time(), edges.janus_cpu_s(), time.monotonic()
+            machine0 = psutil.cpu_times()
             await asyncio.sleep(seconds)
             wall = time.monotonic() - wall0
+            machine1 = psutil.cpu_times()
+            seated = len(edge.participants)
+            total = sum(machine1) - sum(machine0)
+            idle = (machine1.idle - machine0.idle) / total * 100 if total > 0 else float("nan")
             return (
                 (time.process_time() - cpu0) / wall * 100,
                 (edges.janus_cpu_s() - janus0) / wall * 100,
+                idle,
+                seated,
             )
     finally:
         for b in browsers:
             await b.close()
 
 
-async def main(runs: int, seconds: float, kinds: list[str], participants: list[int]) -> None:
+def progress(text: str) -> None:
+    print(f"   ... {text}", file=sys.stderr, flush=True)
+
+
+async def main(
+    runs: int,
+    seconds: float,
+    kinds: list[str],
+    participants: list[int],
+    camera: tuple[int, int, int],
+    case_timeout_s: float,
+) -> None:
     ns = LoopbackOnlyNamespace()
     isolated = ns.enter()
     print(f"network: {'loopback-only namespace' if isolated else 'host namespace, 127.0.0.1 only'}")
+    width, height, fps = camera
     try:
         if "janus" in kinds:
             if not isolated:
@@ -349,13 +392,17 @@ async def main(runs: int, seconds: float, kinds: list[str], participants: list[i
                 write_y4m(Path(tmp) / "cam.y4m", seconds=2, fps=15),
                 write_speech_wav(Path(tmp) / "mic.wav", "Hello agent."),
             )
-            vga = (write_y4m(Path(tmp) / "vga.y4m", seconds=2, fps=30, size=(640, 480)), small[1])
+            cam = (
+                write_y4m(Path(tmp) / "cpu.y4m", seconds=2, fps=fps, size=(width, height)),
+                small[1],
+            )
             async with async_playwright() as pw:
                 print(
                     "\n| edge | join link opened -> agent's first frame | runs | p50 ms | max ms |"
                     "\n|---|---|---|---|---|"
                 )
                 for kind in kinds:
+                    progress(f"join, {kind}")
                     async with Edges(kind) as edges:
                         join = await bench_join(pw, small, runs, edges)
                     print(
@@ -363,40 +410,65 @@ async def main(runs: int, seconds: float, kinds: list[str], participants: list[i
                         f"{statistics.median(join):.0f} | {max(join):.0f} |"
                     )
 
-                if "webrtc" in kinds:
-                    lat = await bench_latency(pw, seconds)
-                    print(
-                        "\n| path (embedded edge) | samples | p50 ms | p95 ms |\n|---|---|---|---|"
-                    )
+                print("\n| edge | path | samples | p50 ms | p95 ms |\n|---|---|---|---|---|")
+                added: list[str] = []
+                for kind in kinds:
+                    progress(f"latency, {kind}")
+                    async with Edges(kind) as edges:
+                        lat = await bench_latency(pw, seconds, edges)
                     for name, values in lat.items():
-                        print(
-                            f"| {name} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 95):.1f} |"
-                        )
+                        if values:
+                            print(
+                                f"| {kind} | {name} | {len(values)} | {pct(values, 50):.1f} "
+                                f"| {pct(values, 95):.1f} |"
+                            )
                     direct_video = pct(lat["video direct"], 50)
                     for name in (
                         "video agent (model input at fps=30)",
                         "video edge track (what the agent reads)",
                     ):
-                        print(
-                            f"{name}: adds {pct(lat[name], 50) - direct_video:.1f} ms (p50 vs direct)"
-                        )
-                    added = pct(lat["audio agent"], 50) - pct(lat["audio direct"], 50)
-                    print(f"audio agent: adds {added:.1f} ms (p50 vs direct)")
+                        if lat[name]:
+                            extra = pct(lat[name], 50) - direct_video
+                            added.append(f"{kind}, {name}: adds {extra:.1f} ms (p50 vs direct)")
+                    extra = pct(lat["audio agent"], 50) - pct(lat["audio direct"], 50)
+                    added.append(f"{kind}, audio agent: adds {extra:.1f} ms (p50 vs direct)")
+                print("\n".join(added))
 
                 print(
-                    "\n| edge | browsers at 640x480 30 fps | agent process CPU % of one core "
-                    "| per participant | Janus CPU % | Janus per participant |\n|---|---|---|---|---|---|"
+                    f"\n| edge | browsers at {width}x{height} {fps} fps | agent process CPU % of "
+                    "one core | per participant | Janus CPU % | Janus per participant "
+                    "| machine idle % | in the call |\n|---|---|---|---|---|---|---|---|"
                 )
                 for n in participants:
                     for kind in kinds:
-                        async with Edges(kind) as edges:
-                            cpu, janus_cpu = await bench_cpu(pw, vga, n, seconds, edges)
+                        progress(f"cpu, {kind}, {n} browser(s)")
+                        try:
+                            async with Edges(kind) as edges:
+                                cpu, janus_cpu, idle, seated = await asyncio.wait_for(
+                                    bench_cpu(pw, cam, n, seconds, edges), case_timeout_s
+                                )
+                        except (TimeoutError, AssertionError) as exc:
+                            why = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+                            print(f"| {kind} | {n} | not measured: {why} | | | | | |")
+                            continue
                         sfu = (
                             f"{janus_cpu:.0f} | {janus_cpu / n:.0f}" if kind == "janus" else "- | -"
                         )
-                        print(f"| {kind} | {n} | {cpu:.0f} | {cpu / n:.0f} | {sfu} |")
+                        print(
+                            f"| {kind} | {n} | {cpu:.0f} | {cpu / n:.0f} | {sfu} | {idle:.0f} "
+                            f"| {seated} of {n} |"
+                        )
     finally:
         ns.exit()
+
+
+def _camera(text: str) -> tuple[int, int, int]:
+    try:
+        size, fps = text.split("@")
+        width, height = size.split("x")
+        return int(width), int(height), int(fps)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT@FPS, got {text!r}") from None
 
 
 if __name__ == "__main__":
@@ -405,10 +477,16 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds per latency/CPU window")
     parser.add_argument("--edges", default="webrtc", help="webrtc, janus or webrtc,janus")
     parser.add_argument("--participants", default="1,2", help="browser counts for the CPU table")
+    parser.add_argument(
+        "--camera", type=_camera, default=(640, 480, 30), help="the CPU table's browser camera"
+    )
+    parser.add_argument(
+        "--case-timeout", type=float, default=180.0, help="seconds before a CPU case gives up"
+    )
     args = parser.parse_args()
     kinds = args.edges.split(",")
     for kind in kinds:
         if kind not in ("webrtc", "janus"):
             parser.error(f"--edges: unknown edge {kind!r} (webrtc, janus)")
     counts = [int(n) for n in args.participants.split(",")]
-    asyncio.run(main(args.runs, args.seconds, kinds, counts))
+    asyncio.run(main(args.runs, args.seconds, kinds, counts, args.camera, args.case_timeout))

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import aiortc
 import av
@@ -43,6 +44,8 @@ from vision_agents.plugins.janus import (
     JanusError,
     JanusProcess,
     JanusSession,
+    room_number,
+    room_pin,
     signed_token,
 )
 from vision_agents.testing import FakeRealtime, dominant_hz, read_frame_index, tone
@@ -247,6 +250,55 @@ async def test_tokens_that_are_wrong_or_expired_are_refused(janus: JanusProcess)
         await JanusSession.connect(janus.url, expired)
     session = await JanusSession.connect(janus.url, signed_token(janus.token_secret, 60))
     await session.close()
+
+
+async def test_a_valid_token_admits_only_to_the_room_whose_pin_it_comes_with(
+    janus: JanusProcess,
+) -> None:
+    """Janus's tokens admit to the whole server: the room's pin (in the join link, derived
+    from the secret per call) keeps one call's link out of another call's room."""
+    edge = _edge(janus)
+    await edge.create_call("default", "pinned")
+    room = room_number("pinned")
+    session = await JanusSession.connect(janus.url, edge.token())
+    try:
+        for pin, refusal in (
+            (None, "code 429"),  # "missing mandatory element (pin)"
+            (room_pin(janus.token_secret, "another-call"), "code 433"),  # "unauthorized"
+            ("x" * 32, "code 433"),
+        ):
+            handle = await session.attach()
+            body: dict[str, Any] = {"request": "join", "ptype": "publisher", "room": room}
+            if pin is not None:
+                body["pin"] = pin
+            with pytest.raises(JanusError, match=refusal):
+                await handle.message(body)
+            await handle.detach()
+        handle = await session.attach()
+        answer = await handle.message(
+            {
+                "request": "join",
+                "ptype": "publisher",
+                "room": room,
+                "pin": room_pin(janus.token_secret, "pinned"),
+            }
+        )
+        assert answer["plugindata"]["data"]["videoroom"] == "joined"
+        await handle.detach()
+    finally:
+        await session.close()
+    # The link carries the pin beside the token, in the fragment.
+    link_fragment = (
+        JanusEdge(
+            janus.url,
+            token_secret=janus.token_secret,
+            admin_key=janus.admin_key,
+            page_url="http://127.0.0.1:1/",
+        )
+        .join_url("pinned")
+        .partition("#")[2]
+    )
+    assert f"pin={room_pin(janus.token_secret, 'pinned')}" in link_fragment
 
 
 async def test_rooms_are_created_only_with_the_admin_key(janus: JanusProcess) -> None:

@@ -12,7 +12,7 @@ from vision_agents.plugins.janus.client import (
     JanusSession,
     signed_token,
 )
-from vision_agents.plugins.janus.edge import JanusEdge, room_number
+from vision_agents.plugins.janus.edge import JanusEdge, room_number, room_pin
 from vision_agents.plugins.janus.page import JanusPage
 from vision_agents.plugins.janus.process import JanusProcess
 
@@ -25,5 +25,6 @@ __all__ = [
     "JanusProcess",
     "JanusSession",
     "room_number",
+    "room_pin",
     "signed_token",
 ]

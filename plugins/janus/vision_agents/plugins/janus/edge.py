@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -48,6 +49,13 @@ MUTED = "muted"
 the room of a description change, not of a paused stream; our page sets it)."""
 ROOM_EXISTS = 427  # VideoRoom error code: a room with this id exists already
 REJOIN_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)  # then every 2 s until the agent leaves
+
+
+def room_pin(token_secret: str, call_id: str) -> str:
+    """The VideoRoom ``pin`` for ``call_id``: a token for Janus's API admits to any room, the
+    pin only to this one. Derived from the secret, so every agent of the call knows it."""
+    digest = hmac.new(token_secret.encode(), b"room-pin:" + call_id.encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
 
 
 def room_number(call_id: str) -> int:
@@ -138,9 +146,11 @@ class JanusEdge(EdgeTransport):
         query = {"janus": self.url, "room": str(room_number(call_id))}
         if name:
             query["name"] = name
-        # The token goes in the fragment, which the browser never sends to the page's server
-        # (nor in a Referer), as with the embedded call server's links.
-        token = urllib.parse.urlencode({"token": self.token(ttl_s)})
+        # The token and the room's pin go in the fragment, which the browser never sends to
+        # the page's server (nor in a Referer), as with the embedded call server's links.
+        token = urllib.parse.urlencode(
+            {"token": self.token(ttl_s), "pin": room_pin(self._secret, call_id)}
+        )
         return f"{self.page_url}?{urllib.parse.urlencode(query)}#{token}"
 
     async def create_call(self, call_type: str, call_id: str) -> Call:
@@ -148,7 +158,7 @@ class JanusEdge(EdgeTransport):
         secret = self._room_secrets.setdefault(call_id, secrets.token_urlsafe(18))
         session = await JanusSession.connect(self.url, self.token())
         try:
-            await self._create_room(session, room, secret)
+            await self._create_room(session, room, secret, room_pin(self._secret, call_id))
         finally:
             await session.close()
         extra: dict[str, Any] = {"janus_url": self.url, "room": room}
@@ -156,7 +166,7 @@ class JanusEdge(EdgeTransport):
             extra["join_url"] = self.join_url(call_id)
         return Call(call_type, call_id, extra)
 
-    async def _create_room(self, session: JanusSession, room: int, secret: str) -> None:
+    async def _create_room(self, session: JanusSession, room: int, secret: str, pin: str) -> None:
         handle = await session.attach()
         try:
             await handle.message(
@@ -164,6 +174,7 @@ class JanusEdge(EdgeTransport):
                     "request": "create",
                     "room": room,
                     "secret": secret,
+                    "pin": pin,
                     "admin_key": self._admin_key,
                     "publishers": self.max_publishers,
                     "audiocodec": "opus",
@@ -234,7 +245,8 @@ class JanusEdge(EdgeTransport):
         session = await JanusSession.connect(self.url, self.token())
         self._session = session
         try:
-            await self._create_room(session, room, secret)
+            pin = room_pin(self._secret, self._call.call_id)
+            await self._create_room(session, room, secret, pin)
             publisher = await session.attach()
             publisher.on_event = self._on_room_event
             self._publisher = publisher
@@ -243,6 +255,7 @@ class JanusEdge(EdgeTransport):
                     "request": "join",
                     "ptype": "publisher",
                     "room": room,
+                    "pin": pin,
                     "display": self._user.name or "Agent",
                 }
             )
@@ -383,6 +396,7 @@ class JanusEdge(EdgeTransport):
                     "request": "join",
                     "ptype": "subscriber",
                     "room": room_number(self._call.call_id),
+                    "pin": room_pin(self._secret, self._call.call_id),
                     "streams": [{"feed": feed_id}],
                 }
             )

@@ -1,6 +1,6 @@
 // Joins a Janus VideoRoom with the camera and microphone and shows every other publisher.
-// The link carries ?janus=<ws url>&room=<id>&name=<display name>#token=<signed token> (the
-// fragment never reaches a server); parameters are read from both parts.
+// The link carries ?janus=<ws url>&room=<id>&name=<display name>#token=<signed token>&pin=<the
+// room's pin> (the fragment never reaches a server); parameters are read from both parts.
 // State for tests and tools: window.vaJanus = { members, videos, audios, log, error, joined,
 // left, leftAt, muted }. videos, audios: display name -> the element playing it; left: display
 // name -> Date.now() when this page learnt that publisher had gone; leftAt: Date.now() when
@@ -18,6 +18,7 @@
   const room = parseInt(params.get("room") || "", 10);
   const server = params.get("janus");
   const token = params.get("token");
+  const pin = params.get("pin") || "";
   const name = params.get("name") || "Guest";
   if (!server || !token || !room) { say("this link is missing its server, room or token", true); return; }
 
@@ -36,7 +37,7 @@
       plugin: "janus.plugin.videoroom",
       success: (h) => {
         handle = h;
-        handle.send({ message: { request: "join", ptype: "subscriber", room, streams: [{ feed: feed.id }] } });
+        handle.send({ message: { request: "join", ptype: "subscriber", room, pin, streams: [{ feed: feed.id }] } });
       },
       error: (e) => say("subscribing failed: " + e, true),
       onmessage: (msg, jsep) => {
@@ -143,7 +144,7 @@
           plugin: "janus.plugin.videoroom",
           success: (h) => {
             publisher = h;
-            publisher.send({ message: { request: "join", ptype: "publisher", room, display: name } });
+            publisher.send({ message: { request: "join", ptype: "publisher", room, pin, display: name } });
           },
           error: (e) => say("attaching failed: " + e, true),
           onmessage: (msg, jsep) => {
