@@ -240,7 +240,8 @@ def test_barge_in_with_server_vad_sends_no_cancel_and_truncates_at_the_played_po
     st.receive({"type": "input_audio_buffer.speech_started", "item_id": "u"})
     # the service cancels the response itself: a response.cancel would earn an error
     assert st.data_to_send() == [m.truncate("i", 1250)]
-    assert st.events_received() == [ev.AudioDone("r", True)]
+    # the model is told the user speaks (a fresh frame goes), and the reply is cut
+    assert st.events_received() == [ev.AudioDone("r", True), ev.UserSpeechStarted()]
     # audio still in flight for the cancelled response is never played
     st.receive(audio_delta("r", "i", 100))
     assert st.events_received() == []
@@ -424,7 +425,7 @@ def test_webrtc_audio_comes_from_the_track_and_server_vad_barge_in_is_left_to_th
     clock.now += 0.15
     st.receive({"type": "input_audio_buffer.speech_started", "item_id": "u"})
     assert st.data_to_send() == []  # the server clears and truncates by itself
-    assert st.events_received() == [ev.AudioDone("r", True)]
+    assert st.events_received() == [ev.AudioDone("r", True), ev.UserSpeechStarted()]
     st.track_audio(pcm)
     assert st.events_received() == []  # the rest of the stream is dropped
     # an explicit interrupt over WebRTC does tell the server

@@ -49,6 +49,11 @@ class UserTranscript:
 
 
 @dataclass(frozen=True)
+class UserSpeechStarted:
+    """The provider heard the user start speaking (its voice activity detection)."""
+
+
+@dataclass(frozen=True)
 class AgentTranscript:
     text: str
     response_id: str | None = None
@@ -125,6 +130,7 @@ ProtocolEvent = (
     AudioOut
     | AudioDone
     | TextOut
+    | UserSpeechStarted
     | UserTranscript
     | AgentTranscript
     | ToolCall

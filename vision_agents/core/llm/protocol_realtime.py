@@ -267,6 +267,8 @@ class ProtocolRealtime(Realtime):
                     is_complete=event.is_complete,
                     conversation_item_id=event.item_id,
                 )
+            elif isinstance(event, ev.UserSpeechStarted):
+                self.request_fresh_frame()  # what the user talks about is on screen now
             elif isinstance(event, ev.UserTranscript):
                 self._emit_user_speech_transcription(event.text, original=event)
             elif isinstance(event, ev.AgentTranscript):

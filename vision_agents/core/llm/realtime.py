@@ -32,6 +32,7 @@ from vision_agents.core.llm.events import (
 from vision_agents.core.llm.llm import OmniLLM
 from vision_agents.core.llm.tools import ToolResult
 from vision_agents.core.types import Participant
+from vision_agents.core.utils.frame_selection import FrameSelector, SceneChange
 from vision_agents.core.utils.video_forwarder import VideoForwarder
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class Realtime(OmniLLM, ABC):
         (the Agent: its ``AudioOutputTrack.played_ms``); providers truncate barge-ins by it."""
         self.frames_sent = 0
         """Video frames handed to the model so far (what ``fps`` let through and it took)."""
+        self._frames = FrameSelector(None)
+        self.frames_unchanged = 0
+        """Frames ``fps`` let through that the ``frame_policy`` kept back (no change shown)."""
         self.frames_skipped = 0
         """Frames ``fps`` let through but not sent: the link still held the ones before them
         (a slow uplink or a busy provider), and a queued frame reaches the model stale."""
@@ -88,6 +92,26 @@ class Realtime(OmniLLM, ABC):
     def fps(self) -> float:
         """Video frames a second sent to the model."""
         return self._fps
+
+    @property
+    def frame_policy(self) -> SceneChange | None:
+        """Which of the frames offered at ``fps`` are sent: ``None`` (the default) sends each,
+        a ``SceneChange`` only those that show a change (and one every ``max_interval`` s).
+        ``fps`` stays the ceiling either way."""
+        return self._frames.policy
+
+    @frame_policy.setter
+    def frame_policy(self, policy: SceneChange | None) -> None:
+        if policy is not None and not isinstance(policy, SceneChange):
+            raise ConfigurationError(
+                f"frame_policy must be a SceneChange or None, got {type(policy).__name__}"
+            )
+        self._frames = FrameSelector(policy)
+
+    def request_fresh_frame(self) -> None:
+        """Send the next frame whatever it shows (call it when the user starts speaking:
+        what they talk about is likely on screen now)."""
+        self._frames.request_fresh()
 
     @property
     def is_connected(self) -> bool:
@@ -138,9 +162,14 @@ class Realtime(OmniLLM, ABC):
         if not self._connected:
             return
         try:
+            if not self._frames.offer(frame):
+                self.frames_unchanged += 1
+                return
             taken = await self._send_video_frame(frame)
             if taken is not False:
                 self.frames_sent += 1
+            else:
+                self._frames.request_fresh()  # not sent after all: the next frame shows it
         except Exception as exc:  # a bad frame must not stop the feed
             self._emit_error_event(exc, context="sending a video frame")
 

@@ -31,6 +31,7 @@ from vision_agents.core.llm.protocol import (
     TextOut,
     ToolCall,
     UsageReported,
+    UserSpeechStarted,
     UserTranscript,
 )
 from vision_agents.core.llm.tools import ToolResult
@@ -410,6 +411,7 @@ class OpenAIProtocol(RealtimeProtocol):
         # Server VAD cancels the active response itself: sending response.cancel as well
         # only earns a response_cancel_not_active error. We still cut what plays locally.
         self._barge_in(cancel=not self.server_interrupts)
+        self._event(UserSpeechStarted())
 
     def _on_user_transcript(self, e: JsonDict) -> None:
         text = str(e.get("transcript") or "")

@@ -1,0 +1,201 @@
+"""Frames to the model only when the scene changed: the selector, and a model that uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from fractions import Fraction
+
+import aiortc
+import av
+import cv2
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError
+
+from tests.browser.waiting import eventually
+from vision_agents.core.errors import ConfigurationError
+from vision_agents.core.utils.frame_selection import (
+    FrameSelector,
+    SceneChange,
+    changed_share,
+    thumbnail,
+)
+from vision_agents.testing import FakeRealtime
+
+
+def room(seed: int = 0, width: int = 640, height: int = 360) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(40, 215, size=(height // 24 + 1, width // 24 + 1, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(cv2.resize(coarse, (width, height)), (0, 0), 3)
+
+
+def noisy(image: np.ndarray, rng: np.random.Generator, sigma: float = 2.0) -> np.ndarray:
+    return np.clip(image + rng.normal(0, sigma, image.shape), 0, 255).astype(np.uint8)
+
+
+def yuv(image: np.ndarray) -> av.VideoFrame:
+    return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_without_a_policy_every_frame_is_sent() -> None:
+    selector = FrameSelector(None)
+    frame = yuv(room())
+    assert all(selector.offer(frame) for _ in range(5))
+    assert (selector.offered, selector.sent) == (5, 5)
+
+
+def test_camera_noise_is_not_a_change_but_a_person_walking_in_is() -> None:
+    clock, rng = Clock(), np.random.default_rng(1)
+    selector = FrameSelector(SceneChange(max_interval=None), clock=clock)
+    still = room()
+    assert selector.offer(yuv(noisy(still, rng)))  # the first frame always goes
+    for _ in range(20):
+        clock.now += 1
+        assert not selector.offer(yuv(noisy(still, rng)))
+    entered = still.copy()
+    cv2.ellipse(entered, (200, 200), (45, 120), 0, 0, 360, (60, 40, 30), -1)
+    clock.now += 1
+    assert selector.offer(yuv(noisy(entered, rng)))
+    assert (selector.sent, selector.for_change, selector.on_request) == (2, 1, 1)
+    # Compared with the last frame sent: the person staying put is no further change.
+    clock.now += 1
+    assert not selector.offer(yuv(noisy(entered, rng)))
+
+
+def test_one_added_line_of_text_on_a_slide_is_a_change() -> None:
+    slide = np.full((360, 640, 3), 245, np.uint8)
+    for i, line in enumerate(["Customers", "340 new accounts", "Churn 2.1%"]):
+        cv2.putText(slide, line, (40, 70 + i * 60), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (20,) * 3, 2)
+    more = slide.copy()
+    cv2.putText(more, "NPS 61", (40, 250), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (20,) * 3, 2)
+    selector = FrameSelector(SceneChange(max_interval=None))
+    assert selector.offer(yuv(slide))
+    assert not selector.offer(yuv(slide))
+    assert selector.offer(yuv(more))
+
+
+def test_a_still_scene_is_sent_every_max_interval_and_on_request() -> None:
+    clock = Clock()
+    selector = FrameSelector(SceneChange(max_interval=10.0), clock=clock)
+    frame = yuv(room())
+    sent_at = []
+    for second in range(31):
+        clock.now = float(second)
+        if second == 14:
+            selector.request_fresh()  # the user started speaking
+        if selector.offer(frame):
+            sent_at.append(second)
+    assert sent_at == [0, 10, 14, 24]
+    assert (selector.for_interval, selector.on_request) == (2, 2)
+
+
+def test_the_thumbnail_reads_padded_luma_planes_like_a_conversion_would() -> None:
+    image = room(2, width=650, height=366)  # odd sizes: planes carry padding
+    fast = thumbnail(yuv(image))
+    slow = thumbnail(av.VideoFrame.from_ndarray(image, format="rgb24"))  # converted
+    array = thumbnail(image)
+    assert fast.shape == slow.shape == array.shape == (36, 64)
+    assert changed_share(fast, slow, 16) < 0.01
+    assert changed_share(fast, array, 16) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"changed_share": 0}, "changed_share"),
+        ({"changed_share": 1.5}, "changed_share"),
+        ({"pixel_delta": 0}, "pixel_delta"),
+        ({"pixel_delta": 2.5}, "pixel_delta"),
+        ({"max_interval": -1}, "max_interval"),
+        ({"max_interval": float("nan")}, "max_interval"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_value(kwargs: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        SceneChange(**kwargs)  # type: ignore[arg-type]
+
+
+class PictureTrack(aiortc.MediaStreamTrack):
+    """A camera showing ``picture`` (replace it to change the scene), 15 fps in real time."""
+
+    kind = "video"
+
+    def __init__(self, picture: np.ndarray) -> None:
+        super().__init__()
+        self.picture = picture
+        self._sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        await asyncio.sleep(max(0.0, self._start + self._sent / 15 - time.monotonic()))
+        frame = yuv(self.picture)
+        frame.pts, frame.time_base = self._sent, Fraction(1, 15)
+        self._sent += 1
+        return frame
+
+
+async def test_a_model_with_scene_change_gets_a_still_scene_once_and_each_change() -> None:
+    model = FakeRealtime(fps=5)
+    model.frame_policy = SceneChange(max_interval=None)
+    track = PictureTrack(room(3))
+    await model.connect()
+    try:
+        await model.watch_video_track(track)
+        await eventually(lambda: model.frames_unchanged >= 10, 10, "still frames offered")
+        assert model.frames_sent == 1 and len(model.frames) == 1
+        track.picture = room(4)  # another scene
+        await eventually(lambda: model.frames_sent == 2, 5, "the change sent")
+        model.request_fresh_frame()
+        await eventually(lambda: model.frames_sent == 3, 5, "a fresh frame on request")
+        await asyncio.sleep(0.5)  # nothing else changes: nothing else is sent
+        assert model.frames_sent == 3
+    finally:
+        await model.stop_watching_video_track()
+        await model.close()
+        track.stop()
+
+
+def test_a_frame_policy_must_be_a_scene_change() -> None:
+    model = FakeRealtime()
+    with pytest.raises(ConfigurationError, match="frame_policy"):
+        model.frame_policy = 0.5  # type: ignore[assignment]
+
+
+async def test_the_user_starting_to_speak_sends_a_fresh_frame_through_the_openai_sdk() -> None:
+    """Server VAD's speech start (the local OpenAI server, the real SDK) sends the next frame
+    even though the scene did not change."""
+    import openai
+
+    from vision_agents.plugins import openai as openai_plugin
+    from vision_agents.testing import OpenAIRealtimeServer
+
+    async with OpenAIRealtimeServer() as server:
+        client = openai.AsyncOpenAI(api_key="test-key", base_url=server.base_url)
+        llm = openai_plugin.Realtime(client=client, fps=5, max_image_side=320)
+        llm.frame_policy = SceneChange(max_interval=None)
+        track = PictureTrack(room(5))
+        await llm.connect()
+        try:
+            await llm.watch_video_track(track)
+            await eventually(lambda: llm.frames_unchanged >= 5, 10, "still frames offered")
+            assert llm.frames_sent == 1
+            await server.speech_started()
+            await eventually(lambda: llm.frames_sent == 2, 5, "a fresh frame on speech start")
+            await server.wait_for(lambda: len(server.received_of("conversation.item.create")) == 2)
+        finally:
+            await llm.stop_watching_video_track()
+            await llm.close()
+            track.stop()
