@@ -49,7 +49,7 @@ def slow_loopback() -> Iterator[None]:
                 "burst",
                 "16kb",
                 "latency",
-                "2s",
+                "5s",
             ],
             check=True,
             capture_output=True,

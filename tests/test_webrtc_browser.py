@@ -519,3 +519,77 @@ async def test_browser_talks_to_gemini_through_the_agent(
                 assert abs(dominant_hz(heard[loud[0] : loud[-1]], 16000) - 660) < 15
             finally:
                 await browser.close()
+
+
+OUTBOUND_VIDEO = """async () => {
+  const sender = vaCall.pc.getSenders().find((s) => s.track && s.track.kind === "video");
+  const stats = await sender.getStats();
+  for (const r of stats.values()) if (r.type === "outbound-rtp") return [r.framesSent, r.bytesSent];
+  return [0, 0];
+}"""
+
+
+async def _send_rate(page: Any, seconds: float = 3.0) -> tuple[float, float]:
+    """The camera's frames a second and kbit/s sent over ``seconds``."""
+    frames0, bytes0 = await page.evaluate(OUTBOUND_VIDEO)
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    frames1, bytes1 = await page.evaluate(OUTBOUND_VIDEO)
+    took = time.monotonic() - started
+    return (frames1 - frames0) / took, (bytes1 - bytes0) * 8 / 1000 / took
+
+
+async def _limit(page: Any) -> float | None:
+    return await page.evaluate("vaCall.videoLimit")  # type: ignore[no-any-return]
+
+
+@pytest.mark.timeout(150)
+async def test_a_camera_only_the_agent_watches_is_sent_at_the_rate_the_agent_takes(
+    media: tuple[Path, Path],
+) -> None:
+    model = FakeRealtime(fps=1)  # the agent takes 1 frame a second: ask for 5 (2x, floor 5)
+    async with embedded_call(model) as call, async_playwright() as pw:
+        browsers = [await launch(pw, *media) for _ in range(2)]
+        try:
+            ann = await browsers[0].new_page()
+            await ann.goto(call.join_url("Ann"))
+            await eventually(lambda: _is(ann, 5.0), 20, "Ann's camera limited to 5 fps")
+            await eventually(lambda: len(model.frames) >= 3, 15, "the agent still sees Ann")
+            await asyncio.sleep(1.0)  # the encoder settles at the new rate
+            limited = await _send_rate(ann)
+
+            # Bob joins and sees Ann: her camera goes back to full rate at once.
+            joined: list[float] = []
+
+            @call.edge.events.subscribe
+            async def on_join(event: ParticipantJoinedEvent) -> None:
+                if event.participant.name == "Bob":
+                    joined.append(time.time())
+
+            bob = await browsers[1].new_page()
+            await bob.goto(call.join_url("Bob"))
+            await eventually(lambda: _is(ann, None), 20, "Ann's camera at full rate")
+            await eventually(lambda: bool(joined), 5, "Bob's join at the agent")
+            took = await ann.evaluate("vaCall.videoLimitAt") / 1000 - joined[0]
+            await asyncio.sleep(1.0)
+            full = await _send_rate(ann)
+            print(
+                f"Ann's camera: {limited[0]:.1f} fps, {limited[1]:.0f} kbit/s while only the agent "
+                f"watched; {full[0]:.1f} fps, {full[1]:.0f} kbit/s once Bob saw her; full rate "
+                f"{took:.2f} s after Bob joined"
+            )
+            assert limited[0] <= 6.5, f"sent {limited[0]:.1f} fps under a 5 fps limit"
+            assert full[0] >= 10.0, f"only {full[0]:.1f} fps at full rate (the camera has 15)"
+            assert limited[1] < full[1]
+            assert took < 1.0, f"full rate came back {took:.2f} s after Bob joined"
+
+            # Bob leaves: only the agent watches Ann again.
+            await bob.click("#leave")
+            await eventually(lambda: _is(ann, 5.0), 10, "Ann's camera limited again")
+        finally:
+            for browser in browsers:
+                await browser.close()
+
+
+async def _is(page: Any, limit: float | None) -> bool:
+    return await _limit(page) == limit

@@ -169,6 +169,9 @@ class Agent:
         if self._voice is not None:
             await self._voice.start()
         self.participant = await self.edge.join(call, self.agent_user)
+        wanted = self._video_wanted()
+        if wanted is not False:
+            await self.edge.want_video(wanted)
         await self.edge.publish_audio(self._pick_audio_track())
         if isinstance(self.llm, Realtime):  # barge-ins truncate at what was really played
             self.llm.set_playback_position(self.audio_track.played_ms)
@@ -181,6 +184,19 @@ class Agent:
                     video_publishers[0].name,
                 )
             await self.edge.publish_video(video_publishers[0].publish_video_track())
+
+    def _video_wanted(self) -> float | bool | None:
+        """The most frames a second anything of ours takes of a participant's video: the
+        model's fps and each video processor's (None: one takes every frame; False: nothing
+        watches video, so nothing is asked of the edge)."""
+        rates: list[float | None] = [p.fps for p in self._video_in.processors]
+        if isinstance(self.llm, Realtime):
+            rates.append(self.llm.fps)
+        if not rates:
+            return False
+        if any(rate is None for rate in rates):
+            return None
+        return max(rate for rate in rates if rate is not None)
 
     def _pick_audio_track(self) -> AudioOutputTrack:
         publishers = [p for p in self.processors if isinstance(p, AudioPublisher)]

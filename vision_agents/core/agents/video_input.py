@@ -35,6 +35,10 @@ class VideoInput:
         self._watched: str | None = None
 
     @property
+    def processors(self) -> list[VideoProcessor]:
+        return list(self._processors)
+
+    @property
     def watched_track_id(self) -> str | None:
         """The track the Realtime model is watching now."""
         return self._watched

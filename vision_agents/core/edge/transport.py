@@ -65,6 +65,11 @@ class EdgeTransport(ABC):
     async def leave(self) -> None:
         """Leave the call and stop everything the edge started for the agent."""
 
+    async def want_video(self, max_fps: float | None) -> None:  # noqa: B027 - optional
+        """The agent's consumers take at most ``max_fps`` frames a second of any participant's
+        video (None: every frame). Edges that can ask senders to send less do so while no
+        person watches them; the default does nothing."""
+
     async def send_message(self, message: dict[str, Any]) -> None:  # noqa: B027 - optional
         """Send a JSON message to every participant's page (the pages show transcripts).
         Dropped when not in a call, and by edges with no channel for it (the default)."""

@@ -42,6 +42,7 @@ class WebRTCEdge(EdgeTransport):
         self.server = server or CallServer(**server_options)
         self._owns_server = server is None
         self._room: Room | None = None
+        self._video_fps: float | None = None
         self._agent: Participant | None = None
         self._tracks: dict[str, list[tuple[str, str]]] = {}  # user_id -> [(track_id, kind)]
 
@@ -67,6 +68,7 @@ class WebRTCEdge(EdgeTransport):
         assert self._room is not None
         self._agent = Participant.for_user(user)
         self._room.agent_name = user.name or "Agent"
+        self._room.agent_video_fps = self._video_fps
         for member in self._room.members:
             self.member_joined(member)
         await self._room.broadcast_members()
@@ -85,6 +87,14 @@ class WebRTCEdge(EdgeTransport):
             if member.participant == participant:
                 return room.subscribe(member, kind)
         raise KeyError(f"{participant} is not in the call")
+
+    async def want_video(self, max_fps: float | None) -> None:
+        """Browsers that only the agent watches are asked for what its consumers take (twice
+        ``max_fps``, at least 5 fps); a browser another person sees sends as much as it likes."""
+        self._video_fps = max_fps
+        if self._room is not None:
+            self._room.agent_video_fps = max_fps
+            await self._room.update_video_limits()
 
     async def send_message(self, message: dict[str, Any]) -> None:
         """Send a JSON message to every browser in the call (dropped when not in one)."""

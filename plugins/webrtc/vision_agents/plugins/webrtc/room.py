@@ -27,6 +27,17 @@ from vision_agents.plugins.webrtc.ice import gather_on
 logger = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 128 * 1024
+SEND_FPS_FLOOR = 5.0
+"""The least a browser is asked to send when only the agent watches it."""
+
+
+def send_fps_for(wanted: float | None) -> float | None:
+    """What to ask a browser to send when the agent is its only viewer and its consumers take
+    at most ``wanted`` frames a second: twice that (a frame is then at most half a consumer's
+    interval old), at least ``SEND_FPS_FLOOR``; None (as much as it likes) for every frame."""
+    if wanted is None:
+        return None
+    return max(SEND_FPS_FLOOR, 2.0 * wanted)
 
 
 class OfferError(ValueError):
@@ -47,6 +58,9 @@ class Member:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     states: list[str] = field(default_factory=list)
     """The media connection's states so far (connection and ICE), oldest first."""
+    video_limit: float | None = None
+    """The frame rate this browser was last asked to send its camera at (None: no limit)."""
+    limit_told: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,9 @@ class Room:
         self.call_id = call_id
         self.max_participants = max_participants
         self.agent_name = "Agent"
+        self.agent_video_fps: float | None = None
+        """The most frames a second the agent's consumers take of a participant's video
+        (None: every frame); browsers only the agent watches are asked to send accordingly."""
         self.listener: RoomListener | None = None
         self.ice_host = ice_host
         self.loopback_ice = loopback_ice
@@ -275,6 +292,18 @@ class Room:
         roster = self.roster()
         for m in self.members:
             await self._send(m, {"type": "members", "you": m.seat, "members": roster})
+        await self.update_video_limits()
+
+    async def update_video_limits(self) -> None:
+        """Ask each browser for only the video it needs to send: as much as it likes while
+        another person sees it, else what the agent's consumers take (``agent_video_fps``)."""
+        for m in self.members:
+            watched_by_people = any(other is not m for other in self.members)
+            limit = None if watched_by_people else send_fps_for(self.agent_video_fps)
+            if m.limit_told and m.video_limit == limit:
+                continue
+            m.video_limit, m.limit_told = limit, True
+            await self._send(m, {"type": "video-limit", "max_fps": limit})
 
     async def broadcast(self, message: dict[str, Any]) -> None:
         for m in self.members:

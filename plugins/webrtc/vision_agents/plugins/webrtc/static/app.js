@@ -4,9 +4,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { pc: null, ws: null, seat: null, members: [], slots: [], local: null, log: [], error: null, left: {}, leftAt: null };
+const state = { pc: null, ws: null, seat: null, members: [], slots: [], local: null, log: [], error: null, left: {}, leftAt: null, videoLimit: null, videoLimitAt: null };
 // For tests and debugging. left: name -> Date.now() when this page learnt that member had gone;
-// leftAt: Date.now() when this page's Leave button was pressed.
+// leftAt: Date.now() when this page's Leave button was pressed; videoLimit: the frame rate the
+// server asked the camera to be sent at (null: no limit), applied at videoLimitAt.
 window.vaCall = state;
 
 function setStatus(text) { $("status").textContent = text; }
@@ -78,6 +79,22 @@ function render() {
   for (const tile of document.querySelectorAll(".tile")) {
     if (!present.has(tile.dataset.seat)) tile.remove();
   }
+}
+
+// The server asks for only the video that is watched: a camera only the agent sees is sent
+// at the rate its consumers take (max_fps), one a person sees at the full rate (null).
+async function limitVideo(pc, maxFps) {
+  const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
+  if (!sender) return;
+  const params = sender.getParameters();
+  if (!params.encodings || params.encodings.length === 0) params.encodings = [{}];
+  for (const encoding of params.encodings) {
+    if (maxFps) encoding.maxFramerate = maxFps;
+    else delete encoding.maxFramerate;
+  }
+  await sender.setParameters(params);
+  state.videoLimit = maxFps || null;
+  state.videoLimitAt = Date.now();
 }
 
 function waitForIce(pc, ms) {
@@ -160,6 +177,8 @@ async function join() {
       const now = new Set(msg.members.map((m) => m.name));
       for (const name of before) if (!now.has(name)) state.left[name] = Date.now();
       render();
+    } else if (msg.type === "video-limit") {
+      await limitVideo(pc, msg.max_fps).catch((err) => log(`could not limit the camera: ${err}`, "event"));
     } else if (msg.type === "transcript") {
       log(`${msg.who === "agent" ? "Agent" : "You"}: ${msg.text}`, msg.who);
     } else if (msg.type === "event") {
