@@ -223,9 +223,9 @@ class Edges:
         )
 
     def janus_cpu_s(self) -> float:
-        if self.janus is None or self.janus._process is None:
+        if self.janus is None or self.janus.pid is None:
             return 0.0
-        times = psutil.Process(self.janus._process.pid).cpu_times()
+        times = psutil.Process(self.janus.pid).cpu_times()
         return float(times.user + times.system)
 
 

@@ -301,6 +301,16 @@ async def test_a_valid_token_admits_only_to_the_room_whose_pin_it_comes_with(
     assert f"pin={room_pin(janus.token_secret, 'pinned')}" in link_fragment
 
 
+def test_janus_runs_in_its_own_folder_with_core_dumps_off(janus: JanusProcess) -> None:
+    """Janus 1.1.2 sometimes crashes on shutdown; it must not leave a core dump (130 MB) in
+    the directory the agent was started from."""
+    assert janus.pid is not None
+    limits = Path(f"/proc/{janus.pid}/limits").read_text()
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"], core
+    assert Path(f"/proc/{janus.pid}/cwd").resolve() != Path.cwd().resolve()
+
+
 async def test_rooms_are_created_only_with_the_admin_key(janus: JanusProcess) -> None:
     edge = JanusEdge(janus.url, token_secret=janus.token_secret, admin_key="wrong")
     with pytest.raises(JanusError, match="create"):

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import resource
 import secrets
 import shutil
+import signal
 import socket
 import string
 import tempfile
 import time
 from importlib import resources
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 
@@ -103,6 +108,10 @@ class JanusProcess:
                 stdout=log,
                 stderr=log,
                 stdin=asyncio.subprocess.DEVNULL,
+                # Janus 1.1.2 sometimes crashes while shutting down: no 130 MB core dump in
+                # the caller's directory (the folder is ours, and core dumps are off).
+                cwd=self._folder,
+                preexec_fn=_no_core_dumps,
             )
         finally:
             log.close()
@@ -132,6 +141,13 @@ class JanusProcess:
         except TimeoutError:
             process.kill()
             await process.wait()
+        code = process.returncode
+        if code is not None and code < 0 and -code not in (signal.SIGTERM, signal.SIGKILL):
+            logger.warning(
+                "janus crashed while stopping (%s); its log: %s",
+                signal.Signals(-code).name,
+                self.log_path,
+            )
 
     async def restart(self) -> None:
         """Stop and start again on the same port with the same secrets (rooms are lost)."""
@@ -147,7 +163,17 @@ class JanusProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    @property
+    def pid(self) -> int | None:
+        """Janus's process id while it runs."""
+        process = self._process
+        return process.pid if process is not None and process.returncode is None else None
+
     def __del__(self) -> None:
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._process.pid, 9)
+
+
+def _no_core_dumps() -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
