@@ -208,3 +208,42 @@ async def test_a_failed_join_closes_the_model_and_leaves_nothing_running() -> No
     assert not model.is_connected
     tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert tasks == []
+
+
+class EveryFrameProcessor(CountingProcessor):
+    name = "every-frame"
+    fps = None  # type: ignore[assignment]  # a processor that takes every frame
+
+
+class RecordingEdge(InMemoryEdge):
+    """An in-memory call that notes what the agent says it wants of participants' video."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wanted: list[float | None] = []
+
+    async def want_video(self, max_fps: float | None) -> None:
+        self.wanted.append(max_fps)
+
+
+@pytest.mark.parametrize(
+    ("model_fps", "processors", "wanted"),
+    [
+        (2.0, [], [2.0]),  # the model alone
+        (2.0, [CountingProcessor], [10.0]),  # the fastest consumer sets it
+        (2.0, [CountingProcessor, EveryFrameProcessor], [None]),  # one takes every frame
+    ],
+)
+async def test_the_agent_tells_the_edge_how_much_video_it_takes(
+    model_fps: float, processors: list[type[VideoProcessor]], wanted: list[float | None]
+) -> None:
+    edge = RecordingEdge()
+    agent = Agent(
+        edge=edge,
+        agent_user=User(name="Ada"),
+        llm=FakeRealtime(fps=model_fps),
+        processors=[p() for p in processors],
+    )
+    call = await agent.create_call("default", "wanted")
+    async with agent.join(call):
+        assert edge.wanted == wanted
