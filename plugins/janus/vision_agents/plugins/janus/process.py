@@ -109,9 +109,8 @@ class JanusProcess:
                 stderr=log,
                 stdin=asyncio.subprocess.DEVNULL,
                 # Janus 1.1.2 sometimes crashes while shutting down: no 130 MB core dump in
-                # the caller's directory (the folder is ours, and core dumps are off).
+                # the caller's directory (the folder is ours; core dumps go off once it is up).
                 cwd=self._folder,
-                preexec_fn=_no_core_dumps,
             )
         finally:
             log.close()
@@ -125,6 +124,10 @@ class JanusProcess:
                 _reader, writer = await asyncio.open_connection(self.host, self.port)
                 writer.close()
                 await writer.wait_closed()
+                # Janus raises its own core limit at startup; lower it once it is up (a
+                # preexec_fn would do it before exec, but can deadlock a threaded parent).
+                with contextlib.suppress(OSError):
+                    resource.prlimit(self._process.pid, resource.RLIMIT_CORE, (0, 0))
                 return
             if time.monotonic() > deadline:
                 await self.stop()
@@ -173,7 +176,3 @@ class JanusProcess:
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._process.pid, 9)
-
-
-def _no_core_dumps() -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
