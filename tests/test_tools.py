@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
-from vision_agents.core.llm.tools import ToolRegistry, ToolResult, ToolSchema
+from vision_agents.core.llm.tools import ToolError, ToolRegistry, ToolResult, ToolSchema
 
 
 class Unit(enum.Enum):
@@ -634,3 +634,68 @@ def test_payload_shapes() -> None:
     assert json.loads(_ok({"text": "café", "x": math.inf}).to_json()) == {
         "result": {"text": "café", "x": None}
     }
+
+
+# --- tools described by a JSON schema ------------------------------------------------------------
+
+
+async def test_schema_tool_gets_the_arguments_and_reports_tool_errors() -> None:
+    registry = ToolRegistry()
+    seen: list[dict[str, Any]] = []
+
+    async def remote(**arguments: Any) -> Any:
+        seen.append(arguments)
+        if arguments.get("city") == "nowhere":
+            raise ToolError("no such city: nowhere")
+        return {"temp": 3}
+
+    registry.register_schema(
+        "weather",
+        "Weather in a city.",
+        {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "title": "weatherArguments",
+            "properties": {"city": {"title": "City", "$ref": "#/$defs/City"}},
+            "required": ["city"],
+            "$defs": {"City": {"type": "string", "description": "A city."}},
+        },
+        remote,
+    )
+    assert registry.schemas() == [
+        ToolSchema(
+            "weather",
+            "Weather in a city.",
+            {
+                "type": "object",
+                "properties": {"city": {"type": "string", "description": "A city."}},
+                "required": ["city"],
+            },
+        )
+    ]
+    ok = await registry.call("weather", '{"city": "Oslo", "extra-key": 1}')
+    assert ok.ok and ok.value == {"temp": 3}
+    assert seen == [{"city": "Oslo", "extra-key": 1}]  # passed on as given: the tool validates
+    failed = await registry.call("weather", {"city": "nowhere"})
+    assert not failed.ok and failed.error == "no such city: nowhere"
+    not_object = await registry.call("weather", "[1]")
+    assert not not_object.ok and "must be a JSON object" in (not_object.error or "")
+    assert len(seen) == 2
+
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_schema("weather", "", {}, remote)
+    with pytest.raises(ValueError, match="invalid tool name"):
+        registry.register_schema("has space", "", {}, remote)
+    with pytest.raises(ValueError, match="recursive schema"):
+        registry.register_schema(
+            "tree",
+            "",
+            {
+                "properties": {"n": {"$ref": "#/$defs/N"}},
+                "$defs": {"N": {"items": {"$ref": "#/$defs/N"}}},
+            },
+            remote,
+        )
+    registry.register_schema("bare", "", {}, remote)
+    assert registry.get("bare") is not None
+    assert _parameters(registry, "bare") == {"type": "object", "properties": {}, "required": []}

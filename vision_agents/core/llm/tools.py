@@ -7,6 +7,10 @@ self-contained (no ``$ref``), so the same schema works for OpenAI and Gemini dec
 ``ToolRegistry.call`` never raises for a problem of the tool or of the model's arguments:
 it returns a failed ``ToolResult`` that can be sent back to the model, which can then retry.
 Only cancellation of ``call`` itself propagates.
+
+Tools described by a JSON schema rather than a signature (e.g. those of an MCP server) are
+added with ``ToolRegistry.register_schema``; a tool reports a failure meant for the model by
+raising ``ToolError``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
@@ -33,6 +37,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Accepted by both OpenAI (^[a-zA-Z0-9_-]{1,64}$) and Gemini (starts with a letter or "_").
 _NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _NAME_RULE = "1-64 characters from A-Z a-z 0-9 _ -, not starting with a digit or '-'"
+
+
+class ToolError(Exception):
+    """Raised by a tool to report a failure to the model: the message is the error it sees.
+
+    Unlike other exceptions it is an expected outcome (a remote tool server is down, a remote
+    tool failed), so it is logged without a traceback.
+    """
 
 
 @dataclass(frozen=True)
@@ -89,12 +101,20 @@ class Tool:
     answered_by_caller: bool = False
     """Declared by schema only: the code that declared it sends each call's output
     (``Realtime.send_tool_output``); ``func`` is never run."""
+    takes_json: bool = False
+    """Described by a JSON schema (``register_schema``): ``func`` gets the model's arguments
+    as keyword arguments, checked only to be a JSON object (the tool validates them)."""
 
     def bind(self, arguments: Mapping[str, Any] | str | None) -> tuple[list[Any], dict[str, Any]]:
         """Validate and coerce the model's arguments into ``(args, kwargs)`` for ``func``.
 
         Raises ``ValueError`` with a message naming each bad argument.
         """
+        if self.takes_json:
+            try:
+                return [], _parse_arguments(arguments)
+            except ValueError as exc:
+                raise ValueError(f"invalid arguments for tool {self.name!r}: {exc}") from None
         try:
             validated = self._arguments_model.model_validate(_parse_arguments(arguments))
         except ValidationError as exc:
@@ -183,6 +203,51 @@ class ToolRegistry:
             answered_by_caller=True,
         )
 
+    def register_schema(
+        self,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        func: Callable[..., Awaitable[Any]],
+    ) -> None:
+        """Register an async function whose arguments are described by a JSON schema.
+
+        The schema is sent to the model as given, made self-contained (``$ref`` inlined,
+        titles dropped) as for Python tools. ``func`` is called with the model's arguments as
+        keyword arguments; it validates them itself and may raise ``ToolError``. Raises
+        ``ValueError`` for an invalid or already registered name or a recursive schema.
+        """
+        if not _NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"invalid tool name {name!r}: use {_NAME_RULE}")
+        if name in self._tools:
+            raise ValueError(f"a tool named {name!r} is already registered")
+        try:
+            schema = _clean_schema(copy.deepcopy(dict(parameters)))
+        except _RecursiveTypeError as exc:
+            raise ValueError(
+                f"tool {name!r}: recursive schema {exc.args[0]!r} cannot be described "
+                "in a self-contained function declaration"
+            ) from None
+        except KeyError as exc:
+            raise ValueError(f"tool {name!r}: the schema refers to a missing {exc}") from None
+        for key in ("$schema", "$id"):  # draft markers some servers add; not for the model
+            schema.pop(key, None)
+        schema.setdefault("type", "object")
+        schema.setdefault("properties", {})
+        schema.setdefault("required", [])
+        self._tools[name] = Tool(
+            name=name,
+            description=description,
+            func=func,
+            schema=ToolSchema(name, description, schema),
+            is_async=True,
+            _arguments_model=create_model(
+                f"{name}_arguments", __config__=ConfigDict(extra="allow")
+            ),
+            _positional_only=(),
+            takes_json=True,
+        )
+
     def unregister(self, name: str) -> None:
         """Remove a tool; raises ``KeyError`` naming the known tools if there is none by that name."""
         if name not in self._tools:
@@ -249,6 +314,9 @@ class ToolRegistry:
                 logger.warning("tool %r (call %s) timed out after %gs", name, call_id, timeout)
                 return failed(f"tool {name!r} timed out after {timeout:g}s")
             return failed(_describe_exception(name, call_id, exc))
+        except ToolError as exc:
+            logger.info("tool %r (call %s) failed: %s", name, call_id, exc)
+            return failed(str(exc) or f"tool {name!r} failed")
         except asyncio.CancelledError as exc:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
