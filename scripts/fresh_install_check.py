@@ -320,12 +320,25 @@ async def check_agent_server(src: Path, env: dict[str, str]) -> str:
         line = await output.line_starting("vision-agents serve: listening on ", 120)
         base = line.rsplit(" ", 1)[1]
         async with aiohttp.ClientSession() as http:
-            async with http.post(
-                f"{base}/sessions",
-                json={"call_id": "support-1"},
-                headers={"Authorization": f"Bearer {token}"},
-            ) as response:
-                body = await response.json()
+            # As a load balancer would: a node refuses while this machine's CPU is busy (its
+            # admission control, 503 "overloaded"), so ask when /ready says it takes sessions.
+            deadline = time.monotonic() + 90
+            while True:
+                async with http.get(f"{base}/ready") as response:
+                    ready = response.status == 200
+                if ready:
+                    async with http.post(
+                        f"{base}/sessions",
+                        json={"call_id": "support-1"},
+                        headers={"Authorization": f"Bearer {token}"},
+                    ) as response:
+                        body = await response.json()
+                    busy = response.status == 503 and body.get("reason") == "overloaded"
+                    if not busy or time.monotonic() > deadline:
+                        break
+                elif time.monotonic() > deadline:
+                    raise AssertionError("/ready did not say 200 within 90 s")
+                await asyncio.sleep(0.5)
             assert response.status == 201, (response.status, body)
             assert str(body.get("join_url", "")).startswith("http"), body
             # End the session (else Ctrl-C lets it run for its drain time, by design).
@@ -410,6 +423,15 @@ async def offline_checks(workdir: Path, demo_seconds: float, only: str = "") -> 
         "examples/offline_agent/main.py",
         lambda: check_output(
             ["python", "examples/offline_agent/main.py"], src, env, ["agent: You said:"]
+        ),
+    )
+    await step(
+        "examples/mcp_tools/main.py (a stdio MCP server's tool)",
+        lambda: check_output(
+            ["python", "examples/mcp_tools/main.py"],
+            src,
+            env,
+            ['call-1 -> {"result": "snow', 'call-2 -> {"error": "MCP server \'weather\''],
         ),
     )
     await step(

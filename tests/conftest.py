@@ -124,6 +124,9 @@ TIMING_TESTS: dict[str, set[str]] = {
         "test_agent_sees_the_camera_and_hears_a_wav_through_local_edge",
     },
     "test_openai_agent.py": {"*"},
+    "test_twilio.py": {
+        "test_an_offline_agent_answers_a_phone_call_and_a_barge_in_clears_twilios_queue"
+    },
     "test_openai_realtime.py": {
         "test_barge_in_truncates_at_the_played_position",
         "test_twenty_drops_recovered_with_the_conversation_intact",

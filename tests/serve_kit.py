@@ -72,10 +72,22 @@ class ServeProcess:
             stderr=asyncio.subprocess.STDOUT,
         )
         server = cls(process)
-        server._reader = asyncio.ensure_future(server._read())
+        server._reader = reader = asyncio.ensure_future(server._read())
         try:
             async with asyncio.timeout(ready_s):
-                await server._listening.wait()
+                listening = asyncio.ensure_future(server._listening.wait())
+                try:  # a server that exits before listening fails at once, with its output
+                    await asyncio.wait({listening, reader}, return_when="FIRST_COMPLETED")
+                finally:
+                    listening.cancel()
+                    await asyncio.gather(listening, return_exceptions=True)
+                if not server._listening.is_set():
+                    reader.result()  # raises the reader's error (the output)
+        except TimeoutError:
+            await server.close()
+            raise AssertionError(
+                f"the server did not listen within {ready_s:.0f} s; its output:\n{server.output}"
+            ) from None
         except BaseException:
             await server.close()
             raise
@@ -107,7 +119,12 @@ class ServeProcess:
     ) -> Reply:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         async with self.http.request(
-            method, self.base_url + path, json=json, data=data, headers=headers
+            method,
+            self.base_url + path,
+            json=json,
+            data=data,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=90),  # a hung server fails the test, not CI
         ) as resp:
             text = await resp.text()
             body: Any = text

@@ -55,6 +55,7 @@ async def test_agent_hears_sees_and_speaks_and_leaves_nothing_running(
 ) -> None:
     threads_before = set(threading.enumerate())
     model = FakeRealtime(fps=5)
+    model.frame_policy = None  # fixed rate: every frame fps offers (the clip hardly changes)
     counter = CountingProcessor()
     edge = InMemoryEdge()
     agent = Agent(
@@ -215,33 +216,42 @@ class EveryFrameProcessor(CountingProcessor):
     fps = None  # type: ignore[assignment]  # a processor that takes every frame
 
 
+class SmallFramesProcessor(CountingProcessor):
+    name = "small-frames"
+    max_side = 320  # e.g. a detector whose input is 320 px
+
+
 class RecordingEdge(InMemoryEdge):
     """An in-memory call that notes what the agent says it wants of participants' video."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.wanted: list[float | None] = []
+        self.wanted: list[tuple[float | None, int | None]] = []
 
-    async def want_video(self, max_fps: float | None) -> None:
-        self.wanted.append(max_fps)
+    async def want_video(self, max_fps: float | None, max_side: int | None = None) -> None:
+        self.wanted.append((max_fps, max_side))
 
 
 @pytest.mark.parametrize(
-    ("model_fps", "processors", "wanted"),
+    ("model_side", "processors", "wanted"),
     [
-        (2.0, [], [2.0]),  # the model alone
-        (2.0, [CountingProcessor], [10.0]),  # the fastest consumer sets it
-        (2.0, [CountingProcessor, EveryFrameProcessor], [None]),  # one takes every frame
+        (512, [], [(2.0, 512)]),  # the model alone
+        (None, [], [(2.0, None)]),  # a model that does not scale its frames needs full size
+        (512, [SmallFramesProcessor], [(10.0, 512)]),  # the fastest and the largest set it
+        (512, [CountingProcessor], [(10.0, None)]),  # a processor that needs full size
+        (512, [SmallFramesProcessor, EveryFrameProcessor], [(None, None)]),  # every frame
     ],
 )
 async def test_the_agent_tells_the_edge_how_much_video_it_takes(
-    model_fps: float, processors: list[type[VideoProcessor]], wanted: list[float | None]
+    model_side: int | None,
+    processors: list[type[VideoProcessor]],
+    wanted: list[tuple[float | None, int | None]],
 ) -> None:
     edge = RecordingEdge()
     agent = Agent(
         edge=edge,
         agent_user=User(name="Ada"),
-        llm=FakeRealtime(fps=model_fps),
+        llm=FakeRealtime(fps=2.0, max_image_side=model_side),
         processors=[p() for p in processors],
     )
     call = await agent.create_call("default", "wanted")

@@ -221,6 +221,7 @@ async def test_processor_runs_detection_at_its_own_rate_and_publishes_every_fram
     proc = DetectionProcessor(backend, detect_fps=4)
     edge = InMemoryEdge()
     model = FakeRealtime(fps=5)
+    model.frame_policy = None  # fixed rate: the model's feed is counted below
     agent = Agent(edge=edge, agent_user=User(name="cam"), llm=model, processors=[proc])
     link = DetectionAgentLink(proc, model)
     async with agent.join(await agent.create_call("default", "det")):

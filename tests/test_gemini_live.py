@@ -216,6 +216,7 @@ async def test_frames_are_jpeg_within_the_size_limit_at_fps() -> None:
         ]
         try:
             for model in llms:
+                model.frame_policy = None  # fixed rate: every frame fps offers
                 await model.connect()
             for model in llms:
                 await model.watch_video_track(track, shared_forwarder=forwarder)

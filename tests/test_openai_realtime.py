@@ -295,6 +295,7 @@ async def test_frames_at_fps(server: OpenAIRealtimeServer) -> None:
     }
     tracks = [SyntheticVideoTrack(fps=30, width=1280, height=720) for _ in llms]
     for llm in llms.values():
+        llm.frame_policy = None  # fixed rate: every frame fps offers
         await llm.connect()
     try:
         for llm, track in zip(llms.values(), tracks, strict=True):

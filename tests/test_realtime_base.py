@@ -125,6 +125,7 @@ async def test_unsupported_features_say_which_provider() -> None:
 
 async def test_video_is_sent_at_fps_and_stops_when_asked() -> None:
     llm = FakeRealtime(fps=5)
+    llm.frame_policy = None  # fixed rate: every frame fps offers
     await llm.connect()
     track = SyntheticVideoTrack(fps=30)
     await llm.watch_video_track(track)

@@ -456,6 +456,12 @@ async def test_model_tokens_and_reconnects_reach_the_session_and_the_metrics(
             )
             usage = (await session_state(server, session_id))["usage"]
             assert isinstance(usage, dict) and usage["frames_to_model"] >= 2, usage
+            # Their estimated image tokens, apart from the reported ones: the participant's
+            # 320x240 camera at the plugin's default detail "low" is 85 tokens a frame
+            # (OpenAI's vision rule), in the same snapshot as the frame count.
+            assert usage["tokens_input_image_estimated"] == 85 * usage["frames_to_model"], usage
+            estimated = await server.metric("vision_agents_model_image_tokens_estimated_total")
+            assert estimated >= 170 and estimated % 85 == 0, estimated
             # Usually 0; a heavily loaded machine can make the plugin reconnect by itself.
             before = usage["reconnects"]
             assert await server.metric("vision_agents_model_reconnects_total") == before

@@ -80,6 +80,7 @@ async def test_a_slow_uplink_skips_frames_instead_of_queueing_them(
         max_image_side=640,
         retry=RetryPolicy(initial_delay=0.01),
     )
+    llm.frame_policy = None  # fixed rate: every frame fps offers is meant for the model
     track = SyntheticVideoTrack(fps=30, width=1280, height=720)
     await llm.connect()
     try:

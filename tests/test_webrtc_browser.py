@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from aiortc.mediastreams import MediaStreamError
 from playwright.async_api import async_playwright
 
 from tests.browser.agent_video import PatternPublisher
@@ -31,6 +32,7 @@ from tests.browser.media import write_speech_wav, write_y4m
 from tests.browser.netns import LoopbackOnlyNamespace, add_inside_veth, interfaces
 from tests.browser.page import INBOUND_STATS, TAKE_AUDIO
 from tests.browser.waiting import eventually
+from tests.conftest import wait_until
 from vision_agents.core import Agent, User
 from vision_agents.core.edge.events import (
     ParticipantJoinedEvent,
@@ -593,3 +595,113 @@ async def test_a_camera_only_the_agent_watches_is_sent_at_the_rate_the_agent_tak
 
 async def _is(page: Any, limit: float | None) -> bool:
     return await _limit(page) == limit
+
+
+@pytest.fixture(scope="module")
+def vga_media(
+    tmp_path_factory: pytest.TempPathFactory, media: tuple[Path, Path]
+) -> tuple[Path, Path]:
+    """A 640x480 15 fps camera (the page asks for 640x480) and the usual microphone."""
+    folder = tmp_path_factory.mktemp("browser-vga")
+    return write_y4m(folder / "camera.y4m", seconds=2, fps=15, size=(640, 480)), media[1]
+
+
+@dataclass
+class FrameSizes:
+    """The size of each frame of a participant's video as the agent's edge receives it."""
+
+    seen: list[tuple[float, int, int]] = field(default_factory=list)  # (time.time(), w, h)
+
+    async def read(self, track: Any) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            self.seen.append((time.time(), frame.width, frame.height))
+
+    def latest(self) -> tuple[int, int] | None:
+        return self.seen[-1][1:] if self.seen else None
+
+    def first_at(self, size: tuple[int, int], after: float) -> float | None:
+        """When the first frame of ``size`` at or after ``after`` (time.time()) arrived."""
+        return next((t for t, w, h in self.seen if t >= after and (w, h) == size), None)
+
+
+@pytest.mark.timeout(150)
+async def test_a_camera_only_the_agent_watches_is_sent_at_the_size_the_agent_needs(
+    vga_media: tuple[Path, Path],
+) -> None:
+    # The model scales frames to 320 px: a 640x480 camera only the agent sees is asked to
+    # scale down by 2; full size is back once a consumer needs it or a person sees it.
+    model = FakeRealtime(fps=1, max_image_side=320)
+    async with embedded_call(model) as call, async_playwright() as pw:
+        edge = call.edge
+        assert isinstance(edge, WebRTCEdge)
+        browsers = [await launch(pw, *vga_media) for _ in range(2)]
+        sizes = FrameSizes()
+        reader: asyncio.Task[None] | None = None
+        try:
+            ann = await browsers[0].new_page()
+            await ann.goto(call.join_url("Ann"))
+            await wait_until(lambda: bool(edge.participants), 20, "Ann in the call")
+            track = edge.subscribe(edge.participants[0], "video")
+            assert track is not None
+            reader = asyncio.ensure_future(sizes.read(track))
+            await wait_until(lambda: _scale_is(ann, 2.0), 20, "Ann's camera scaled down by 2")
+            assert await ann.evaluate("vaCall.videoLimit") == 5.0  # the frame rate limit too
+            await wait_until(lambda: sizes.latest() == (320, 240), 10, "320x240 at the agent")
+            await wait_until(
+                lambda: bool(model.frames) and model.frames[-1].width == 320, 5, "the model too"
+            )
+
+            # The agent's consumers come to need full size: it is back within a second.
+            asked = time.time()
+            await edge.want_video(1.0, None)
+            await wait_until(lambda: sizes.first_at((640, 480), asked) is not None, 5, "640x480")
+            by_need = (sizes.first_at((640, 480), asked) or 0.0) - asked
+            await edge.want_video(1.0, 320)
+            await wait_until(lambda: sizes.latest() == (320, 240), 10, "320x240 again")
+
+            # Bob joins and sees Ann: her camera goes back to full size at once.
+            joined: list[float] = []
+
+            @edge.events.subscribe
+            async def on_join(event: ParticipantJoinedEvent) -> None:
+                if event.participant.name == "Bob":
+                    joined.append(time.time())
+
+            bob = await browsers[1].new_page()
+            await bob.goto(call.join_url("Bob"))
+            await wait_until(lambda: bool(joined), 20, "Bob's join at the agent")
+            await wait_until(
+                lambda: sizes.first_at((640, 480), joined[0]) is not None, 5, "640x480 for Bob"
+            )
+            by_viewer = (sizes.first_at((640, 480), joined[0]) or 0.0) - joined[0]
+            assert await _scale(ann) is None
+            print(
+                f"Ann's camera at the agent: 320x240 while only the agent (320 px) watched; "
+                f"640x480 {by_need:.2f} s after the agent asked for full size, "
+                f"{by_viewer:.2f} s after Bob joined"
+            )
+            assert by_need < 1.0, f"full size came {by_need:.2f} s after the agent asked"
+            assert by_viewer < 1.0, f"full size came {by_viewer:.2f} s after Bob joined"
+
+            # Bob leaves: only the agent watches Ann again.
+            await bob.click("#leave")
+            await wait_until(lambda: _scale_is(ann, 2.0), 10, "Ann's camera scaled down again")
+            await wait_until(lambda: sizes.latest() == (320, 240), 10, "320x240 once Bob left")
+        finally:
+            if reader is not None:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+            for browser in browsers:
+                await browser.close()
+
+
+async def _scale(page: Any) -> float | None:
+    return await page.evaluate("vaCall.videoScale")  # type: ignore[no-any-return]
+
+
+async def _scale_is(page: Any, scale: float | None) -> bool:
+    return await _scale(page) == scale

@@ -14,7 +14,8 @@ import pytest
 from tests.browser.python_peer import PythonPeer
 from tests.browser.waiting import eventually
 from vision_agents.plugins.webrtc import CallServer, JoinTokens, TokenError, self_signed_pem
-from vision_agents.plugins.webrtc.server import MAX_BODY_BYTES, MAX_MESSAGE_BYTES
+from vision_agents.plugins.webrtc.room import send_scale_for
+from vision_agents.plugins.webrtc.server import MAX_BODY_BYTES, MAX_MESSAGE_BYTES, _camera_size
 
 
 def test_token_round_trip_and_claims() -> None:
@@ -53,6 +54,44 @@ def test_tokens_are_bound_to_call_secret_and_time() -> None:
         tokens.verify(token, "c1")
     with pytest.raises(ValueError, match="at least 16 bytes"):
         JoinTokens(b"short")
+
+
+@pytest.mark.parametrize(
+    ("camera", "side", "scale"),
+    [
+        ((640, 480), 320, 2.0),  # exactly half
+        ((1280, 720), 512, 2.0),  # 640 px: never below what is needed (2.5 would give 512)
+        ((1280, 720), 320, 4.0),
+        ((640, 480), 512, None),  # 1.25: no whole factor fits, full size
+        ((640, 480), 1024, None),  # never upscaled
+        ((480, 640), 240, 2.0),  # a portrait camera: its longest side counts
+        ((640, 480), None, None),  # a consumer needs full size
+        (None, 320, None),  # a page that did not say its camera's size
+    ],
+)
+def test_a_camera_is_scaled_down_by_a_whole_factor_to_no_less_than_is_needed(
+    camera: tuple[int, int] | None, side: int | None, scale: float | None
+) -> None:
+    assert send_scale_for(camera, side) == scale
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ({"width": 640, "height": 480}, (640, 480)),
+        ({"width": 640}, None),
+        ({"width": True, "height": 480}, None),
+        ({"width": 640.0, "height": 480}, None),
+        ({"width": 0, "height": 480}, None),
+        ({"width": 100_000, "height": 480}, None),
+        ("640x480", None),
+        (None, None),
+    ],
+)
+def test_the_camera_size_a_page_reports_is_checked(
+    value: object, size: tuple[int, int] | None
+) -> None:
+    assert _camera_size(value) == size
 
 
 @pytest.fixture

@@ -173,6 +173,19 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="refuse new sessions while a running session's event loop is this late "
         "(90th percentile over a second; default 50)",
     )
+    serve.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="join a fleet of nodes coordinated through this Redis (redis://host:6379/0; "
+        "docs/scaling.md)",
+    )
+    serve.add_argument("--node-id", default=None, help="this node's name in the fleet")
+    serve.add_argument(
+        "--advertise-url",
+        default=None,
+        help="where other nodes reach this node's API (default: http://HOST:PORT)",
+    )
     serve.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -205,6 +218,9 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         max_session_memory_mb=args.max_session_memory,
         max_cpu_percent=args.max_cpu,
         max_loop_lag_ms=args.max_loop_lag,
+        redis_url=args.redis,
+        node_id=args.node_id,
+        advertise_url=args.advertise_url,
     )
     try:
         config.check()

@@ -42,6 +42,12 @@ class ServerConfig:
     """Admission from measured load: refuse new sessions while a running session's event
     loop wakes this late or later (the 90th percentile of its last report's samples), so the
     sessions already running keep their share. None: no lag limit."""
+    redis_url: str | None = field(default=None, repr=False)
+    """Join a fleet coordinated through this Redis (docs/scaling.md); None: a lone node."""
+    node_id: str | None = None
+    """This node's name in the fleet (default: the host name and the API port)."""
+    advertise_url: str | None = None
+    """Where the other nodes reach this node's API (default: http://host:port)."""
 
     def resolved_token(self) -> str:
         token = self.api_token or os.environ.get(TOKEN_ENV, "")
@@ -80,6 +86,15 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive, got {limit!r}")
         if self.prewarm < 0:
             raise ValueError(f"prewarm must be 0 or more, got {self.prewarm}")
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        if (
+            self.node_id is not None
+            and not self.node_id.replace("-", "").replace("_", "").isalnum()
+        ):
+            raise ValueError(f"node_id must be letters, digits, '-' and '_', got {self.node_id!r}")
         if not 0 <= self.port < 65536:
             raise ValueError(f"port must be 0-65535, got {self.port}")
         self.resolved_token()

@@ -67,6 +67,18 @@ class ServerMetrics:
             registry=r,
         )
         self.draining = Gauge("draining", "1 while the node drains", namespace=ns, registry=r)
+        self.fleet_redis_up = Gauge(
+            "fleet_redis_up",
+            "1 while this fleet node's last heartbeat to Redis worked (0 alone, or without it)",
+            namespace=ns,
+            registry=r,
+        )
+        self.fleet_failovers = Counter(
+            "fleet_failovers",
+            "Sessions this node moved off a node that stopped heartbeating",
+            namespace=ns,
+            registry=r,
+        )
         self.audio_in = Counter(
             "audio_in_seconds", "Participant audio received by agents", namespace=ns, registry=r
         )
@@ -89,6 +101,13 @@ class ServerMetrics:
             "model_tokens",
             "Tokens the models reported using, by kind (input_audio, output_text, ...)",
             ["kind"],
+            namespace=ns,
+            registry=r,
+        )
+        self.image_tokens_estimated = Counter(
+            "model_image_tokens_estimated",
+            "Estimated, not reported: image tokens of the frames sent to the models, each frame"
+            " once, by the providers' published rules",
             namespace=ns,
             registry=r,
         )
@@ -149,6 +168,7 @@ class UsageDeltas:
         self._add(m.audio_out, "audio_out_s", stats)
         self._add(m.reconnects, "reconnects", stats)
         self._add(m.model_frames, "frames_to_model", stats)
+        self._add(m.image_tokens_estimated, "tokens_input_image_estimated", stats)
         self._add(m.session_cpu, "cpu_s", stats)
         for value in _floats(stats.get("turn_latencies_s")):
             m.turn_latency.observe(value)

@@ -40,6 +40,9 @@ class SessionCreated(BaseModel):
     session_id: str
     call_id: str
     join_url: str | None = None
+    node: str | None = Field(
+        default=None, description="with --redis: the node the session was placed on"
+    )
 
 
 class Usage(BaseModel):
@@ -52,7 +55,14 @@ class Usage(BaseModel):
     rss_bytes: float | None = None
     tokens_input_text: int | None = None
     tokens_input_audio: int | None = None
-    tokens_input_image: int | None = None
+    tokens_input_image: int | None = Field(
+        default=None, description="image tokens the model reported (re-reads of a frame included)"
+    )
+    tokens_input_image_estimated: int | None = Field(
+        default=None,
+        description="our estimate: image tokens of the frames sent, each once, by the "
+        "provider's published rule",
+    )
     tokens_output_text: int | None = None
     tokens_output_audio: int | None = None
 
@@ -61,7 +71,9 @@ class SessionInfo(BaseModel):
     session_id: str
     call_id: str
     call_type: str
-    state: Literal["starting", "running", "stopping", "ended", "failed"]
+    state: Literal["dispatched", "starting", "running", "stopping", "ended", "failed"] = Field(
+        description="dispatched: with --redis, sent to a node that has not yet started it"
+    )
     reason: str | None = Field(
         description="why it ended or failed, e.g. deleted, empty, max_duration, worker_exited"
     )
@@ -73,6 +85,16 @@ class SessionInfo(BaseModel):
     participants: list[str]
     usage: Usage
     metadata: dict[str, JsonValue]
+    node: str | None = Field(
+        default=None, description="with --redis: the node that runs (or was sent) the session"
+    )
+    epoch: int | None = Field(
+        default=None,
+        description="with --redis: the lease's fencing token, one more at each failover",
+    )
+    failovers: int | None = Field(
+        default=None, description="with --redis: times the session moved to another node"
+    )
 
 
 class SessionList(BaseModel):
@@ -161,7 +183,10 @@ def openapi() -> dict[str, Any]:
                         "413": {"description": f"body over {MAX_BODY_BYTES} bytes"},
                         "422": problem("invalid body; `field` names the bad field"),
                         "500": problem("the session failed to start (factory or agent error)"),
-                        "503": problem("at capacity, draining, or no worker could start"),
+                        "503": problem(
+                            "at capacity, draining, no worker could start, or (with --redis) "
+                            "the fleet's Redis is unreachable (reason redis_unavailable)"
+                        ),
                     },
                 },
                 "get": {
@@ -189,8 +214,13 @@ def openapi() -> dict[str, Any]:
                     "security": secured,
                     "responses": {
                         "204": {"description": "the agent has left the call"},
+                        "202": {
+                            "description": "with --redis: the owner node does not answer; it "
+                            "stops the agent at its next lease renewal"
+                        },
                         "401": unauthorized,
                         "404": problem("no such session"),
+                        "503": problem("with --redis: the fleet's Redis is unreachable"),
                     },
                 },
             },

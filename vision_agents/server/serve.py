@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 
 from aiohttp import web
 
 from vision_agents.core.utils.tasks import cancel_and_wait
 from vision_agents.server.api import build_app
 from vision_agents.server.config import ServerConfig
+from vision_agents.server.fleet import Fleet
 from vision_agents.server.metrics import ServerMetrics
 from vision_agents.server.pool import WorkerPool
 from vision_agents.server.sessions import SessionManager
@@ -35,7 +37,14 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> int:
         config.factory, config.call_host or config.host, config.prewarm, config.start_timeout_s
     )
     manager = SessionManager(config, pool, metrics)
-    runner = web.AppRunner(build_app(manager, metrics, token), access_log=None)
+    fleet = (
+        Fleet(
+            manager, redis_url=config.redis_url, node_id=config.node_id or "", url="", token=token
+        )
+        if config.redis_url is not None
+        else None
+    )
+    runner = web.AppRunner(build_app(manager, metrics, token, fleet), access_log=None)
     load = asyncio.ensure_future(manager.watch_load())
     try:
         manager.refill()
@@ -45,7 +54,14 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> int:
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()
-        print(f"vision-agents serve: listening on {_address(site)}", flush=True)
+        address = _address(site)
+        if fleet is not None:  # named and addressed once the port is known
+            fleet.node_id = fleet.node_id or f"{socket.gethostname()}-{address.rsplit(':', 1)[-1]}"
+            fleet.url = config.advertise_url or address
+            await fleet.start()
+            state = "connected" if fleet.available else "waiting for Redis"
+            print(f"vision-agents serve: fleet node {fleet.node_id}, {state}", flush=True)
+        print(f"vision-agents serve: listening on {address}", flush=True)
         await stop.wait()
         print("vision-agents serve: draining", flush=True)
         await manager.drain()
@@ -56,6 +72,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> int:
             loop.remove_signal_handler(sig)
         await cancel_and_wait(load)
         await manager.close()
+        if fleet is not None:
+            await fleet.close()
         await pool.close()
         await runner.cleanup()
 

@@ -148,10 +148,18 @@ class SessionManager:
             self.pool.fill(self.free_slots())
         self.metrics.workers_idle.set(len(self.pool.idle))
 
-    async def create(self, call_id: str, call_type: str, metadata: dict[str, Any]) -> Session:
-        """Admit and start a session; returns once its agent is in the call (or failed)."""
+    async def create(
+        self,
+        call_id: str,
+        call_type: str,
+        metadata: dict[str, Any],
+        session_id: str | None = None,
+    ) -> Session:
+        """Admit and start a session; returns once its agent is in the call (or failed).
+
+        ``session_id``: the fleet's id for a session placed here (default: a new one)."""
         self._admit(call_id)
-        session = Session(uuid.uuid4().hex, call_id, call_type, metadata)
+        session = Session(session_id or uuid.uuid4().hex, call_id, call_type, metadata)
         self.sessions[session.session_id] = session
         self.metrics.sessions_active.set(len(self.active))
         session.task = asyncio.ensure_future(self._run(session))
@@ -322,6 +330,7 @@ class SessionManager:
                 "audio_out_s",
                 "reconnects",
                 "frames_to_model",
+                "tokens_input_image_estimated",
                 "cpu_s",
                 "rss_bytes",
             ):

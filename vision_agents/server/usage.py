@@ -32,7 +32,9 @@ class SessionUsage:
     ``UserSpeechEndedEvent`` to the next ``RealtimeAudioOutputEvent`` (realtime models that
     report speech ends). Reconnects come from ``RealtimeReconnectedEvent`` (or model
     connections after the first); frames to the model come from the model's ``frames_sent``
-    (``Realtime`` models count them); tokens are the session's totals from ``UsageEvent``.
+    (``Realtime`` models count them); tokens are the session's totals from ``UsageEvent``, as
+    the provider reported them, and ``tokens_input_image_estimated`` is the model's own
+    estimate of its frames (``image_tokens_sent``: each frame once, by the published rule).
     """
 
     agent: Agent
@@ -90,6 +92,9 @@ class SessionUsage:
             # Providers that report reconnections say so; for the others, count connections.
             "reconnects": max(self.reconnected, self.connects - 1),
             "frames_to_model": llm.frames_sent if isinstance(llm, Realtime) else 0,
+            "tokens_input_image_estimated": (
+                llm.image_tokens_sent if isinstance(llm, Realtime) else 0
+            ),
             "tokens": {
                 "input_text": self.tokens.input_text,
                 "input_audio": self.tokens.input_audio,

@@ -40,9 +40,17 @@ class FakeRealtime(Realtime):
     provider_name: ClassVar[str] = "fake_realtime"
 
     def __init__(
-        self, fps: float = 1, *, responder: Responder | None = None, keep_frames: int = 10
+        self,
+        fps: float = 1,
+        *,
+        responder: Responder | None = None,
+        keep_frames: int = 10,
+        max_image_side: int | None = None,
     ) -> None:
         super().__init__(fps=fps)
+        self.max_image_side = max_image_side
+        """The side a provider would scale frames to (the agent asks edges for no more); the
+        frames themselves are kept as they came."""
         self.responder = responder
         self.audio_chunks: list[PcmData] = []
         self.frames: list[ReceivedFrame] = []

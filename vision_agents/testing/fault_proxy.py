@@ -6,6 +6,9 @@ Point an SDK at the proxy instead of the server (TLS passes through untouched) a
   its sockets open: no FIN, no RST, like Wi-Fi roaming, NAT rebinding or a sleeping laptop.
   Connections made afterwards are forwarded normally, so a client that notices can recover.
 - ``reset()``: every open connection is cut with a RST.
+- ``partition()``: a lasting outage of this path only: open connections are blackholed and new
+  ones are accepted and then hear nothing, until ``heal()`` (which cuts the dark connections
+  with a RST, so clients reconnect at once).
 
 It listens on 127.0.0.1 only and is meant for tests and benchmarks.
 """
@@ -40,6 +43,8 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[_Pipe] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._partitioned = False
+        self._dark: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -83,9 +88,31 @@ class FaultProxy:
         for pipe in list(self._pipes):
             for writer in (pipe.client, pipe.upstream):
                 _abort(writer)
+        for writer in list(self._dark):
+            _abort(writer)
+
+    def partition(self) -> None:
+        """Cut this path off until ``heal()``: nothing gets through, nothing is refused."""
+        self._partitioned = True
+        self.blackhole()
+
+    def heal(self) -> None:
+        """End ``partition()``: the dark connections are cut (RST), new ones forward again."""
+        self._partitioned = False
+        self.reset()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        if self._partitioned:  # accepted, then silence: the handshake is all that gets through
+            self._dark.add(writer)
+            try:
+                with contextlib.suppress(ConnectionError, OSError):
+                    while await reader.read(65536):
+                        pass
+            finally:
+                self._dark.discard(writer)
+                writer.close()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError as exc:

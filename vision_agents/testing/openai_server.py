@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic
 
+from vision_agents.core.llm.image_tokens import OPENAI_LOW_DETAIL_TOKENS, openai_image_tokens
+
 if TYPE_CHECKING:  # aiohttp and openai come with the ``testing`` and ``openai`` extras
     from aiohttp import web
 
@@ -196,13 +198,13 @@ class Tokens:
 
 # Token accounting. OpenAI's Realtime cost guide ("Managing costs") counts user audio at one
 # token per 100 ms and assistant audio at one token per 50 ms; text is about four characters a
-# token; an image is a flat charge here. Every response's input is the whole conversation so
-# far (later turns re-read earlier ones), and the part already read by the previous response
-# is reported as cached (prompt caching of the unchanged prefix).
+# token; an image by OpenAI's vision rule at the size of the image received (decoded here) and
+# its ``detail``. Every response's input is the whole conversation so far (later turns re-read
+# earlier ones), and the part already read by the previous response is reported as cached
+# (prompt caching of the unchanged prefix).
 USER_AUDIO_MS_PER_TOKEN = 100
 ASSISTANT_AUDIO_MS_PER_TOKEN = 50
 CHARS_PER_TOKEN = 4
-IMAGE_TOKENS = 85
 BYTES_PER_MS = AUDIO_RATE * 2 // 1000
 
 
@@ -216,8 +218,42 @@ def audio_tokens(audio_bytes: int, *, assistant: bool) -> int:
     return -(-ms // per)
 
 
-def item_tokens(item: JsonDict, audio_bytes: int = 0) -> Tokens:
-    """What one conversation item costs as input to a later response."""
+def image_tokens(part: JsonDict) -> int:
+    """One ``input_image`` part by OpenAI's vision rule: the image it carries is decoded for its
+    size (a ``data:`` URL; one that is not an image is refused as the service refuses it), and
+    a missing ``detail`` counts as "auto". A remote URL (not fetched here) counts as "low"."""
+    detail = part.get("detail")
+    url = str(part.get("image_url") or "")
+    if detail == "low" or not url.startswith("data:"):
+        return OPENAI_LOW_DETAIL_TOKENS
+    size = _decoded_size(url)
+    if size is None:
+        raise ValidationFailed(
+            "Invalid image data: the image_url is not a decodable image.",
+            "invalid_value",
+            "item.content.image_url",
+        )
+    return openai_image_tokens(size[0], size[1], detail)
+
+
+def _decoded_size(url: str) -> tuple[int, int] | None:
+    import cv2
+    import numpy as np
+
+    _, _, payload = url.partition(",")
+    try:
+        raw = base64.b64decode(payload, validate=True)
+    except ValueError:
+        return None
+    image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        return None
+    return int(image.shape[1]), int(image.shape[0])
+
+
+def item_tokens(item: JsonDict, audio_bytes: int = 0, images: int = 0) -> Tokens:
+    """What one conversation item costs as input to a later response (``images``: the tokens
+    of its ``input_image`` parts, counted once when the item was added)."""
     kind = item.get("type")
     if kind == "function_call":
         return Tokens(text=text_tokens(str(item.get("name", "")) + str(item.get("arguments", ""))))
@@ -228,12 +264,11 @@ def item_tokens(item: JsonDict, audio_bytes: int = 0) -> Tokens:
         ptype = part.get("type")
         if ptype in ("input_text", "output_text", "text"):
             out.text += text_tokens(str(part.get("text") or ""))
-        elif ptype == "input_image":
-            out.image += IMAGE_TOKENS
         elif ptype in ("output_audio", "audio"):
             out.text += text_tokens(str(part.get("transcript") or ""))
     if audio_bytes:
         out.audio += audio_tokens(audio_bytes, assistant=item.get("role") == "assistant")
+    out.image += images
     return out
 
 
@@ -309,6 +344,8 @@ class Connection:
     """The conversation, in order (the server's representation of each item)."""
     item_audio: dict[str, int] = field(default_factory=dict)
     """Audio bytes behind each audio item (assistant replies, committed user audio)."""
+    item_images: dict[str, int] = field(default_factory=dict)
+    """Image tokens of each item with ``input_image`` parts (``image_tokens``)."""
     call_ids: set[str] = field(default_factory=set)
     """``call_id`` of every ``function_call`` item in the conversation."""
     buffered_audio: int = 0
@@ -368,7 +405,10 @@ class Connection:
         """What the whole conversation costs as input to the next response."""
         total = Tokens()
         for item in self.items:
-            total += item_tokens(item, self.item_audio.get(str(item.get("id")), 0))
+            item_id = str(item.get("id"))
+            total += item_tokens(
+                item, self.item_audio.get(item_id, 0), self.item_images.get(item_id, 0)
+            )
         return total
 
     @property
@@ -913,6 +953,13 @@ class OpenAIRealtimeServer:
             raise ValidationFailed(
                 f"Item with id '{item['id']}' already exists.", "item_id_conflict", "item.id"
             )
+        images = sum(
+            image_tokens(part)
+            for part in item.get("content") or []
+            if part.get("type") == "input_image"
+        )
+        if images:
+            conn.item_images[str(item["id"])] = images
         await self._add_item(conn, item)
 
     async def _on_item_retrieve(self, conn: Connection, data: JsonDict) -> None:

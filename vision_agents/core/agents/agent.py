@@ -7,6 +7,8 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 from vision_agents.core.agents.audio_input import AudioInput
 from vision_agents.core.agents.audio_output import AudioOutputTrack
@@ -16,6 +18,7 @@ from vision_agents.core.audio import PcmData
 from vision_agents.core.edge.events import (
     AudioReceivedEvent,
     CallEndedEvent,
+    DTMFReceivedEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     TrackAddedEvent,
@@ -27,6 +30,7 @@ from vision_agents.core.llm.chat import ChatLLM
 from vision_agents.core.llm.events import RealtimeAudioOutputDoneEvent, RealtimeAudioOutputEvent
 from vision_agents.core.llm.llm import LLM
 from vision_agents.core.llm.realtime import Realtime
+from vision_agents.core.mcp import MCPServer, MCPTools
 from vision_agents.core.processors.base import (
     AudioProcessor,
     AudioPublisher,
@@ -34,6 +38,7 @@ from vision_agents.core.processors.base import (
     VideoProcessor,
     VideoPublisher,
 )
+from vision_agents.core.recording import CallRecorder, RecordingSummary
 from vision_agents.core.types import Participant, User
 from vision_agents.core.voice.stt import STT
 from vision_agents.core.voice.tts import TTS
@@ -47,6 +52,7 @@ EdgeEvent = (
     | TrackAddedEvent
     | TrackRemovedEvent
     | CallEndedEvent
+    | DTMFReceivedEvent
 )
 
 
@@ -61,6 +67,9 @@ class Agent:
 
     With a chat LLM (not a ``Realtime``) give it ``vad``, ``stt`` and ``tts``: a
     ``VoicePipeline`` then listens, transcribes, answers and speaks, with barge-in.
+
+    ``mcp_servers``: MCP servers whose tools the model gets (``docs/mcp.md``); the agent
+    connects them before the model and closes them when it closes.
     """
 
     def __init__(
@@ -74,6 +83,7 @@ class Agent:
         vad: VAD | None = None,
         stt: STT | None = None,
         tts: TTS | None = None,
+        mcp_servers: Sequence[MCPServer] = (),
     ) -> None:
         if llm is None:
             raise ValueError("Agent needs an llm, e.g. gemini.Realtime() or openai.Realtime()")
@@ -85,6 +95,8 @@ class Agent:
         self.processors = list(processors)
         self.events = EventManager(name="agent.events")
         self.participant: Participant | None = None
+        self.mcp = MCPTools(llm, mcp_servers) if mcp_servers else None
+        """The MCP servers' tools (None without ``mcp_servers``)."""
 
         realtime = llm if isinstance(llm, Realtime) else None
         self.audio_track = AudioOutputTrack()
@@ -94,6 +106,7 @@ class Agent:
             video_processors.append(self._voice.frame_grabber)
         self._video_in = VideoInput(realtime, video_processors)
         self._audio_processors = [p for p in self.processors if isinstance(p, AudioProcessor)]
+        self._recorder: CallRecorder | None = None
         self._call_ended = asyncio.Event()
         self._joined = False
         self._closed = False
@@ -124,6 +137,47 @@ class Agent:
             return True
         return self.audio_track.buffered_ms > 0
 
+    @property
+    def audio_input(self) -> AudioInput:
+        """Reads the participants' audio (add a frame listener to see it too)."""
+        return self._audio_in
+
+    @property
+    def video_input(self) -> VideoInput:
+        """Routes the participants' video (add a consumer to get it too)."""
+        return self._video_in
+
+    @property
+    def recorder(self) -> CallRecorder | None:
+        """The recording under way, if any."""
+        return self._recorder
+
+    async def start_recording(self, path: str | Path, **options: Any) -> CallRecorder:
+        """Start writing the call to ``path`` (.mp4 or .webm); ``options`` go to
+        ``CallRecorder``. Opt-in: nothing is recorded unless this is called."""
+        if not self._joined or self._closed:
+            raise RuntimeError("start_recording needs the agent in a call: call it inside join()")
+        if self._recorder is not None:
+            raise RuntimeError(
+                f"already recording to {self._recorder.path}; stop_recording() first"
+            )
+        recorder = CallRecorder(path, **options)
+        await recorder.start(self)
+        self._recorder = recorder
+        await self._update_video_wanted()
+        return recorder
+
+    async def stop_recording(self) -> RecordingSummary | None:
+        """Finish the recording under way (None if there is none)."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        try:
+            return await recorder.stop()
+        finally:
+            if not self._closed:
+                await self._update_video_wanted()
+
     async def simple_response(self, text: str) -> None:
         """Ask the model to respond to ``text`` as if a participant had said it."""
         if self._voice is not None:
@@ -139,12 +193,22 @@ class Agent:
         self._call_ended.set()
         self.edge.events.unsubscribe(self._on_edge_event)
         self.llm.events.unsubscribe(self._on_model_audio)
+        if self._recorder is not None:
+            try:
+                await self.stop_recording()
+            except Exception:
+                logger.exception("finishing the recording failed")
         await self._audio_in.close()
         await self._video_in.close()
         if self._voice is not None:
             await self._voice.close()
         if isinstance(self.llm, Realtime):
             await self.llm.close()
+        if self.mcp is not None:
+            try:
+                await self.mcp.close()
+            except Exception:
+                logger.exception("closing the MCP servers failed")
         for processor in self.processors:
             try:
                 await processor.close()
@@ -164,14 +228,16 @@ class Agent:
         self.llm.set_instructions(self.instructions)
         self.edge.events.subscribe(self._on_edge_event)
         self.llm.events.subscribe(self._on_model_audio)
+        if self.mcp is not None:  # first: the model's first session has the MCP tools
+            await self.mcp.connect()
         if isinstance(self.llm, Realtime) and not self.llm.is_connected:
             await self.llm.connect()
         if self._voice is not None:
             await self._voice.start()
         self.participant = await self.edge.join(call, self.agent_user)
         wanted = self._video_wanted()
-        if wanted is not False:
-            await self.edge.want_video(wanted)
+        if wanted is not None:
+            await self.edge.want_video(*wanted)
         await self.edge.publish_audio(self._pick_audio_track())
         if isinstance(self.llm, Realtime):  # barge-ins truncate at what was really played
             self.llm.set_playback_position(self.audio_track.played_ms)
@@ -185,18 +251,28 @@ class Agent:
                 )
             await self.edge.publish_video(video_publishers[0].publish_video_track())
 
-    def _video_wanted(self) -> float | bool | None:
-        """The most frames a second anything of ours takes of a participant's video: the
-        model's fps and each video processor's (None: one takes every frame; False: nothing
-        watches video, so nothing is asked of the edge)."""
-        rates: list[float | None] = [p.fps for p in self._video_in.processors]
+    def _video_wanted(self) -> tuple[float | None, int | None] | None:
+        """What anything of ours takes of a participant's video: the most frames a second (the
+        model's fps and each video processor's, None when one takes every frame) and the
+        longest side it needs (the model's ``max_image_side``, each processor's ``max_side``,
+        the recording's picture; None when one needs full size). None: nothing watches video,
+        so nothing is asked of the edge."""
+        needs: list[tuple[float | None, int | None]] = [
+            (p.fps, p.max_side) for p in self._video_in.processors
+        ]
         if isinstance(self.llm, Realtime):
-            rates.append(self.llm.fps)
-        if not rates:
-            return False
-        if any(rate is None for rate in rates):
+            needs.append((self.llm.fps, _image_side(self.llm)))
+        if self._recorder is not None and self._recorder.video:
+            needs.append((self._recorder.fps, max(self._recorder.size)))
+        if not needs:
             return None
-        return max(rate for rate in rates if rate is not None)
+        rates, sides = [fps for fps, _ in needs], [side for _, side in needs]
+        max_fps = None if None in rates else max(r for r in rates if r is not None)
+        max_side = None if None in sides else max(s for s in sides if s is not None)
+        return max_fps, max_side
+
+    async def _update_video_wanted(self) -> None:
+        await self.edge.want_video(*(self._video_wanted() or (None, None)))
 
     def _pick_audio_track(self) -> AudioOutputTrack:
         publishers = [p for p in self.processors if isinstance(p, AudioPublisher)]
@@ -289,3 +365,11 @@ def _voice_pipeline(
         )
     assert vad is not None and stt is not None and tts is not None
     return VoicePipeline(llm, vad, stt, tts, track, processors)
+
+
+def _image_side(model: Realtime) -> int | None:
+    """The longest side a model's frames are scaled to before it sends them (the
+    ``max_image_side`` every provider built on ``ProtocolRealtime`` has); None (full size) for
+    a model without one."""
+    side = getattr(model, "max_image_side", None)
+    return side if isinstance(side, int) and not isinstance(side, bool) else None

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import aiortc
+import av
 
 from vision_agents.core.audio import PcmData
 from vision_agents.core.types import Participant
@@ -17,6 +18,8 @@ from vision_agents.core.utils.tasks import TaskOwner, cancel_and_wait
 logger = logging.getLogger(__name__)
 
 AudioCallback = Callable[[PcmData, Participant], Awaitable[None]]
+FrameListener = Callable[[av.AudioFrame, Participant, str], None]
+"""Sees each frame as read: (frame, participant, track id); runs on the loop, must be quick."""
 
 
 class AudioInput:
@@ -26,6 +29,14 @@ class AudioInput:
         self._on_audio = on_audio
         self._tasks = TaskOwner("audio-input")
         self._readers: dict[str, tuple[Participant, asyncio.Task[None]]] = {}
+        self._listeners: list[FrameListener] = []
+
+    def add_listener(self, listener: FrameListener) -> None:
+        """Also hand every frame, as it is read, to ``listener`` (a recorder, a meter)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: FrameListener) -> None:
+        self._listeners.remove(listener)
 
     def add_track(self, participant: Participant, track: aiortc.MediaStreamTrack) -> None:
         if track.id in self._readers:
@@ -50,6 +61,11 @@ class AudioInput:
 
     async def _read(self, participant: Participant, track: aiortc.MediaStreamTrack) -> None:
         async for frame in audio_frames(track):
+            for listener in list(self._listeners):
+                try:
+                    listener(frame, participant, track.id)
+                except Exception:
+                    logger.exception("an audio frame listener failed")
             pcm = PcmData.from_av_frame(frame)
             pcm.participant = participant
             pcm.timestamp = time.time()

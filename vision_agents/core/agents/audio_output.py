@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 
 import aiortc
 import av
@@ -59,6 +60,8 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
         self._last_response: str | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._clear_listeners: list[Callable[[], None]] = []
+        self._frame_listeners: list[Callable[[av.AudioFrame], None]] = []
 
     @property
     def buffered_ms(self) -> float:
@@ -78,13 +81,32 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
         self._append(self._resampler.flush())
 
     def clear(self) -> None:
-        """Drop everything queued, at once."""
+        """Drop everything queued, at once (and tell ``on_clear`` listeners)."""
         self._buffer.clear()
         self._resampler.reset()
         self._written = self._played
         for span in self._spans.values():
             span[1] = min(span[1], self._played)
         self._idle.set()
+        for listener in self._clear_listeners:
+            try:
+                listener()
+            except Exception:
+                logger.exception("an audio clear listener failed")
+
+    def on_clear(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever ``clear`` drops the queue (a barge-in). For edges that
+        queue the agent's voice further on (a phone network's playback buffer) and must drop
+        theirs too."""
+        self._clear_listeners.append(listener)
+
+    def add_frame_listener(self, listener: Callable[[av.AudioFrame], None]) -> None:
+        """Also hand each frame ``recv`` plays out to ``listener`` (a recorder); it runs on the
+        loop at the moment the frame is played and must be quick."""
+        self._frame_listeners.append(listener)
+
+    def remove_frame_listener(self, listener: Callable[[av.AudioFrame], None]) -> None:
+        self._frame_listeners.remove(listener)
 
     def played_ms(self, response_id: str) -> float | None:
         """Milliseconds of ``response_id``'s audio played so far; None for an unknown reply."""
@@ -128,4 +150,10 @@ class AudioOutputTrack(aiortc.MediaStreamTrack):
         self.samples_played += len(chunk) // self._bytes_per_sample
         if not self._buffer:
             self._idle.set()
-        return self._clock.frame(np.frombuffer(chunk, dtype=np.int16))
+        frame = self._clock.frame(np.frombuffer(chunk, dtype=np.int16))
+        for listener in list(self._frame_listeners):
+            try:
+                listener(frame)
+            except Exception:
+                logger.exception("an audio frame listener failed")
+        return frame

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiortc
 import av
@@ -18,11 +18,17 @@ from vision_agents.core.utils.video_forwarder import VideoForwarder
 logger = logging.getLogger(__name__)
 
 
+FrameHandler = Callable[[av.VideoFrame], Awaitable[None]]
+HandlerFactory = Callable[[Participant, str], FrameHandler]
+"""Makes the frame handler for one track: (participant, track id) -> async handler."""
+
+
 @dataclass
 class _Source:
     participant: Participant
     track: aiortc.MediaStreamTrack
     forwarder: VideoForwarder
+    extra: dict[str, FrameHandler] = field(default_factory=dict)
 
 
 class VideoInput:
@@ -33,6 +39,7 @@ class VideoInput:
         self._processors = processors
         self._sources: dict[str, _Source] = {}  # insertion order = arrival order
         self._watched: str | None = None
+        self._consumers: dict[str, tuple[HandlerFactory, float | None]] = {}
 
     @property
     def processors(self) -> list[VideoProcessor]:
@@ -54,7 +61,36 @@ class VideoInput:
             source.forwarder.add_frame_handler(
                 _bind(processor, participant), fps=processor.fps, name=processor.name
             )
+        for name, (factory, fps) in self._consumers.items():
+            self._attach(source, name, factory, fps)
         await self._watch(source)
+
+    def add_consumer(self, name: str, factory: HandlerFactory, fps: float | None = None) -> None:
+        """Feed every video track, now and later, to a handler made by ``factory`` for it
+        (through the track's shared forwarder, so nobody else loses frames)."""
+        if name in self._consumers:
+            raise ValueError(f"a video consumer named {name!r} is already attached")
+        self._consumers[name] = (factory, fps)
+        for source in self._sources.values():
+            self._attach(source, name, factory, fps)
+
+    async def remove_consumer(self, name: str) -> None:
+        """Stop feeding the consumer ``name``; its handlers are waited for."""
+        if self._consumers.pop(name, None) is None:
+            return
+        for source in list(self._sources.values()):
+            handler = source.extra.pop(name, None)
+            if handler is not None and not source.forwarder.ended:
+                await source.forwarder.remove_frame_handler(handler)
+
+    def _attach(
+        self, source: _Source, name: str, factory: HandlerFactory, fps: float | None
+    ) -> None:
+        if source.forwarder.ended:
+            return
+        handler = factory(source.participant, source.track.id)
+        source.forwarder.add_frame_handler(handler, fps=fps, name=name)
+        source.extra[name] = handler
 
     async def remove_track(self, track_id: str) -> None:
         source = self._sources.pop(track_id, None)

@@ -3,6 +3,7 @@
 from vision_agents.core.edge.events import (
     AudioReceivedEvent,
     CallEndedEvent,
+    DTMFReceivedEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     TrackAddedEvent,
@@ -15,6 +16,7 @@ __all__ = [
     "AudioReceivedEvent",
     "Call",
     "CallEndedEvent",
+    "DTMFReceivedEvent",
     "EdgeTransport",
     "ParticipantJoinedEvent",
     "ParticipantLeftEvent",

@@ -61,6 +61,16 @@ class TrackMutedEvent(BaseEvent):
 
 
 @dataclass(kw_only=True)
+class DTMFReceivedEvent(BaseEvent):
+    """A participant pressed a key on a phone's keypad (``digit``: 0-9, ``*``, ``#``, A-D)."""
+
+    type: ClassVar[str] = "edge.dtmf.received"
+
+    participant: Participant
+    digit: str
+
+
+@dataclass(kw_only=True)
 class AudioReceivedEvent(BaseEvent):
     """A chunk of a participant's audio reached the agent."""
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiortc
 
+from vision_agents.core.edge.sender_clock import SenderClock
 from vision_agents.core.events.manager import EventManager
 from vision_agents.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
@@ -65,10 +66,19 @@ class EdgeTransport(ABC):
     async def leave(self) -> None:
         """Leave the call and stop everything the edge started for the agent."""
 
-    async def want_video(self, max_fps: float | None) -> None:  # noqa: B027 - optional
+    async def want_video(  # noqa: B027 - optional
+        self, max_fps: float | None, max_side: int | None = None
+    ) -> None:
         """The agent's consumers take at most ``max_fps`` frames a second of any participant's
-        video (None: every frame). Edges that can ask senders to send less do so while no
-        person watches them; the default does nothing."""
+        video (None: every frame) and need at most ``max_side`` pixels on a frame's longest
+        side (None: full size). Edges that can ask senders to send less do so while no person
+        watches them; the default does nothing."""
+
+    def sender_clock(self, track_id: str) -> SenderClock | None:
+        """The clock that dates ``track_id``'s frames on its sender's wall clock (from RTCP
+        sender reports), which keeps one participant's audio and video in step; None where the
+        edge has none (the default): frames are then timed by their arrival."""
+        return None
 
     async def send_message(self, message: dict[str, Any]) -> None:  # noqa: B027 - optional
         """Send a JSON message to every participant's page (the pages show transcripts).

@@ -2,6 +2,14 @@
 
 from vision_agents.core.llm.llm import LLM, OmniLLM
 from vision_agents.core.llm.realtime import Realtime
-from vision_agents.core.llm.tools import ToolRegistry, ToolResult, ToolSchema
+from vision_agents.core.llm.tools import ToolError, ToolRegistry, ToolResult, ToolSchema
 
-__all__ = ["LLM", "OmniLLM", "Realtime", "ToolRegistry", "ToolResult", "ToolSchema"]
+__all__ = [
+    "LLM",
+    "OmniLLM",
+    "Realtime",
+    "ToolError",
+    "ToolRegistry",
+    "ToolResult",
+    "ToolSchema",
+]

@@ -158,6 +158,11 @@ class Usage:
     output_text: int = 0
     output_audio: int = 0
     total: int = 0
+    input_image_estimated: int = 0
+    """Our estimate, not the provider's: image tokens of the frames sent, each counted once by
+    the provider's published rule (``vision_agents.core.llm.image_tokens``). ``input_image`` is
+    what the provider reported, and counts a frame again each time a response re-reads it. Not
+    part of ``input`` or ``total``."""
 
     @property
     def input(self) -> int:
@@ -176,6 +181,7 @@ class Usage:
             self.output_text + other.output_text,
             self.output_audio + other.output_audio,
             self.total + other.total,
+            self.input_image_estimated + other.input_image_estimated,
         )
 
 

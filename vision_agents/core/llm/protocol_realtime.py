@@ -8,6 +8,7 @@ tool calls, reply futures, reconnection and the event mapping are written once, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from abc import abstractmethod
@@ -82,7 +83,8 @@ class ProtocolRealtime(Realtime):
         self._closed_reconnects = 0
         self._last_frame_bytes = 0
         self.usage = Usage()
-        """Tokens used by this session so far, as the provider reported them."""
+        """Tokens used by this session so far, as the provider reported them; its
+        ``input_image_estimated`` is ours (``image_tokens_sent``), kept beside them."""
 
     # -- what a provider supplies --------------------------------------------------------
 
@@ -205,8 +207,20 @@ class ProtocolRealtime(Realtime):
         was_connected = self.protocol.connected
         self.protocol.send_frame(jpeg)
         self._last_frame_bytes = len(jpeg) * 4 // 3  # as base64 on the wire
+        if was_connected:
+            self._count_image_tokens(self._frame_image_tokens(jpeg))
         await self._flush()
         return was_connected
+
+    def _frame_image_tokens(self, jpeg: bytes) -> int:
+        """Estimated input tokens of one frame as sent (providers with a published rule
+        override this; see ``vision_agents.core.llm.image_tokens``)."""
+        return 0
+
+    def _count_image_tokens(self, tokens: int) -> None:
+        self.image_tokens_sent += tokens
+        estimated = self.usage.input_image_estimated + tokens
+        self.usage = dataclasses.replace(self.usage, input_image_estimated=estimated)
 
     # -- turns and tools -----------------------------------------------------------------
 

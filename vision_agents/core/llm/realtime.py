@@ -63,7 +63,13 @@ class Realtime(OmniLLM, ABC):
         (the Agent: its ``AudioOutputTrack.played_ms``); providers truncate barge-ins by it."""
         self.frames_sent = 0
         """Video frames handed to the model so far (what ``fps`` let through and it took)."""
-        self._frames = FrameSelector(None)
+        self.image_tokens_sent = 0
+        """Estimated input tokens of those frames, each counted once at its encoded size by the
+        provider's published rule (0 where a provider has none); the provider's own figure,
+        which counts re-reads too, is ``usage.input_image`` where it reports usage."""
+        # Content-aware by default: the thresholds sit in the middle of the range that meets
+        # every target of benchmarks/video_cost.py --sweep (photos through VP8).
+        self._frames = FrameSelector(SceneChange())
         self.frames_unchanged = 0
         """Frames ``fps`` let through that the ``frame_policy`` kept back (no change shown)."""
         self.frames_skipped = 0
@@ -90,13 +96,15 @@ class Realtime(OmniLLM, ABC):
 
     @property
     def fps(self) -> float:
-        """Video frames a second sent to the model."""
+        """The most video frames a second sent to the model (every one of them with
+        ``frame_policy = None``)."""
         return self._fps
 
     @property
     def frame_policy(self) -> SceneChange | None:
-        """Which of the frames offered at ``fps`` are sent: ``None`` (the default) sends each,
-        a ``SceneChange`` only those that show a change (and one every ``max_interval`` s).
+        """Which of the frames offered at ``fps`` are sent: a ``SceneChange`` (the default,
+        ``SceneChange()``) only those that show a change, one every ``max_interval`` s anyway
+        and the next one after ``request_fresh_frame()``; ``None`` each of them (fixed rate).
         ``fps`` stays the ceiling either way."""
         return self._frames.policy
 

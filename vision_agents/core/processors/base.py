@@ -42,6 +42,9 @@ class VideoProcessor(Processor, ABC):
     """
 
     fps: float | None = 5.0
+    max_side: int | None = None
+    """The longest side in pixels this processor needs of a frame (e.g. a detector's input
+    size); None (the default): full size. Edges may ask senders for smaller frames down to it."""
 
     @abstractmethod
     async def process_video(self, frame: av.VideoFrame, participant: Participant) -> None:

@@ -17,6 +17,7 @@ from google import genai
 from google.genai import types as genai_types
 
 from vision_agents.core.errors import ConfigurationError, ProtocolViolation, UnsupportedFeature
+from vision_agents.core.llm.image_tokens import gemini_frame_tokens
 from vision_agents.core.llm.protocol_realtime import ProtocolRealtime
 from vision_agents.core.llm.runtime import (
     DEFAULT_KEEPALIVE,
@@ -102,6 +103,10 @@ class Realtime(ProtocolRealtime):
             compression_target_tokens=compression_target_tokens,
             extra=dict(session_extra or {}),
         )
+        try:
+            gemini_frame_tokens(self.media_resolution)
+        except ValueError as exc:
+            raise ConfigurationError(f"session_extra: {exc}") from None
         self._protocol = protocol.GeminiProtocol(audio_backlog_s=audio_backlog_s)
 
     @property
@@ -114,6 +119,18 @@ class Realtime(ProtocolRealtime):
 
     def _session_description(self) -> dict[str, Any]:
         return {"model": self.model, "instructions": self.instructions}
+
+    @property
+    def media_resolution(self) -> str | None:
+        """``session_extra["media_resolution"]`` as a name (None: the service's default)."""
+        value = self.settings.extra.get("media_resolution")
+        if value is None:
+            return None
+        return str(getattr(value, "value", value))
+
+    def _frame_image_tokens(self, jpeg: bytes) -> int:
+        """Google's per-frame count at the session's media resolution (not by pixel size)."""
+        return gemini_frame_tokens(self.media_resolution)
 
     # -- the SDK client and links -------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiortc
+from aiortc.exceptions import InvalidStateError
 
 from vision_agents.core.edge.events import (
     CallEndedEvent,
@@ -31,6 +32,7 @@ from vision_agents.core.edge.events import (
     TrackMutedEvent,
     TrackRemovedEvent,
 )
+from vision_agents.core.edge.sender_clock import SenderClock, watch_track
 from vision_agents.core.edge.transport import Call, EdgeTransport
 from vision_agents.core.types import Participant, User
 from vision_agents.plugins.janus.client import (
@@ -43,6 +45,8 @@ from vision_agents.plugins.janus.client import (
 from vision_agents.plugins.janus.tracks import LateTrack
 
 logger = logging.getLogger(__name__)
+
+_NO_SUCH_FEED = 428  # the VideoRoom's answer when the publisher left first
 
 MUTED = "muted"
 """A published stream's VideoRoom ``description`` while its sender has muted it (Janus tells
@@ -122,6 +126,7 @@ class JanusEdge(EdgeTransport):
         self._published: dict[str, aiortc.MediaStreamTrack] = {}
         self._late: dict[str, LateTrack] = {}
         self._feeds: dict[int, _Feed] = {}
+        self._clocks: dict[str, SenderClock] = {}  # track_id -> its sender's clock
         self._own_feed = 0
         self._supervisor: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -133,6 +138,9 @@ class JanusEdge(EdgeTransport):
     @property
     def participants(self) -> list[Participant]:
         return [feed.participant for feed in self._feeds.values()]
+
+    def sender_clock(self, track_id: str) -> SenderClock | None:
+        return self._clocks.get(track_id)
 
     def token(self, ttl_s: float | None = None) -> str:
         """A signed token for Janus's API, valid ``ttl_s`` (default ``token_ttl_s``)."""
@@ -412,8 +420,13 @@ class JanusEdge(EdgeTransport):
             await handle.message(
                 {"request": "start"}, jsep={"type": "answer", "sdp": pc.localDescription.sdp}
             )
-        except (JanusClosed, JanusError) as exc:
-            logger.warning("subscribing to %s failed: %s", name, exc)
+        except (JanusClosed, JanusError, InvalidStateError) as exc:
+            # A publisher that leaves while we subscribe closes our side under us: no feed,
+            # no handle, a closed peer connection. Only a failure for a feed still there is news.
+            gone = isinstance(exc, JanusError) and exc.code == _NO_SUCH_FEED
+            still_there = self._feeds.get(feed_id) is feed and not gone
+            log = logger.warning if still_there else logger.debug
+            log("subscribing to %s failed: %s", name, exc)
             await self._drop_feed(feed, announce=False, gently=False)
             return
         if self._feeds.get(feed_id) is not feed:
@@ -426,6 +439,9 @@ class JanusEdge(EdgeTransport):
             track.attach(remote)
             kind: Literal["audio", "video"] = "audio" if track.kind == "audio" else "video"
             feed.tracks.append((track.id, kind))
+            clock = watch_track(pc, remote)
+            if clock is not None:
+                self._clocks[track.id] = clock
             feed.relays.append(track)
             self.events.send(TrackAddedEvent(participant=feed.participant, track=track, kind=kind))
         self._update_mutes(feed)  # joined muted, or muted while we subscribed
@@ -434,6 +450,8 @@ class JanusEdge(EdgeTransport):
         if self._feeds.get(feed.feed_id) is not feed:
             return
         del self._feeds[feed.feed_id]
+        for track_id, _ in feed.tracks:
+            self._clocks.pop(track_id, None)
         for relay in feed.relays:
             relay.stop()
         if announce and feed.tracks:

@@ -78,13 +78,14 @@ def audio_clear() -> JsonDict:
     return {"type": "input_audio_buffer.clear"}
 
 
-def image_item(jpeg: bytes, item_id: str | None = None) -> JsonDict:
+def image_item(jpeg: bytes, item_id: str | None = None, detail: str | None = None) -> JsonDict:
+    """A user message holding one JPEG; ``detail`` ("low", "high", "auto") is left out when
+    None (the service then uses "auto")."""
     url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-    item: JsonDict = {
-        "type": "message",
-        "role": "user",
-        "content": [{"type": "input_image", "image_url": url}],
-    }
+    part: JsonDict = {"type": "input_image", "image_url": url}
+    if detail is not None:
+        part["detail"] = detail
+    item: JsonDict = {"type": "message", "role": "user", "content": [part]}
     if item_id is not None:
         item = {"id": item_id, **item}  # the service confirms it by id (conversation.item.added)
     return {"type": "conversation.item.create", "item": item}

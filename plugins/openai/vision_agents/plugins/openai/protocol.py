@@ -163,6 +163,8 @@ class OpenAIProtocol(RealtimeProtocol):
         self.provider = provider
         self.settings = settings or SessionSettings()
         self.media_audio = media_audio
+        self.image_detail: str | None = None
+        """``detail`` of the frames' ``input_image`` parts (None: left out, i.e. "auto")."""
         """WebRTC: the model's audio comes on a media track (``track_audio``), not as deltas."""
         self._clock = clock
         self._played_ms = played_ms or estimate_played_ms(clock)
@@ -328,7 +330,7 @@ class OpenAIProtocol(RealtimeProtocol):
     def _frame_message(self, jpeg: bytes) -> JsonDict:
         item_id = "va_frame_" + uuid.uuid4().hex[:20]  # item ids are at most 32 characters
         self._unconfirmed_frames[item_id] = self._clock()
-        return image_item(jpeg, item_id)
+        return image_item(jpeg, item_id, self.image_detail)
 
     @property
     def frames_in_flight(self) -> int:

@@ -20,6 +20,7 @@ import openai
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from vision_agents.core.audio import PcmData
 from vision_agents.core.errors import ConfigurationError
+from vision_agents.core.llm.image_tokens import jpeg_size, openai_image_tokens
 from vision_agents.core.llm.protocol_realtime import ProtocolRealtime
 from vision_agents.core.llm.runtime import (
     DEFAULT_KEEPALIVE,
@@ -51,6 +52,11 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 DEFAULT_TURN_DETECTION: dict[str, Any] = {"type": "server_vad", "create_response": True}
 
+DEFAULT_IMAGE_DETAIL: Literal["low"] = "low"
+"""Frames go at ``detail: "low"``: 85 tokens each whatever their size (OpenAI's vision guide),
+against 765 for a 1024x576 frame at "high" or "auto"; ``image_detail="high"`` to read small
+text (docs/openai.md, "What a frame costs")."""
+
 DEFAULT_MAX_SESSION_S = 55 * 60.0
 """A session ends at 60 minutes (``session_expired``; Realtime API docs, session lifetime):
 the connection is recycled between replies after 55, with the conversation replayed. An
@@ -69,6 +75,8 @@ class Realtime(ProtocolRealtime):
     are given to the new one, and the user's audio in the gap is sent there.
 
     ``turn_detection=None`` turns server VAD off (call ``commit_audio`` and ``generate_reply``).
+    ``image_detail`` ("low" by default, "high", "auto", or None to leave the field out) is the
+    ``detail`` of every frame; ``image_tokens_sent`` estimates what the frames cost by it.
     """
 
     provider_name: ClassVar[str] = "openai_realtime"
@@ -92,6 +100,7 @@ class Realtime(ProtocolRealtime):
         base_url: str | None = None,
         max_image_side: int = 1024,
         jpeg_quality: int = 80,
+        image_detail: Literal["low", "high", "auto"] | None = DEFAULT_IMAGE_DETAIL,
         retry: RetryPolicy | None = None,
         keepalive: Keepalive | None = DEFAULT_KEEPALIVE,
         max_session_duration: float | None = DEFAULT_MAX_SESSION_S,
@@ -112,6 +121,10 @@ class Realtime(ProtocolRealtime):
         if transport not in ("websocket", "webrtc"):
             raise ConfigurationError(
                 f"transport must be 'websocket' or 'webrtc', got {transport!r}"
+            )
+        if image_detail not in ("low", "high", "auto", None):
+            raise ConfigurationError(
+                f"image_detail must be 'low', 'high', 'auto' or None, got {image_detail!r}"
             )
         if max_session_duration is not None and max_session_duration <= 0:
             raise ConfigurationError(
@@ -149,6 +162,7 @@ class Realtime(ProtocolRealtime):
             played_ms=played_ms,
             audio_backlog_s=audio_backlog_s,
         )
+        self._protocol.image_detail = image_detail
         if played_ms is None:  # an Agent's player knows what was really played
             self._protocol.response_played_ms = self._response_played_ms
         self._recycler: asyncio.Task[None] | None = None
@@ -281,10 +295,21 @@ class Realtime(ProtocolRealtime):
         jpeg = await super()._encode_frame(frame)
         limit = _data_channel_limit(self._runtime)
         side = self.max_image_side
-        while limit and len(p.dumps(image_item(jpeg))) > limit and side > 64:
+        detail = self._protocol.image_detail
+        while limit and len(p.dumps(image_item(jpeg, detail=detail))) > limit and side > 64:
             side //= 2  # a data channel message has a size limit: send a smaller frame
             jpeg = await asyncio.to_thread(encode_jpeg, frame, self.jpeg_quality, side)
         return jpeg
+
+    @property
+    def image_detail(self) -> str | None:
+        """``detail`` of the frames' ``input_image`` parts (None: left out, i.e. "auto")."""
+        return self._protocol.image_detail
+
+    def _frame_image_tokens(self, jpeg: bytes) -> int:
+        """OpenAI's published vision rule at the JPEG's own size and ``image_detail``."""
+        width, height = jpeg_size(jpeg)
+        return openai_image_tokens(width, height, self._protocol.image_detail)
 
     # -- session control --------------------------------------------------------------------
 

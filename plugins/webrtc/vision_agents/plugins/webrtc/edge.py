@@ -15,6 +15,7 @@ from vision_agents.core.edge.events import (
     TrackMutedEvent,
     TrackRemovedEvent,
 )
+from vision_agents.core.edge.sender_clock import SenderClock
 from vision_agents.core.edge.transport import Call, EdgeTransport
 from vision_agents.core.events.base import BaseEvent
 from vision_agents.core.types import Participant, User
@@ -43,8 +44,10 @@ class WebRTCEdge(EdgeTransport):
         self._owns_server = server is None
         self._room: Room | None = None
         self._video_fps: float | None = None
+        self._video_side: int | None = None
         self._agent: Participant | None = None
         self._tracks: dict[str, list[tuple[str, str]]] = {}  # user_id -> [(track_id, kind)]
+        self._clocks: dict[str, SenderClock] = {}  # track_id -> its sender's clock
 
     @property
     def participants(self) -> list[Participant]:
@@ -69,6 +72,7 @@ class WebRTCEdge(EdgeTransport):
         self._agent = Participant.for_user(user)
         self._room.agent_name = user.name or "Agent"
         self._room.agent_video_fps = self._video_fps
+        self._room.agent_video_side = self._video_side
         for member in self._room.members:
             self.member_joined(member)
         await self._room.broadcast_members()
@@ -88,12 +92,15 @@ class WebRTCEdge(EdgeTransport):
                 return room.subscribe(member, kind)
         raise KeyError(f"{participant} is not in the call")
 
-    async def want_video(self, max_fps: float | None) -> None:
+    async def want_video(self, max_fps: float | None, max_side: int | None = None) -> None:
         """Browsers that only the agent watches are asked for what its consumers take (twice
-        ``max_fps``, at least 5 fps); a browser another person sees sends as much as it likes."""
-        self._video_fps = max_fps
+        ``max_fps``, at least 5 fps, scaled down by the largest whole factor that keeps the
+        longest side at least ``max_side``); a browser another person sees sends as much and
+        as large as it likes."""
+        self._video_fps, self._video_side = max_fps, max_side
         if self._room is not None:
             self._room.agent_video_fps = max_fps
+            self._room.agent_video_side = max_side
             await self._room.update_video_limits()
 
     async def send_message(self, message: dict[str, Any]) -> None:
@@ -116,6 +123,9 @@ class WebRTCEdge(EdgeTransport):
         if self._owns_server:
             await self.server.stop()
 
+    def sender_clock(self, track_id: str) -> SenderClock | None:
+        return self._clocks.get(track_id)
+
     def _require_room(self) -> Room:
         if self._room is None:
             raise RuntimeError("no call yet: call create_call() or join() first")
@@ -132,6 +142,9 @@ class WebRTCEdge(EdgeTransport):
             track = self._room.subscribe(member, kind)
             if track is not None:
                 tracks.append((track.id, kind))
+                clock = member.sources[kind].clock
+                if clock is not None:
+                    self._clocks[track.id] = clock
                 event: BaseEvent = TrackAddedEvent(
                     participant=member.participant, track=track, kind=kind
                 )
@@ -139,6 +152,8 @@ class WebRTCEdge(EdgeTransport):
 
     def member_left(self, member: Member) -> None:
         tracks = self._tracks.pop(member.participant.user_id, [])
+        for track_id, _ in tracks:
+            self._clocks.pop(track_id, None)
         if self._agent is None:
             return
         for track_id, kind in tracks:

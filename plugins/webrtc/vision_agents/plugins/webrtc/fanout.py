@@ -14,6 +14,7 @@ import aiortc
 import av
 from aiortc.mediastreams import MediaStreamError
 
+from vision_agents.core.edge.sender_clock import SenderClock
 from vision_agents.core.utils.tasks import TaskOwner
 
 Frame = av.AudioFrame | av.VideoFrame  # what aiortc tracks produce
@@ -87,10 +88,18 @@ class SlotTrack(_Sink):
 class Fanout:
     """Reads ``track`` in one task (owned by ``owner``) and pushes every frame to each sink."""
 
-    def __init__(self, track: aiortc.MediaStreamTrack, owner: TaskOwner, name: str) -> None:
+    def __init__(
+        self,
+        track: aiortc.MediaStreamTrack,
+        owner: TaskOwner,
+        name: str,
+        clock: SenderClock | None = None,
+    ) -> None:
         if track.kind not in ("audio", "video"):
             raise ValueError(f"track kind must be 'audio' or 'video', got {track.kind!r}")
         self.track = track
+        self.clock = clock
+        """Dates the track's frames on the sender's clock (see ``sender_clock``), if known."""
         self.kind: str = track.kind
         self.frames = 0
         self._sinks: set[_Sink] = set()

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import aiortc
 from aiortc import sdp
 
+from vision_agents.core.edge.sender_clock import watch_track
 from vision_agents.core.types import Participant
 from vision_agents.core.utils.tasks import TaskOwner
 from vision_agents.plugins.webrtc.fanout import Fanout, FanoutTrack, SlotTrack
@@ -40,6 +41,27 @@ def send_fps_for(wanted: float | None) -> float | None:
     return max(SEND_FPS_FLOOR, 2.0 * wanted)
 
 
+def send_scale_for(camera: tuple[int, int] | None, wanted_side: int | None) -> float | None:
+    """How much to ask a browser to scale its ``camera`` (width, height) down by when the agent
+    is its only viewer and its consumers need at most ``wanted_side`` pixels on the longest
+    side: the largest whole factor that keeps that side at least ``wanted_side`` (640x480 for
+    320 -> 2, for 512 -> None), so frames are never smaller than needed and the browser's
+    encoder gets an exact size. None (full size) for an unknown camera or size."""
+    if camera is None or wanted_side is None:
+        return None
+    factor = max(camera) // wanted_side
+    return float(factor) if factor >= 2 else None
+
+
+@dataclass(frozen=True)
+class VideoLimit:
+    """What a browser is asked to send its camera at: ``RTCRtpEncodingParameters``'
+    ``maxFramerate`` and ``scaleResolutionDownBy`` (None for either: as the browser likes)."""
+
+    max_fps: float | None = None
+    scale_down_by: float | None = None
+
+
 class OfferError(ValueError):
     """A browser's offer does not have the shape the page sends."""
 
@@ -58,9 +80,10 @@ class Member:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     states: list[str] = field(default_factory=list)
     """The media connection's states so far (connection and ICE), oldest first."""
-    video_limit: float | None = None
-    """The frame rate this browser was last asked to send its camera at (None: no limit)."""
-    limit_told: bool = False
+    camera: tuple[int, int] | None = None
+    """The camera's capture size (width, height) as the page reported it, if it has one."""
+    video_limit: VideoLimit | None = None
+    """What this browser was last asked to send its camera at (None: not asked yet)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +127,9 @@ class Room:
         self.agent_video_fps: float | None = None
         """The most frames a second the agent's consumers take of a participant's video
         (None: every frame); browsers only the agent watches are asked to send accordingly."""
+        self.agent_video_side: int | None = None
+        """The longest side in pixels the agent's consumers need of a participant's video
+        (None: full size); browsers only the agent watches are asked to scale down to it."""
         self.listener: RoomListener | None = None
         self.ice_host = ice_host
         self.loopback_ice = loopback_ice
@@ -158,12 +184,20 @@ class Room:
         return _check_offer(offer_sdp, self.seat_count)
 
     async def connect(
-        self, seat: int, name: str, offer_sdp: str, send: Any, *, user_id: str | None = None
+        self,
+        seat: int,
+        name: str,
+        offer_sdp: str,
+        send: Any,
+        *,
+        user_id: str | None = None,
+        camera: tuple[int, int] | None = None,
     ) -> tuple[Member, str]:
-        """Answer a browser's offer for ``seat``; returns the member and the answer SDP."""
+        """Answer a browser's offer for ``seat``; returns the member and the answer SDP.
+        ``camera`` is the capture size the page reports (it lets the room ask for less)."""
         kinds = _check_offer(offer_sdp, self.seat_count)
         with gather_on(self.ice_host, loopback=self.loopback_ice):
-            return await self._connect(seat, name, offer_sdp, send, kinds, user_id)
+            return await self._connect(seat, name, offer_sdp, send, kinds, user_id, camera)
 
     async def _connect(
         self,
@@ -173,12 +207,13 @@ class Room:
         send: Any,
         kinds: list[tuple[str, str]],
         user_id: str | None,
+        camera: tuple[int, int] | None,
     ) -> tuple[Member, str]:
         # One transport for every m-line, as browsers do by default (max-bundle).
         config = aiortc.RTCConfiguration(bundlePolicy=aiortc.RTCBundlePolicy.MAX_BUNDLE)
         pc = aiortc.RTCPeerConnection(config)
         participant = Participant(user_id=user_id or f"browser-{uuid.uuid4().hex[:8]}", name=name)
-        member = Member(seat, participant, pc, send)
+        member = Member(seat, participant, pc, send, camera=camera)
         received: list[aiortc.MediaStreamTrack] = []
         pc.on("track", received.append)
         try:
@@ -200,7 +235,9 @@ class Room:
             raise
         for track in received:
             if track.kind in ("audio", "video") and track.kind not in member.sources:
-                member.sources[track.kind] = Fanout(track, self._tasks, member.participant.user_id)
+                member.sources[track.kind] = Fanout(
+                    track, self._tasks, member.participant.user_id, watch_track(pc, track)
+                )
         self._seat(member)
 
         @pc.on("connectionstatechange")
@@ -295,15 +332,30 @@ class Room:
         await self.update_video_limits()
 
     async def update_video_limits(self) -> None:
-        """Ask each browser for only the video it needs to send: as much as it likes while
-        another person sees it, else what the agent's consumers take (``agent_video_fps``)."""
+        """Ask each browser for only the video it needs to send: as much and as large as it
+        likes while another person sees it, else what the agent's consumers take
+        (``agent_video_fps``) at the size they need (``agent_video_side``)."""
         for m in self.members:
             watched_by_people = any(other is not m for other in self.members)
-            limit = None if watched_by_people else send_fps_for(self.agent_video_fps)
-            if m.limit_told and m.video_limit == limit:
+            limit = (
+                VideoLimit()
+                if watched_by_people
+                else VideoLimit(
+                    send_fps_for(self.agent_video_fps),
+                    send_scale_for(m.camera, self.agent_video_side),
+                )
+            )
+            if m.video_limit == limit:
                 continue
-            m.video_limit, m.limit_told = limit, True
-            await self._send(m, {"type": "video-limit", "max_fps": limit})
+            m.video_limit = limit
+            await self._send(
+                m,
+                {
+                    "type": "video-limit",
+                    "max_fps": limit.max_fps,
+                    "scale_down_by": limit.scale_down_by,
+                },
+            )
 
     async def broadcast(self, message: dict[str, Any]) -> None:
         for m in self.members:

@@ -17,7 +17,7 @@ import re
 import socket
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 
 from aiohttp import WSMsgType, web, web_response
@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 8 * 1024
 MAX_MESSAGE_BYTES = MAX_SDP_BYTES + 4 * 1024
 MAX_NAME_CHARS = 64
+MAX_CAMERA_SIDE = 8192  # pixels; a larger reported camera size is ignored
 OFFER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 5.0
 KEEPALIVE_TIMEOUT_S = 10.0
@@ -300,6 +301,7 @@ class CallServer:
                 offer["sdp"],
                 ws.send_json,
                 user_id=f"browser-{claims.participant_id}",
+                camera=_camera_size(offer.get("camera")),
             )
         except OfferError as exc:
             await _send_error(ws, str(exc))
@@ -370,6 +372,20 @@ def _clean_name(value: object) -> str:
     if not isinstance(value, str):
         return ""
     return "".join(ch for ch in value if ch.isprintable()).strip()[:MAX_NAME_CHARS]
+
+
+def _camera_size(value: object) -> tuple[int, int] | None:
+    """The page's camera capture size, ``{"width": w, "height": h}``; None if absent or odd."""
+    if not isinstance(value, dict):
+        return None
+    width, height = value.get("width"), value.get("height")
+    if _is_side(width) and _is_side(height):
+        return width, height
+    return None
+
+
+def _is_side(value: object) -> TypeGuard[int]:
+    return not isinstance(value, bool) and isinstance(value, int) and 1 <= value <= MAX_CAMERA_SIDE
 
 
 def _why_socket_ended(message: Any, ws: web.WebSocketResponse) -> str:

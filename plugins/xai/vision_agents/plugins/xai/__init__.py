@@ -92,10 +92,14 @@ class Realtime(OpenAIRealtime):
             client=client,
             voice=voice.lower(),
             turn_detection=turn_detection,
-            **{"transcription_model": TRANSCRIPTION_MODEL, **kwargs},
+            **{"transcription_model": TRANSCRIPTION_MODEL, "image_detail": None, **kwargs},
         )
         ours = self._protocol.settings
         self._protocol.settings = XAISessionSettings(**vars(ours))
+
+    def _frame_image_tokens(self, jpeg: bytes) -> int:
+        """xAI bills a frame as an item sent, not in tokens (docs/openai.md): no estimate."""
+        return 0
 
 
 __all__ = [

@@ -4,10 +4,11 @@
 // State for tests and tools: window.vaJanus = { members, videos, audios, log, error, joined,
 // left, leftAt, muted }. videos, audios: display name -> the element playing it; left: display
 // name -> Date.now() when this page learnt that publisher had gone; leftAt: Date.now() when
-// this page's Leave button was pressed; muted: kind -> whether this page muted it.
+// this page's Leave button was pressed; muted: kind -> whether this page muted it; recording:
+// whether the agent says it is recording the call (a badge shows it).
 (function () {
   const params = new URLSearchParams(location.search.slice(1) + "&" + location.hash.slice(1));
-  const state = (window.vaJanus = { members: [], videos: {}, audios: {}, log: [], error: null, joined: false, left: {}, leftAt: null, muted: {} });
+  const state = (window.vaJanus = { members: [], videos: {}, audios: {}, log: [], error: null, joined: false, left: {}, leftAt: null, muted: {}, recording: false });
   const status = document.getElementById("status");
   const say = (text, bad) => {
     state.log.push(text);
@@ -75,6 +76,10 @@
       ondata: (data) => {
         let msg = null;
         try { msg = JSON.parse(data); } catch (e) { return; }
+        if (msg && msg.type === "recording") {
+          state.recording = msg.active === true;
+          document.getElementById("recording").hidden = !state.recording;
+        }
         if (msg && msg.type === "transcript" && typeof msg.text === "string") {
           state.log.push((msg.who === "agent" ? "Agent" : "You") + ": " + msg.text);
           const line = document.createElement("li");

@@ -4,10 +4,13 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { pc: null, ws: null, seat: null, members: [], slots: [], local: null, log: [], error: null, left: {}, leftAt: null, videoLimit: null, videoLimitAt: null };
+const state = { pc: null, ws: null, seat: null, members: [], slots: [], local: null, log: [], error: null, left: {}, leftAt: null, videoLimit: null, videoScale: null, keepSize: false, videoLimitAt: null, recording: false };
 // For tests and debugging. left: name -> Date.now() when this page learnt that member had gone;
-// leftAt: Date.now() when this page's Leave button was pressed; videoLimit: the frame rate the
-// server asked the camera to be sent at (null: no limit), applied at videoLimitAt.
+// leftAt: Date.now() when this page's Leave button was pressed; videoLimit and videoScale: the
+// frame rate the server asked the camera to be sent at and the factor to scale it down by
+// (null: no limit), applied at videoLimitAt; keepSize: whether the camera keeps that size
+// rather than trading it for bandwidth (from its first scale-down on); recording:
+// whether the agent says it is recording the call (the badge in the header shows it).
 window.vaCall = state;
 
 function setStatus(text) { $("status").textContent = text; }
@@ -82,8 +85,9 @@ function render() {
 }
 
 // The server asks for only the video that is watched: a camera only the agent sees is sent
-// at the rate its consumers take (max_fps), one a person sees at the full rate (null).
-async function limitVideo(pc, maxFps) {
+// at the rate its consumers take (maxFps) and scaled down to the size they need (scaleDownBy),
+// one a person sees at the full rate and size (null for both).
+async function limitVideo(pc, maxFps, scaleDownBy) {
   const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
   if (!sender) return;
   const params = sender.getParameters();
@@ -91,10 +95,24 @@ async function limitVideo(pc, maxFps) {
   for (const encoding of params.encodings) {
     if (maxFps) encoding.maxFramerate = maxFps;
     else delete encoding.maxFramerate;
+    encoding.scaleResolutionDownBy = scaleDownBy || 1;
   }
+  // Once scaled down, keep the size asked for: sending little made the bandwidth estimate fall,
+  // and by default the encoder would trade size for it (below what the consumers need while
+  // scaled; 320, then 480 px for ~25 s after full size is asked for again, measured).
+  if (scaleDownBy) state.keepSize = true;
+  if (state.keepSize) params.degradationPreference = "maintain-resolution";
   await sender.setParameters(params);
   state.videoLimit = maxFps || null;
+  state.videoScale = scaleDownBy || null;
   state.videoLimitAt = Date.now();
+}
+
+// The camera's capture size, sent with the offer: the server works out how far to scale it.
+function cameraSize() {
+  const track = state.local?.getVideoTracks()[0];
+  const { width, height } = track ? track.getSettings() : {};
+  return width && height ? { width, height } : null;
 }
 
 function waitForIce(pc, ms) {
@@ -161,7 +179,7 @@ async function join() {
   const ws = new WebSocket(`${scheme}://${location.host}/api/ws?${query}`);
   state.ws = ws;
   ws.addEventListener("open", () => {
-    ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp, name: info.name || "" }));
+    ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp, name: info.name || "", camera: cameraSize() }));
   });
   ws.addEventListener("message", async (event) => {
     const msg = JSON.parse(event.data);
@@ -178,7 +196,12 @@ async function join() {
       for (const name of before) if (!now.has(name)) state.left[name] = Date.now();
       render();
     } else if (msg.type === "video-limit") {
-      await limitVideo(pc, msg.max_fps).catch((err) => log(`could not limit the camera: ${err}`, "event"));
+      await limitVideo(pc, msg.max_fps, msg.scale_down_by).catch((err) => log(`could not limit the camera: ${err}`, "event"));
+    } else if (msg.type === "recording") {
+      const active = msg.active === true;
+      if (active !== state.recording) log(active ? "The call is being recorded" : "Recording stopped", "event");
+      state.recording = active;
+      $("recording").hidden = !active;
     } else if (msg.type === "transcript") {
       log(`${msg.who === "agent" ? "Agent" : "You"}: ${msg.text}`, msg.who);
     } else if (msg.type === "event") {
