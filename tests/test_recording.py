@@ -327,6 +327,7 @@ async def test_per_track_layout_writes_a_file_per_camera(tmp_path: Path) -> None
     assert len(model.frames) - seen >= 10
     assert decode(path).streams == [("audio", "aac")]
     assert [p.name for p in summary.video_paths] == ["call.video-1-ann.mp4", "call.video-2-bob.mp4"]
+    assert summary.cameras == ("ann", "bob")
     ann, bob_file = (decode(p) for p in summary.video_paths)
     assert ann.streams == bob_file.streams == [("video", "h264")]
     assert ann.pictures[-1][1].shape == (240, 320, 3)
@@ -585,7 +586,10 @@ async def test_a_recorded_call_with_two_browsers_and_the_agent(tmp_path: Path) -
     # SYNC_LIMIT_S.
     assert _lit_width(got.pictures[-1][1]) > 0.95
     offsets: list[float] = []
-    for seat, (name, _, beep) in enumerate(PARTICIPANTS):
+    # Cells are in the order the cameras reached the agent, whoever joined first.
+    assert sorted(summary.cameras) == sorted(name for name, _, _ in PARTICIPANTS), summary
+    for name, _, beep in PARTICIPANTS:
+        seat = summary.cameras.index(name)
         flashes = _flashes(got.pictures, slice(320 * seat, 320 * (seat + 1)))
         beeps = _beeps(got.audio, got.audio_start, beep)
         mine = [min((f - b for b in beeps), key=abs) for f in flashes]

@@ -67,7 +67,11 @@ class _WatchedQueue(queue.Queue[Any]):
 
 
 async def _run_worker(
-    items: list[Any], *, max_backlog: int, feed_later: list[list[Any]] | None = None
+    items: list[Any],
+    *,
+    max_backlog: int,
+    feed_later: list[list[Any]] | None = None,
+    get_decoder: Any = None,
 ) -> tuple[list[Any], threading.Event]:
     """Runs the worker in a thread over ``items`` (queued before it starts), then each batch
     of ``feed_later`` once the worker has handled all before it; returns what it delivered."""
@@ -79,7 +83,13 @@ async def _run_worker(
         input_q.put(item)
     thread = asyncio.ensure_future(
         asyncio.to_thread(
-            bounded_decoder_worker, loop, input_q, output_q, decode_error, max_backlog=max_backlog
+            bounded_decoder_worker,
+            loop,
+            input_q,
+            output_q,
+            decode_error,
+            max_backlog=max_backlog,
+            get_decoder=get_decoder,
         )
     )
     for batch in [*(feed_later or []), [None]]:
@@ -142,6 +152,32 @@ async def test_a_backlog_without_a_keyframe_is_dropped_and_a_keyframe_asked_for(
     assert [read_frame_index(f) for f in delivered] == list(range(30, 40))
     assert decode_error.is_set()  # the receiver sends a PLI on its next packet
     assert decoders.stats.keyframe_requests > asked
+
+
+async def test_a_burst_without_a_keyframe_is_decoded_when_that_is_quick() -> None:
+    # A scene change: a large frame paced out by the sender, the frames behind it arriving
+    # together. Frames 0..3 come one by one, then 4..10 at once, with no keyframe among them.
+    frames = _encoded_video(VP8, 11, keyframes={0})
+    bursts, asked = decoders.stats.bursts_decoded, decoders.stats.keyframe_requests
+    later = [[(VP8, f)] for f in frames[1:4]] + [[(VP8, f) for f in frames[4:]]]
+    delivered, decode_error = await _run_worker([(VP8, frames[0])], max_backlog=2, feed_later=later)
+    assert [read_frame_index(f) for f in delivered] == list(range(11))
+    assert decoders.stats.bursts_decoded == bursts + 1
+    assert decoders.stats.keyframe_requests == asked and not decode_error.is_set()
+
+
+async def test_the_same_burst_is_dropped_by_a_decoder_too_slow_to_get_through_it() -> None:
+    frames = _encoded_video(VP8, 11, keyframes={0})
+    asked = decoders.stats.keyframe_requests
+    later = [[(VP8, f)] for f in frames[1:4]] + [[(VP8, f) for f in frames[4:]]]
+    delivered, decode_error = await _run_worker(
+        [(VP8, frames[0])],
+        max_backlog=2,
+        feed_later=later,
+        get_decoder=lambda c: _SlowDecoder(c, 0.03),  # 7 frames: 0.21 s, over the budget
+    )
+    assert [read_frame_index(f) for f in delivered] == list(range(4))
+    assert decode_error.is_set() and decoders.stats.keyframe_requests == asked + 1
 
 
 async def test_audio_is_never_dropped() -> None:

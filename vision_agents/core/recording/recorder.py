@@ -64,6 +64,9 @@ class RecordingSummary:
     jsonl_path: Path | None
     video_paths: tuple[Path, ...]
     """The per-track layout's files, one a camera, in the order they came (grid: none)."""
+    cameras: tuple[str, ...]
+    """Whose camera each grid cell (or per-track file) shows, in the order the cameras came:
+    cells fill the picture row by row in this order (while all of them are in the call)."""
     stats: WriterStats
     audio_frames_dropped: int
     """Frames dropped because the writer thread fell behind (the queue was full)."""
@@ -250,6 +253,7 @@ class CallRecorder:
             vtt_path=self.vtt_path if self._transcript else None,
             jsonl_path=self.jsonl_path if self._transcript else None,
             video_paths=tuple(self._writer.video_paths),
+            cameras=tuple(name for _, name in self._video_order),
             stats=self._writer.stats,
             audio_frames_dropped=self.audio_frames_dropped,
             video_frames_dropped=self.video_frames_dropped,
