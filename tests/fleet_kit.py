@@ -110,6 +110,8 @@ class RoomWatcher:
         self.errors: list[str] = []
         self.longest_gap_s = 0.0
         """The longest time between two polls' ends: how long a second agent could go unseen."""
+        self.longest_gap_at = 0.0
+        """When (time.monotonic) the longest gap ended."""
         self._last_poll: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._session: JanusSession | None = None
@@ -167,8 +169,9 @@ class RoomWatcher:
             self.most[f"call:{call_id}"] = max(self.most[f"call:{call_id}"], len(agents))
         self.polls += 1
         now = time.monotonic()
-        if self._last_poll is not None:
-            self.longest_gap_s = max(self.longest_gap_s, now - self._last_poll)
+        if self._last_poll is not None and now - self._last_poll > self.longest_gap_s:
+            self.longest_gap_s = now - self._last_poll
+            self.longest_gap_at = now
         self._last_poll = now
 
     async def close(self) -> None:

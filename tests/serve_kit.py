@@ -48,16 +48,22 @@ class ServeProcess:
         self.http = aiohttp.ClientSession()
 
     @classmethod
-    async def start(cls, factory: str, *options: str, ready_s: float = 90.0) -> ServeProcess:
+    async def start(
+        cls, factory: str, *options: str, ready_s: float = 90.0, nice: int = 0
+    ) -> ServeProcess:
         """Admission from measured load is off unless ``options`` set it: tests and benchmarks
-        share a busy machine, and a node that refuses for that would test nothing else."""
+        share a busy machine, and a node that refuses for that would test nothing else.
+        ``nice``: run the server (and so its workers) at this niceness, below a harness that
+        must keep watching it."""
         for flag in ("--max-cpu", "--max-loop-lag"):
             if flag not in options:
                 options = (*options, flag, "off")
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
         env["VISION_AGENTS_API_TOKEN"] = TOKEN
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        prefix = ("nice", "-n", str(nice)) if nice else ()
         process = await asyncio.create_subprocess_exec(
+            *prefix,
             sys.executable,
             "-m",
             "vision_agents",
