@@ -113,6 +113,16 @@ async def eventually(check: Any, limit_s: float, what: str, every_s: float = 0.1
         await asyncio.sleep(every_s)
 
 
+async def post_sessions(node: ServeProcess, call_ids: list[str]) -> list[dict[str, Any]]:
+    """A session for each call, posted to ``node``: each 201 reply's body, in order."""
+    bodies = []
+    for call_id in call_ids:
+        reply = await node.call("POST", "/sessions", json={"call_id": call_id})
+        assert reply.status == 201, reply.body
+        bodies.append(reply.body)
+    return bodies
+
+
 async def fleet_sessions(node: ServeProcess) -> dict[str, dict[str, Any]]:
     reply = await node.call("GET", "/sessions")
     assert reply.status == 200, reply.body
@@ -152,11 +162,7 @@ async def test_nine_sessions_spread_survive_a_killed_node_and_a_redis_restart(
 
             phase("placing nine sessions")
             # 1. Nine sessions, spread 3/3/3, each agent in its call and hearing.
-            placed: dict[str, str] = {}
-            for call_id in calls[:9]:
-                reply = await entry.call("POST", "/sessions", json={"call_id": call_id})
-                assert reply.status == 201, reply.body
-                placed[reply.body["session_id"]] = reply.body["node"]
+            placed = {b["session_id"]: b["node"] for b in await post_sessions(entry, calls[:9])}
             spread = sorted(list(placed.values()).count(n) for n in nodes)
             assert spread == [3, 3, 3], placed
 
@@ -328,11 +334,10 @@ async def test_an_owner_fenced_out_stops_and_a_draining_node_moves_nothing(
             for caller in callers:
                 await caller.join()
             await watcher.start()
-            placed = {}
-            for call_id in calls:
-                reply = await nodes["n1"].call("POST", "/sessions", json={"call_id": call_id})
-                assert reply.status == 201, reply.body
-                placed[reply.body["node"]] = (reply.body["session_id"], call_id)
+            placed = {
+                b["node"]: (b["session_id"], b["call_id"])
+                for b in await post_sessions(nodes["n1"], calls)
+            }
             assert sorted(placed) == ["n1", "n2"]
 
             # Fencing: another epoch now owns n1's session (as after a takeover it missed):
@@ -387,12 +392,11 @@ async def test_a_node_cut_off_from_redis_keeps_its_sessions_and_no_one_moves_the
                 for caller in callers:
                     await caller.join()
                 await watcher.start()
-                placed = {}
-                for call_id in calls:
-                    reply = await nodes["n2"].call("POST", "/sessions", json={"call_id": call_id})
-                    assert reply.status == 201, reply.body
-                    placed[reply.body["node"]] = (reply.body["session_id"], call_id)
-                sid, call_id = placed["n1"]
+                placed = {
+                    b["node"]: (b["session_id"], b["call_id"])
+                    for b in await post_sessions(nodes["n2"], calls)
+                }
+                sid = placed["n1"][0]
                 await eventually(
                     lambda: _seen_since(watcher, sid, 0.0), 10, "n1's agent in its call"
                 )
