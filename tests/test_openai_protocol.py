@@ -379,6 +379,58 @@ def test_audio_unanswered_by_a_ping_is_sent_again_after_a_dead_link() -> None:
     assert "input_audio_buffer.append" not in sent(st)
 
 
+def appended_audio(proto: p.OpenAIProtocol) -> list[bytes]:
+    return [
+        base64.b64decode(e["audio"])
+        for e in proto.data_to_send()
+        if e["type"] == "input_audio_buffer.append"
+    ]
+
+
+def test_user_audio_goes_out_in_chunks_of_audio_chunk_ms() -> None:
+    st = connected(audio_chunk_ms=100)
+    frames = [bytes([i, 0]) * 480 for i in range(12)]  # 20 ms each at 24 kHz
+    for frame in frames[:4]:
+        st.send_audio(frame)
+    assert appended_audio(st) == [] and st.audio_pending
+    st.send_audio(frames[4])
+    assert appended_audio(st) == [b"".join(frames[:5])]
+    for frame in frames[5:7]:
+        st.send_audio(frame)
+    # any other message first sends what is gathered: the service hears it in order
+    st.commit_audio()
+    out = st.data_to_send()
+    assert [e["type"] for e in out] == ["input_audio_buffer.append", "input_audio_buffer.commit"]
+    assert base64.b64decode(out[0]["audio"]) == b"".join(frames[5:7])
+    assert not st.audio_pending and st.audio_messages == 2
+
+
+def test_gathered_audio_survives_a_dead_link_after_the_audio_sent_before_it() -> None:
+    st = connected(audio_chunk_ms=100)
+    first = b"\1\0" * 2400  # 100 ms: sent, never acknowledged
+    st.send_audio(first)
+    tail = b"\2\0" * 960  # 40 ms: still gathered when the link dies
+    st.send_audio(tail)
+    st.data_to_send()
+    st.connection_lost(delivered=False)
+    gap = b"\3\0" * 480  # said while no link was up
+    st.send_audio(gap)
+    st.connection_made()
+    assert b"".join(appended_audio(st)) == first + tail + gap
+
+
+def test_over_webrtc_audio_is_never_gathered() -> None:
+    st = connected(audio_chunk_ms=100, media_audio=True)
+    st.send_audio(b"\1\0" * 480)
+    assert not st.audio_pending
+    assert len(st.data_to_send()) == 1
+
+
+def test_audio_chunk_ms_out_of_range_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="audio_chunk_ms"):
+        p.OpenAIProtocol(audio_chunk_ms=5000)
+
+
 def test_session_expired_asks_for_a_new_connection_once() -> None:
     st = connected()
     for _ in range(3):

@@ -104,6 +104,9 @@ async def test_session_settings_audio_and_transcripts(
         if transport == "websocket":
             await server.wait_for(lambda: server.audio_seconds > 0.98)
             assert server.audio_seconds == pytest.approx(1.0, abs=0.01)
+            # in 100 ms appends (the default audio_chunk_ms), the clip's tail included
+            appends = server.received_of("input_audio_buffer.append")
+            assert 10 <= len(appends) <= 11, len(appends)
         else:
             await server.wait_for(lambda: server.audio_seconds > 1.3, within=5)
         assert server.voiced_seconds() == pytest.approx(1.0, abs=0.06)

@@ -82,6 +82,7 @@ class ProtocolRealtime(Realtime):
         self._replies: dict[str, asyncio.Future[str]] = {}
         self._closed_reconnects = 0
         self._last_frame_bytes = 0
+        self._audio_tail: asyncio.TimerHandle | None = None
         self.usage = Usage()
         """Tokens used by this session so far, as the provider reported them; its
         ``input_image_estimated`` is ours (``image_tokens_sent``), kept beside them."""
@@ -128,6 +129,9 @@ class ProtocolRealtime(Realtime):
         )
 
     async def close(self) -> None:
+        if self._audio_tail is not None:
+            self._audio_tail.cancel()
+            self._audio_tail = None
         runtime, self._runtime = self._runtime, None
         await self._close_base()
         if runtime is not None:
@@ -176,7 +180,31 @@ class ProtocolRealtime(Realtime):
         if self._runtime is None or not len(out):
             return
         self.protocol.send_audio(out.to_bytes())
+        if self.protocol.audio_pending:
+            self._watch_audio_tail()
         await self._flush()
+
+    def _watch_audio_tail(self) -> None:
+        """User audio gathered into chunks (``audio_chunk_ms``) must not wait for more that
+        never comes (a clip that ends, a muted microphone): once a whole chunk time passes
+        with no chunk sent, what is gathered goes out."""
+        if self._audio_tail is not None:
+            return
+        sent = self.protocol.audio_messages
+
+        def check() -> None:
+            self._audio_tail = None
+            runtime = self._runtime
+            if runtime is None or not self.protocol.audio_pending:
+                return
+            if self.protocol.audio_messages == sent:
+                self.protocol.flush_audio()
+                runtime.flush_soon()
+            else:
+                self._watch_audio_tail()
+
+        delay = max(self.protocol.audio_chunk_s, 0.02)
+        self._audio_tail = asyncio.get_running_loop().call_later(delay, check)
 
     def forget_participant(self, participant: Participant) -> None:
         """Drop per-participant state (the audio resampler) when someone leaves."""

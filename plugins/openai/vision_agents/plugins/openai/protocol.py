@@ -158,8 +158,12 @@ class OpenAIProtocol(RealtimeProtocol):
         played_ms: PlayedMs | None = None,
         max_history: int = 200,
         audio_backlog_s: float = 10.0,
+        audio_chunk_ms: int = 0,
     ) -> None:
-        super().__init__(audio_backlog_s=audio_backlog_s)
+        # Over WebRTC the user's audio is a media track: 20 ms frames, never gathered.
+        super().__init__(
+            audio_backlog_s=audio_backlog_s, audio_chunk_ms=0 if media_audio else audio_chunk_ms
+        )
         self.provider = provider
         self.settings = settings or SessionSettings()
         self.media_audio = media_audio
@@ -264,6 +268,7 @@ class OpenAIProtocol(RealtimeProtocol):
             self._send(audio_commit())
 
     def clear_audio(self) -> None:
+        self._pending_audio.clear()  # gathered audio is part of what is cleared
         if self.connected:
             self._send(audio_clear())
 
