@@ -33,6 +33,7 @@ from vision_agents.plugins.webrtc.guard import (
     RequestErrorLogger,
 )
 from vision_agents.plugins.webrtc.ice import install as install_ice_scope
+from vision_agents.plugins.webrtc.jitter import install_marker_jitter_buffers
 from vision_agents.plugins.webrtc.room import MAX_SDP_BYTES, OfferError, Room
 from vision_agents.plugins.webrtc.tls import is_loopback, server_ssl_context
 from vision_agents.plugins.webrtc.tokens import JoinClaims, JoinTokens, TokenError
@@ -142,6 +143,7 @@ class CallServer:
         install_ice_scope()
         install_resilient_encoders()
         install_bounded_decoders()  # video that falls behind is dropped, not delivered late
+        install_marker_jitter_buffers()  # a video frame is decoded at its last packet
         install_tolerant_consent()  # a busy machine is not a dead peer
         # Responses aiohttp writes itself (a 400 for a malformed request) skip our
         # on_response_prepare hook; its default Server value would name its version.
