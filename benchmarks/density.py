@@ -22,6 +22,9 @@ Mode ``admission``: `vision-agents serve` with its default admission from measur
 participant joining as its session is admitted; the row reports how many were admitted and
 judges those. Offer twice the N that holds to see overload refused instead of suffered.
 
+Mode ``serve-per-frame``: ``serve`` with ``openai.Realtime(audio_chunk_ms=0)``, the user's
+audio sent one 20 ms frame a message as before 100 ms appends were the default.
+
     python -m benchmarks.density --sessions 1,2,4,6,8 --seconds 20   # from the repo root
     python -m benchmarks.density --modes admission --sessions 6 --seconds 20
 """
@@ -55,6 +58,7 @@ from benchmarks.density_media import (
 )
 from tests.browser.python_peer import PythonPeer
 from tests.serve_kit import ServeProcess
+from vision_agents.server.usage import LoopLagProbe
 from vision_agents.testing import synthesize_speech
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,6 +169,9 @@ class Agents:
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
+        self.metadata: dict[str, Any] = {}
+        if mode == "serve-per-frame":  # as before 100 ms appends: one a 20 ms frame
+            self.metadata["audio_chunk_ms"] = 0
         self.urls: list[str] = []
         self.inproc: LineProcess | None = None
         self.serve: ServeProcess | None = None
@@ -189,7 +196,10 @@ class Agents:
             reply = await self.serve.call(
                 "POST",
                 "/sessions",
-                json={"call_id": f"density-{i}", "metadata": {"model_url": model_url}},
+                json={
+                    "call_id": f"density-{i}",
+                    "metadata": {"model_url": model_url, **self.metadata},
+                },
             )
             if reply.status != 201:
                 raise RuntimeError(f"session {i} refused: {reply.body}")
@@ -289,6 +299,94 @@ def _memory(processes: list[psutil.Process]) -> tuple[float, float]:
     return rss, uss
 
 
+class Crowd:
+    """The participants: in this process (``processes=0``), or dealt out between
+    ``processes`` helper processes (``benchmarks.density_peers``) so that playing them does
+    not make the harness the bottleneck."""
+
+    def __init__(self, processes: int, speech: Any, schedule: EncodedSchedule | None) -> None:
+        self.speech = speech
+        self.schedule = schedule
+        self.local: list[Participant] = []
+        self.helpers: list[LineProcess] = []
+        self.count = 0
+        self._processes = processes
+        self._probe = LoopLagProbe()
+        self._lag = asyncio.ensure_future(self._probe.run())
+        self._marked = 0.0
+        self._cpu_at_mark = 0.0
+
+    async def start(self, length_s: float) -> None:
+        for _ in range(self._processes):
+            self.helpers.append(
+                await LineProcess.start("-m", "benchmarks.density_peers", str(length_s))
+            )
+        for helper in self.helpers:
+            await helper.read(within_s=300)  # its timetable is encoded
+
+    async def join(self, url: str, seed: int) -> None:
+        if self.helpers:
+            helper = self.helpers[self.count % len(self.helpers)]
+            await helper.write(f"join {url} {seed}\n")
+            await helper.read()
+        else:
+            self.local.append(await Participant.join(url, seed, self.speech, self.schedule))
+        self.count += 1
+
+    def _own_cpu(self) -> float:
+        t = psutil.Process().cpu_times()
+        return t.user + t.system
+
+    async def mark(self) -> None:
+        self._probe.take()
+        self._marked = time.monotonic()
+        self._cpu_at_mark = self._own_cpu()
+        for helper in self.helpers:
+            await helper.write("mark\n")
+            self._cpu_at_mark += (await helper.read())["cpu_s"]
+
+    async def report(self) -> dict[str, float]:
+        """Agent audio lost and stalls, harness CPU (% core) and loop lag p99 since ``mark``."""
+        now = time.monotonic()
+        lags = self._probe.take()
+        cpu = self._own_cpu()
+        lost = stalls = 0
+        for participant in self.local:
+            lost_i, stalls_i = participant.heard.window(self._marked, now)
+            lost, stalls = lost + lost_i, stalls + stalls_i
+        lag_p99s = [float(np.percentile(lags, 99)) if lags else 0.0]
+        for helper in self.helpers:
+            await helper.write("report\n")
+            reply = await helper.read()
+            lost, stalls, cpu = lost + reply["lost"], stalls + reply["stalls"], cpu + reply["cpu_s"]
+            if reply["lag_s"]:
+                lag_p99s.append(float(np.percentile(reply["lag_s"], 99)))
+        return {
+            "lost": lost,
+            "stalls": stalls,
+            "harness_cpu": (cpu - self._cpu_at_mark) / (now - self._marked) * 100,
+            "harness_lag_p99": max(lag_p99s) * 1000,
+        }
+
+    def processes(self) -> list[psutil.Process]:
+        return [psutil.Process(h.process.pid) for h in self.helpers]
+
+    async def close(self) -> None:
+        self._lag.cancel()
+        await asyncio.gather(self._lag, return_exceptions=True)
+        for participant in self.local:
+            await participant.leave()
+        for helper in self.helpers:
+            assert helper.process.stdin is not None
+            helper.process.stdin.close()  # everyone leaves
+        for helper in self.helpers:
+            try:
+                await asyncio.wait_for(helper.process.wait(), 20)
+            except TimeoutError:
+                pass
+            await helper.close()
+
+
 async def run_case(
     mode: str,
     n: int,
@@ -298,47 +396,48 @@ async def run_case(
     model_url: str,
     speech: Any,
     camera: str = "pre-encoded",
+    peer_processes: int = 2,
 ) -> dict[str, Any]:
     agents = Agents(mode)
-    participants: list[Participant] = []
+    # Long enough for the joins (3 s an offer in admission mode), warm-up and window.
+    length = warmup + seconds + 6 * n + 20
     schedule = None
-    if camera == "pre-encoded":
-        # Long enough for the joins (3 s an offer in admission mode), warm-up and window.
-        length = warmup + seconds + 6 * n + 20
+    if camera == "pre-encoded" and peer_processes == 0:
         schedule = await asyncio.to_thread(EncodedSchedule, length)
+    crowd = Crowd(peer_processes, speech, schedule)
     try:
+        await crowd.start(length)
         await agents.start(n, model_url)
         if mode == "admission":
             for i in range(n):
                 url = await agents.offer(i, model_url)
                 if url is not None:
-                    participants.append(await Participant.join(url, i, speech, schedule))
+                    await crowd.join(url, i)
                 # A set time for the new session's load to show in the node's measurements
                 # (1 s CPU window, 0.5 s loop-lag reports) before the next offer.
                 await asyncio.sleep(3.0)
         else:
             for i, url in enumerate(agents.urls):
-                participants.append(await Participant.join(url, i, speech, schedule))
-        admitted = len(participants)
+                await crowd.join(url, i)
+        admitted = crowd.count
         await asyncio.sleep(warmup)  # a benchmark: the warm-up is a set time, not a condition
         procs = agents.processes()
-        harness = psutil.Process()
-        cpu0, own0 = _cpu(procs), harness.cpu_times()
+        model_proc = psutil.Process(model.process.pid)
+        cpu0, model0 = _cpu(procs), model_proc.cpu_times()
         psutil.cpu_percent()
         wall0, mono0 = time.time(), time.monotonic()
         await agents.mark()
+        await crowd.mark()
         await asyncio.sleep(seconds)
+        heard = await crowd.report()
         elapsed = time.monotonic() - mono0
-        cpu1, own1 = _cpu(procs), harness.cpu_times()
+        cpu1, model1 = _cpu(procs), model_proc.cpu_times()
         machine = psutil.cpu_percent()
         rss, uss = _memory(procs)
         await model.write(f"report {wall0}\n")
         ages = (await model.read())["ages_ms"]
         lag, lag_op = await agents.lag_p99_ms()
-        lost = stalls = 0
-        for participant in participants:
-            lost_i, stalls_i = participant.heard.window(mono0, mono0 + elapsed)
-            lost, stalls = lost + lost_i, stalls + stalls_i
+        lost, stalls = heard["lost"], heard["stalls"]
         used = sum(cpu1[pid] - cpu0[pid] for pid in cpu1 if pid in cpu0)
         p95 = float(np.percentile(ages, 95)) if ages else math.nan
         return {
@@ -356,13 +455,17 @@ async def run_case(
             "cpu_total": used / elapsed * 100,
             "rss_per_session_mb": rss / max(1, admitted) / 1e6,
             "uss_per_session_mb": uss / max(1, admitted) / 1e6,
-            "harness_cpu": (own1.user + own1.system - own0.user - own0.system) / elapsed * 100,
+            "harness_cpu": heard["harness_cpu"],
+            "harness_lag_p99": heard["harness_lag_p99"],
+            "model_cpu": (model1.user + model1.system - model0.user - model0.system)
+            / elapsed
+            * 100,
             "machine_idle": 100 - machine,
+            "window": [wall0, wall0 + elapsed],
             "holds": bool(p95 < 100 and lost == 0 and stalls == 0 and lag < 50),
         }
     finally:
-        for participant in participants:
-            await participant.leave()
+        await crowd.close()
         await agents.close()
 
 
@@ -457,7 +560,7 @@ async def breakdown() -> list[tuple[str, float]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = "| mode | sessions (admitted) | frames to model | frame age p50 / p95 (ms) | agent audio lost / stalls | loop lag p99 (ms) | CPU per session (% core) | agent side CPU (% core) | memory per session, RSS / unique (MB) | harness CPU | machine idle | holds |"
+    header = "| mode | sessions (admitted) | frames to model | frame age p50 / p95 (ms) | agent audio lost / stalls | loop lag p99 (ms) | CPU per session (% core) | agent side CPU (% core) | memory per session, RSS / unique (MB) | harness CPU / loop lag p99 | model server CPU | machine idle | holds |"
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for r in rows:
@@ -465,7 +568,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"| {r['mode']} | {r['n']} ({r['admitted']}) | {r['frames']} | {r['age_p50']:.0f} / {r['age_p95']:.0f} | "
             f"{r['lost']} / {r['stalls']} | {r['lag_op']} {r['lag_p99']:.0f} | {r['cpu_per_session']:.0f}% | "
             f"{r['cpu_total']:.0f}% | {r['rss_per_session_mb']:.0f} / {r['uss_per_session_mb']:.0f} | "
-            f"{r['harness_cpu']:.0f}% | "
+            f"{r['harness_cpu']:.0f}% / {r['harness_lag_p99']:.0f} ms | {r['model_cpu']:.0f}% | "
             f"{r['machine_idle']:.0f}% | {'yes' if r['holds'] else 'no'} |"
         )
 
@@ -477,6 +580,12 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured time per case")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument(
+        "--peer-processes",
+        type=int,
+        default=2,
+        help="processes that play the participants (0: this one, as before)",
+    )
+    parser.add_argument(
         "--camera",
         choices=("pre-encoded", "live"),
         default="pre-encoded",
@@ -484,6 +593,8 @@ async def main() -> None:
         "while it measures) or live, as a real camera would be",
     )
     args = parser.parse_args()
+    if args.camera == "live" and args.peer_processes:
+        parser.error("--camera live plays the participants in this process: add --peer-processes 0")
     counts = [int(c) for c in args.sessions.split(",")]
     modes = args.modes.split(",")
     print(f"{psutil.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
@@ -495,7 +606,15 @@ async def main() -> None:
         for n in counts:
             for mode in modes:
                 row = await run_case(
-                    mode, n, args.seconds, args.warmup, model, model_url, speech, args.camera
+                    mode,
+                    n,
+                    args.seconds,
+                    args.warmup,
+                    model,
+                    model_url,
+                    speech,
+                    args.camera,
+                    args.peer_processes,
                 )
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -25,6 +25,7 @@ State = Literal["starting", "running", "stopping", "ended", "failed"]
 ACTIVE_STATES = ("starting", "running", "stopping")
 HISTORY = 100
 LOAD_WINDOW_S = 1.0
+CPU_SMOOTHING = 0.3  # weight of the newest report in a session's CPU use
 
 
 class Refused(Exception):
@@ -62,6 +63,10 @@ class Session:
     stop_reason: str | None = None
     loop_lag_s: float = 0.0
     """How late its event loop woke in the last report (90th percentile of the samples)."""
+    cores: float = 0.0
+    """CPU its process uses, in cores (smoothed over its reports)."""
+    cpu_seen: tuple[float, float] | None = field(default=None, repr=False)
+    """(monotonic time, CPU seconds) of its last report, for ``cores``."""
 
     @property
     def active(self) -> bool:
@@ -125,6 +130,16 @@ class SessionManager:
         c = self.config
         if c.max_cpu_percent is not None and self.cpu_percent >= c.max_cpu_percent:
             return f"CPU at {self.cpu_percent:.0f}% (limit {c.max_cpu_percent:.0f}%)"
+        if c.max_cpu_percent is not None:
+            # Admit only a session the machine has room for: one more costs what the running
+            # ones cost on average. Waiting for the limit to be crossed admits the session
+            # that tips it over, and the ones already running pay for it.
+            cost = self.session_cpu_percent()
+            if cost > 0 and self.cpu_percent + cost >= c.max_cpu_percent:
+                return (
+                    f"CPU at {self.cpu_percent:.0f}% and a session takes about {cost:.0f}% "
+                    f"(limit {c.max_cpu_percent:.0f}%)"
+                )
         if c.max_loop_lag_ms is not None:
             running = [s.loop_lag_s for s in self.active if s.state == "running"]
             worst_ms = max(running, default=0.0) * 1000
@@ -134,6 +149,13 @@ class SessionManager:
                     f"(limit {c.max_loop_lag_ms:.0f} ms)"
                 )
         return None
+
+    def session_cpu_percent(self) -> float:
+        """What a running session costs on average, in % of the whole machine (0: none yet)."""
+        cores = [s.cores for s in self.active if s.state == "running" and s.cores > 0]
+        if not cores:
+            return 0.0
+        return sum(cores) / len(cores) * 100 / (psutil.cpu_count() or 1)
 
     async def watch_load(self) -> None:
         """Sample the machine's CPU use every ``LOAD_WINDOW_S`` (for admission and metrics)."""
@@ -322,6 +344,13 @@ class SessionManager:
             participants = message.get("participants")
             if isinstance(participants, list):
                 session.participants = [str(p) for p in participants]
+            cpu_s = message.get("cpu_s")
+            if isinstance(cpu_s, int | float):
+                now = time.monotonic()
+                if session.cpu_seen is not None and now > session.cpu_seen[0]:
+                    cores = (cpu_s - session.cpu_seen[1]) / (now - session.cpu_seen[0])
+                    session.cores += CPU_SMOOTHING * (cores - session.cores)
+                session.cpu_seen = (now, float(cpu_s))
             lags = sorted(v for v in message.get("loop_lag_s") or [] if isinstance(v, int | float))
             if lags:
                 session.loop_lag_s = float(lags[int((len(lags) - 1) * 0.9)])
