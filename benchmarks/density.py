@@ -406,8 +406,10 @@ async def run_case(
         schedule = await asyncio.to_thread(EncodedSchedule, length)
     crowd = Crowd(peer_processes, speech, schedule)
     try:
-        await crowd.start(length)
+        # The node first (pre-warming N workers takes a while), then the participants'
+        # timetables: one that starts early can run out before the window ends.
         await agents.start(n, model_url)
+        await crowd.start(length)
         if mode == "admission":
             for i in range(n):
                 url = await agents.offer(i, model_url)
