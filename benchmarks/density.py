@@ -39,6 +39,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,11 +88,23 @@ class Heard:
 
 
 class Participant:
+    """One caller: sends the camera and speech, records the agent's audio, and reads its
+    signalling socket as the call page does. (Unread, the socket never answers the server's
+    heartbeat, and the server ends the call 15 s after the join: every figure before
+    2026-12-06 measured calls that had ended partway through the window.)"""
+
     def __init__(self, peer: PythonPeer) -> None:
         self.peer = peer
         self.heard = Heard()
         receivers = [t.receiver for t in peer.pc.getTransceivers() if t.direction == "recvonly"]
-        self._task = asyncio.ensure_future(self._listen(receivers[0].track))
+        self._tasks = [
+            asyncio.ensure_future(self._listen(receivers[0].track)),
+            asyncio.ensure_future(self._read_socket()),
+        ]
+
+    async def _read_socket(self) -> None:
+        async for _message in self.peer.ws:  # reading is what answers the pings
+            pass
 
     @classmethod
     async def join(
@@ -112,9 +125,14 @@ class Participant:
         except MediaStreamError:
             pass
 
+    @property
+    def connected(self) -> bool:
+        return self.peer.pc.connectionState == "connected"
+
     async def leave(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.peer.leave()
 
 
@@ -262,6 +280,9 @@ class Agents:
             if self.serve.process.returncode is None:
                 await self.serve.terminate(within_s=30)
             await self.serve.close()
+            log = Path(tempfile.gettempdir()) / f"density-{self.mode}-{len(self.urls)}.log"
+            log.write_text(self.serve.output)
+            print(f"the node's log: {log}", flush=True)
 
 
 async def _wait_ready(server: ServeProcess, n: int) -> None:
@@ -345,12 +366,13 @@ class Crowd:
             await helper.write("mark\n")
             self._cpu_at_mark += (await helper.read())["cpu_s"]
 
-    async def report(self) -> dict[str, float]:
+    async def report(self) -> dict[str, Any]:
         """Agent audio lost and stalls, harness CPU (% core) and loop lag p99 since ``mark``."""
         now = time.monotonic()
         lags = self._probe.take()
         cpu = self._own_cpu()
         lost = stalls = 0
+        connected = sum(p.connected for p in self.local)
         for participant in self.local:
             lost_i, stalls_i = participant.heard.window(self._marked, now)
             lost, stalls = lost + lost_i, stalls + stalls_i
@@ -359,9 +381,11 @@ class Crowd:
             await helper.write("report\n")
             reply = await helper.read()
             lost, stalls, cpu = lost + reply["lost"], stalls + reply["stalls"], cpu + reply["cpu_s"]
+            connected += reply["connected"]
             if reply["lag_s"]:
                 lag_p99s.append(float(np.percentile(reply["lag_s"], 99)))
         return {
+            "connected": connected,
             "lost": lost,
             "stalls": stalls,
             "harness_cpu": (cpu - self._cpu_at_mark) / (now - self._marked) * 100,
@@ -457,6 +481,7 @@ async def run_case(
             "cpu_total": used / elapsed * 100,
             "rss_per_session_mb": rss / max(1, admitted) / 1e6,
             "uss_per_session_mb": uss / max(1, admitted) / 1e6,
+            "connected": heard["connected"],
             "harness_cpu": heard["harness_cpu"],
             "harness_lag_p99": heard["harness_lag_p99"],
             "model_cpu": (model1.user + model1.system - model0.user - model0.system)
@@ -464,7 +489,13 @@ async def run_case(
             * 100,
             "machine_idle": 100 - machine,
             "window": [wall0, wall0 + elapsed],
-            "holds": bool(p95 < 100 and lost == 0 and stalls == 0 and lag < 50),
+            "holds": bool(
+                p95 < 100
+                and lost == 0
+                and stalls == 0
+                and lag < 50
+                and heard["connected"] == admitted
+            ),
         }
     finally:
         await crowd.close()
@@ -562,12 +593,12 @@ async def breakdown() -> list[tuple[str, float]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = "| mode | sessions (admitted) | frames to model | frame age p50 / p95 (ms) | agent audio lost / stalls | loop lag p99 (ms) | CPU per session (% core) | agent side CPU (% core) | memory per session, RSS / unique (MB) | harness CPU / loop lag p99 | model server CPU | machine idle | holds |"
+    header = "| mode | sessions (admitted, calls up at the end) | frames to model | frame age p50 / p95 (ms) | agent audio lost / stalls | loop lag p99 (ms) | CPU per session (% core) | agent side CPU (% core) | memory per session, RSS / unique (MB) | harness CPU / loop lag p99 | model server CPU | machine idle | holds |"
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for r in rows:
         print(
-            f"| {r['mode']} | {r['n']} ({r['admitted']}) | {r['frames']} | {r['age_p50']:.0f} / {r['age_p95']:.0f} | "
+            f"| {r['mode']} | {r['n']} ({r['admitted']}, {r['connected']} up) | {r['frames']} | {r['age_p50']:.0f} / {r['age_p95']:.0f} | "
             f"{r['lost']} / {r['stalls']} | {r['lag_op']} {r['lag_p99']:.0f} | {r['cpu_per_session']:.0f}% | "
             f"{r['cpu_total']:.0f}% | {r['rss_per_session_mb']:.0f} / {r['uss_per_session_mb']:.0f} | "
             f"{r['harness_cpu']:.0f}% / {r['harness_lag_p99']:.0f} ms | {r['model_cpu']:.0f}% | "

@@ -63,6 +63,7 @@ async def main(seconds: float) -> None:
                 times = process.cpu_times()
                 say(
                     {
+                        "connected": sum(p.connected for p in participants),
                         "lost": sum(h[0] for h in heard),
                         "stalls": sum(h[1] for h in heard),
                         "lag_s": probe.take(),

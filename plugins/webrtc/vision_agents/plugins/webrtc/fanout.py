@@ -8,16 +8,24 @@ any one source and can be re-pointed at another participant or at nothing.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
+from fractions import Fraction
+from typing import Any, Union
 
 import aiortc
 import av
+from aiortc.codecs.opus import OpusEncoder
 from aiortc.mediastreams import MediaStreamError
 
 from vision_agents.core.edge.sender_clock import SenderClock
 from vision_agents.core.utils.tasks import TaskOwner
 
-Frame = av.AudioFrame | av.VideoFrame  # what aiortc tracks produce
+logger = logging.getLogger(__name__)
+
+Frame = Union[av.AudioFrame, av.VideoFrame, "av.Packet[Any]"]  # tracks' frames, or Opus
+
+OPUS_TIME_BASE = Fraction(1, 48000)
 
 _AUDIO_QUEUE = 50  # 1 s of 20 ms frames; older audio is dropped if a consumer stalls
 
@@ -94,10 +102,17 @@ class Fanout:
         owner: TaskOwner,
         name: str,
         clock: SenderClock | None = None,
+        *,
+        encode_opus: bool = False,
     ) -> None:
         if track.kind not in ("audio", "video"):
             raise ValueError(f"track kind must be 'audio' or 'video', got {track.kind!r}")
+        if encode_opus and track.kind != "audio":
+            raise ValueError(f"only audio can be encoded to Opus, not {track.kind!r}")
         self.track = track
+        self._opus = OpusEncoder() if encode_opus else None
+        """Audio encoded once here, on the loop, for every browser: aiortc would encode it
+        again for each sender, each time handing a 20 ms frame to a thread and back."""
         self.clock = clock
         """Dates the track's frames on the sender's clock (see ``sender_clock``), if known."""
         self.kind: str = track.kind
@@ -136,6 +151,21 @@ class Fanout:
                 sink.source_ended()
         self._sinks.clear()
 
+    def _encode(self, frame: av.AudioFrame) -> list[av.Packet[Any]]:
+        assert self._opus is not None
+        try:
+            payloads, timestamp = self._opus.encode(frame)
+        except (av.FFmpegError, ValueError, AssertionError) as exc:  # a frame it cannot take
+            logger.warning("could not encode the agent's audio (%s); frame skipped", exc)
+            return []
+        packets = []
+        for payload in payloads:
+            packet = av.Packet(payload)
+            packet.pts = timestamp
+            packet.time_base = OPUS_TIME_BASE
+            packets.append(packet)
+        return packets
+
     async def _run(self) -> None:
         try:
             while True:
@@ -146,6 +176,11 @@ class Fanout:
                 if not isinstance(frame, av.AudioFrame | av.VideoFrame):
                     continue  # packets pass through aiortc tracks only when encoded upstream
                 self.frames += 1
+                if self._opus is not None and isinstance(frame, av.AudioFrame):
+                    for packet in self._encode(frame):
+                        for sink in list(self._sinks):
+                            sink.push(packet)
+                    continue
                 for sink in list(self._sinks):
                     sink.push(frame)
         finally:

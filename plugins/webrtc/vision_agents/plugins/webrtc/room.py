@@ -172,7 +172,7 @@ class Room:
         old = self._agent_sources.get(track.kind)
         if old is not None:
             self._tasks.spawn(old.stop(), "stop-old-agent-track")
-        source = Fanout(track, self._tasks, "agent")
+        source = Fanout(track, self._tasks, "agent", encode_opus=track.kind == "audio")
         self._agent_sources[track.kind] = source
         for member in self.members:
             member.slots[0][track.kind].attach(source)
