@@ -188,6 +188,7 @@ class Agents:
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.metadata: dict[str, Any] = {}
+        self.refusals: list[str] = []
         if mode == "serve-per-frame":  # as before 100 ms appends: one a 20 ms frame
             self.metadata["audio_chunk_ms"] = 0
         self.urls: list[str] = []
@@ -235,6 +236,7 @@ class Agents:
             self.urls.append(reply.body["join_url"])
             return str(reply.body["join_url"])
         if reply.status == 503 and reply.body.get("reason") == "overloaded":
+            self.refusals.append(str(reply.body.get("error")))
             return None
         raise RuntimeError(f"session {i} refused: {reply.body}")
 
@@ -489,6 +491,7 @@ async def run_case(
             * 100,
             "machine_idle": 100 - machine,
             "window": [wall0, wall0 + elapsed],
+            "refusals": agents.refusals,
             "holds": bool(
                 p95 < 100
                 and lost == 0
