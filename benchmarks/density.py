@@ -55,6 +55,7 @@ from benchmarks.density_media import (
     EncodedSchedule,
     LoopingMicrophone,
     PreEncodedCamera,
+    PreEncodedMicrophone,
     StampedCamera,
 )
 from tests.browser.python_peer import PythonPeer
@@ -110,8 +111,13 @@ class Participant:
     async def join(
         cls, url: str, seed: int, speech: Any, schedule: EncodedSchedule | None
     ) -> Participant:
-        camera = StampedCamera(seed=seed) if schedule is None else PreEncodedCamera(schedule)
-        peer = await PythonPeer.join(url, video=camera, audio=LoopingMicrophone(speech))
+        camera: aiortc.MediaStreamTrack
+        microphone: aiortc.MediaStreamTrack
+        if schedule is None:  # --camera live: encoded as a real caller would
+            camera, microphone = StampedCamera(seed=seed), LoopingMicrophone(speech)
+        else:
+            camera, microphone = PreEncodedCamera(schedule), PreEncodedMicrophone(speech)
+        peer = await PythonPeer.join(url, video=camera, audio=microphone)
         return cls(peer)
 
     async def _listen(self, track: aiortc.MediaStreamTrack) -> None:
