@@ -128,9 +128,9 @@ class SessionManager:
     def overload(self) -> str | None:
         """What measured load says no to new sessions (CPU, a late event loop), or None."""
         c = self.config
-        if c.max_cpu_percent is not None and self.cpu_percent >= c.max_cpu_percent:
-            return f"CPU at {self.cpu_percent:.0f}% (limit {c.max_cpu_percent:.0f}%)"
         if c.max_cpu_percent is not None:
+            if self.cpu_percent >= c.max_cpu_percent:
+                return f"CPU at {self.cpu_percent:.0f}% (limit {c.max_cpu_percent:.0f}%)"
             # Admit only a session the machine has room for: one more costs what the running
             # ones cost on average. Waiting for the limit to be crossed admits the session
             # that tips it over, and the ones already running pay for it.

@@ -58,13 +58,14 @@ against 765 for a 1024x576 frame at "high" or "auto"; ``image_detail="high"`` to
 text (docs/openai.md, "What a frame costs")."""
 
 DEFAULT_MAX_SESSION_S = 55 * 60.0
+"""A session ends at 60 minutes (``session_expired``; Realtime API docs, session lifetime):
+the connection is recycled between replies after 55, with the conversation replayed. An
+expiry that comes anyway is handled as a reconnect."""
+
 DEFAULT_AUDIO_CHUNK_MS = 100
 """The user's audio goes out in 100 ms appends, not one a 20 ms frame: a fifth of the
 messages (each is JSON and base64 on both sides) for at most 80 ms more before the service
 hears the end of a phrase. LiveKit's plugin sends 100 ms too."""
-"""A session ends at 60 minutes (``session_expired``; Realtime API docs, session lifetime):
-the connection is recycled between replies after 55, with the conversation replayed. An
-expiry that comes anyway is handled as a reconnect."""
 
 __all__ = ["DEFAULT_TURN_DETECTION", "ApiKey", "Realtime"]
 

@@ -22,13 +22,10 @@ _installed = False
 class MarkerJitterBuffer(aiortc.jitterbuffer.JitterBuffer):
     """aiortc's jitter buffer, with video frames complete at their marked last packet."""
 
-    frames_by_marker = 0  # across the process, for tests and benchmarks
-
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         if self._is_video:
             frame = self._marked_frame()
             if frame is not None:
-                MarkerJitterBuffer.frames_by_marker += 1
                 return frame
         return super()._remove_frame(sequence_number)
 
