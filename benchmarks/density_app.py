@@ -22,17 +22,17 @@ from vision_agents.core.edge.events import ParticipantJoinedEvent
 from vision_agents.core.edge.transport import EdgeTransport
 from vision_agents.core.llm.events import RealtimeAudioOutputDoneEvent
 from vision_agents.plugins import openai
+from vision_agents.plugins.openai.realtime import DEFAULT_AUDIO_CHUNK_MS
 from vision_agents.plugins.webrtc import CallServer, WebRTCEdge
 from vision_agents.server import SessionRequest
 from vision_agents.server.usage import LoopLagProbe
 
 
-def build_agent(edge: EdgeTransport, model_url: str, audio_chunk_ms: int | None = None) -> Agent:
+def build_agent(
+    edge: EdgeTransport, model_url: str, audio_chunk_ms: int = DEFAULT_AUDIO_CHUNK_MS
+) -> Agent:
     client = openai_sdk.AsyncOpenAI(base_url=model_url, api_key="density-benchmark")
-    if audio_chunk_ms is None:
-        llm = openai.Realtime(fps=1, client=client)
-    else:
-        llm = openai.Realtime(fps=1, client=client, audio_chunk_ms=audio_chunk_ms)
+    llm = openai.Realtime(fps=1, client=client, audio_chunk_ms=audio_chunk_ms)
     agent = Agent(edge=edge, agent_user=User(name="Density agent"), llm=llm)
 
     @edge.events.subscribe
@@ -50,8 +50,8 @@ def create_agent(request: SessionRequest) -> Agent:
     model_url = request.metadata.get("model_url")
     if not isinstance(model_url, str):
         raise ValueError("metadata.model_url (the local OpenAI server's /v1 URL) is required")
-    chunk_ms = request.metadata.get("audio_chunk_ms")  # the benchmark's comparison rows
-    return build_agent(request.edge(), model_url, int(chunk_ms) if chunk_ms is not None else None)
+    chunk_ms = request.metadata.get("audio_chunk_ms", DEFAULT_AUDIO_CHUNK_MS)  # comparison rows
+    return build_agent(request.edge(), model_url, int(chunk_ms))
 
 
 async def run_in_one_process(count: int, model_url: str) -> None:

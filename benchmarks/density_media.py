@@ -159,6 +159,12 @@ def age_ms(stamp: int, at_ms: int) -> int:
     return (at_ms - stamp) % STAMP_MOD
 
 
+def speech_samples(speech: PcmData) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """The microphones' speech: 48 kHz mono int16."""
+    pcm = speech.resample(48000, 1)
+    return np.frombuffer(pcm.to_bytes(), np.int16)
+
+
 class LoopingMicrophone(aiortc.MediaStreamTrack):
     """Speech played in a loop at 48 kHz mono, 20 ms frames paced like a sound card."""
 
@@ -166,8 +172,7 @@ class LoopingMicrophone(aiortc.MediaStreamTrack):
 
     def __init__(self, speech: PcmData) -> None:
         super().__init__()
-        pcm = speech.resample(48000, 1)
-        self._samples = np.asarray(pcm.to_bytes() and np.frombuffer(pcm.to_bytes(), np.int16))
+        self._samples = speech_samples(speech)
         self._clock = AudioFrameClock(48000, 1)
         self._pos = 0
 
@@ -192,22 +197,21 @@ class PreEncodedMicrophone(aiortc.MediaStreamTrack):
         from aiortc.codecs.opus import OpusEncoder
 
         super().__init__()
-        source = LoopingMicrophone(speech)
+        samples = speech_samples(speech)
         encoder = OpusEncoder()
-        frames = len(source._samples) // source._clock.frame_samples
-        self._payloads: list[bytes] = []
-        clock = AudioFrameClock(48000, 1)
-        for i in range(frames):
-            n = clock.frame_samples
-            payloads, _ts = encoder.encode(clock.frame(source._samples[i * n : (i + 1) * n]))
-            self._payloads.extend(payloads)
         self._clock = AudioFrameClock(48000, 1)
+        n = self._clock.frame_samples
+        self._payloads: list[bytes] = []
+        for i in range(len(samples) // n):
+            payloads, _ts = encoder.encode(self._clock.frame(samples[i * n : (i + 1) * n]))
+            self._payloads.extend(payloads)
+        self._clock.pts = 0  # encoding stepped the clock: sending starts from the top
         self._index = 0
 
     async def recv(self) -> av.Packet[Any]:
         await self._clock.tick()
         packet = av.Packet(self._payloads[self._index % len(self._payloads)])
-        packet.pts = self._index * self._clock.frame_samples
+        packet.pts = self._clock.pts
         packet.time_base = Fraction(1, 48000)
         self._index += 1
         self._clock.pts += self._clock.frame_samples  # the clock paces by its pts
