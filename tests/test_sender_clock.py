@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
+from types import SimpleNamespace
 
 import aiortc
 import av
 import pytest
+from aiortc import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
 
 from tests.conftest import wait_until
-from vision_agents.core.edge.sender_clock import SenderClock, watch_track
+from vision_agents.core.edge.sender_clock import SenderClock, watch_receiver, watch_track
 from vision_agents.core.recording.timing import SenderGroup
 
 AUDIO = fractions.Fraction(1, 48000)
@@ -74,6 +77,59 @@ def test_no_date_without_a_wall_clock_an_origin_or_rtp_units() -> None:
     clock.note_report(_ntp(5.0), 0)
     assert clock.sender_time(3, fractions.Fraction(3, 1000)) is None
     assert clock.sender_time(None, AUDIO) is None
+
+
+def test_frames_in_another_time_base_are_dated_on_the_streams_rtp_clock() -> None:
+    # PyAV's decoders may hand out a video frame's pts in microseconds, not 90 kHz ticks.
+    origin = 3_000_000_000
+    clock = SenderClock(lambda: origin, clock_rate=90000)
+    clock.note_report(_ntp(700.0), (origin + 90000) % (1 << 32))  # pts 1 s in, at 700 s
+    micro = fractions.Fraction(1, 1_000_000)
+    assert clock.sender_time(1_000_000, micro) == pytest.approx(700.0, abs=1e-6)
+    assert clock.sender_time(1_033_333, micro) == pytest.approx(700.033333, abs=1e-5)
+    assert clock.sender_time(93000, fractions.Fraction(1, 90000)) == pytest.approx(
+        700.0333, abs=1e-4
+    )
+    with pytest.raises(ValueError, match="clock_rate must be positive, got 0"):
+        SenderClock(lambda: 0, clock_rate=0)
+
+
+class _Receiver:
+    """What ``watch_receiver`` reads of an aiortc receiver: its kind, codecs, timestamp mapper
+    and the two packet handlers the transport calls."""
+
+    def __init__(self) -> None:
+        self.track = aiortc.mediastreams.VideoStreamTrack()
+        self._RTCRtpReceiver__timestamp_mapper = SimpleNamespace(_origin=0)
+        self._RTCRtpReceiver__codecs = {
+            96: RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96),
+            97: RTCRtpCodecParameters(
+                mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96}
+            ),
+        }
+        self.handled: list[int] = []
+
+    async def _handle_rtcp_packet(self, packet: object) -> None:
+        pass
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        self.handled.append(packet.ssrc)
+
+
+async def test_bandwidth_probes_on_the_retransmission_stream_do_not_name_the_media() -> None:
+    # Chromium's first video packets are often padding-only probes on its RTX stream, and a
+    # retransmission may come before much media has: neither names the stream that is dated.
+    receiver = _Receiver()
+    clock = watch_receiver(receiver)  # type: ignore[arg-type]
+    assert clock.clock_rate == 90000
+    transport_calls = receiver._handle_rtp_packet
+    await transport_calls(RtpPacket(payload_type=97, ssrc=222), 0)
+    await transport_calls(RtpPacket(payload_type=97, ssrc=222, payload=b"\x00\x01old"), 1)
+    assert clock.media_ssrc is None
+    await transport_calls(RtpPacket(payload_type=96, ssrc=111, payload=b"\x90vp8"), 2)
+    assert clock.media_ssrc == 111
+    assert receiver.handled == [222, 222, 111]  # every packet still reaches aiortc
+    assert "_handle_rtp_packet" not in receiver.__dict__  # the tap stepped aside
 
 
 def test_a_sender_group_keeps_its_streams_in_step_despite_different_delays() -> None:

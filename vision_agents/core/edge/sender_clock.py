@@ -25,6 +25,7 @@ from aiortc.rtp import RtcpSrPacket
 logger = logging.getLogger(__name__)
 
 _WRAP = 1 << 32
+VIDEO_CLOCK_RATE = 90_000
 
 
 class SenderClock:
@@ -35,10 +36,17 @@ class SenderClock:
     timestamp - origin, unwrapped). Only the media stream's reports count once
     ``media_ssrc`` is known: a retransmission (RTX) stream reports its own, unrelated
     timestamps. Before the first report, or without an origin, the time is unknown.
+
+    ``clock_rate``: the stream's RTP clock (90 kHz for every WebRTC video codec). Given, a
+    frame's ``pts`` may be in any time base (a decoder may hand out microseconds); without it,
+    the time base must be the RTP clock's (1/48000 for Opus), as aiortc's audio frames are.
     """
 
-    def __init__(self, origin: Callable[[], int | None]) -> None:
+    def __init__(self, origin: Callable[[], int | None], clock_rate: int | None = None) -> None:
+        if clock_rate is not None and clock_rate <= 0:
+            raise ValueError(f"clock_rate must be positive, got {clock_rate!r}")
         self._origin = origin
+        self.clock_rate = clock_rate
         self._reports: dict[int | None, tuple[float, int]] = {}
         self._latest: tuple[float, int] | None = None
         self.media_ssrc: int | None = None
@@ -59,9 +67,13 @@ class SenderClock:
         origin = self._origin()
         if report is None or origin is None or pts is None or time_base is None:
             return None
-        if time_base.numerator != 1 or time_base.denominator <= 0:
-            return None  # not in RTP units: aiortc's frames always are
-        rate = time_base.denominator
+        if self.clock_rate is not None:
+            rate = self.clock_rate
+            pts = round(pts * time_base * rate)  # exact: Fraction arithmetic
+        elif time_base.numerator != 1 or time_base.denominator <= 0:
+            return None  # not in RTP units, and the RTP clock is not known
+        else:
+            rate = time_base.denominator
         ntp_s, rtp = report
         at = (rtp - origin) % _WRAP  # the report's timestamp in the frames' numbering...
         at += round((pts - at) / _WRAP) * _WRAP  # ...taken in the frame's own wrap
@@ -76,7 +88,10 @@ def watch_receiver(receiver: aiortc.RTCRtpReceiver) -> SenderClock:
         value = getattr(mapper, "_origin", None)
         return value if isinstance(value, int) else None
 
-    clock = SenderClock(origin)
+    # Every WebRTC video codec's RTP clock runs at 90 kHz (RFC 7741, 6184, ...); aiortc's
+    # video decoders may hand out frames in another time base (microseconds, through PyAV).
+    clock = SenderClock(origin, VIDEO_CLOCK_RATE if receiver.track.kind == "video" else None)
+    codecs: Any = getattr(receiver, "_RTCRtpReceiver__codecs", None)
     on_rtcp: Callable[[Any], Awaitable[None]] | None = getattr(
         receiver, "_handle_rtcp_packet", None
     )
@@ -92,16 +107,26 @@ def watch_receiver(receiver: aiortc.RTCRtpReceiver) -> SenderClock:
         await on_rtcp(packet)
 
     async def first_rtp(packet: Any, arrival_time_ms: int) -> None:
-        # The first packet is media (a retransmission needs a loss reported first): its SSRC
-        # says whose reports date the frames. Then the tap steps aside (no cost per packet).
-        clock.media_ssrc = int(packet.ssrc)
-        receiver.__dict__.pop("_handle_rtp_packet", None)
+        # The first media packet's SSRC says whose reports date the frames; then the tap steps
+        # aside (no cost per packet). Chromium's first packets are often bandwidth probes on
+        # its retransmission (RTX) stream, padding only: those are passed by.
+        if not _is_retransmission(packet, codecs):
+            clock.media_ssrc = int(packet.ssrc)
+            receiver.__dict__.pop("_handle_rtp_packet", None)
         await on_rtp(packet, arrival_time_ms=arrival_time_ms)
 
     # The transport calls these by name on the receiver for each packet routed to it.
     receiver._handle_rtcp_packet = tapped_rtcp  # type: ignore[method-assign]
     receiver._handle_rtp_packet = first_rtp  # type: ignore[method-assign]
     return clock
+
+
+def _is_retransmission(packet: Any, codecs: Any) -> bool:
+    """Whether an RTP packet belongs to a retransmission stream or carries no media."""
+    if not getattr(packet, "payload", b""):
+        return True  # padding only (a bandwidth probe)
+    codec = codecs.get(packet.payload_type) if isinstance(codecs, dict) else None
+    return codec is not None and str(getattr(codec, "name", "")).lower() == "rtx"
 
 
 def watch_track(pc: aiortc.RTCPeerConnection, track: aiortc.MediaStreamTrack) -> SenderClock | None:

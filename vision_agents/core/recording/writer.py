@@ -63,6 +63,8 @@ class WriterStats:
     """Times a source's timestamps jumped and its placement started over."""
     sender_dated: int = 0
     """Frames placed by their sender's wall clock (in step with that sender's other streams)."""
+    video_sender_dated: int = 0
+    """Of those, video frames."""
 
 
 @dataclass
@@ -317,6 +319,7 @@ class RecordingWriter:
         if sender_s is not None and sender is not None:
             placed = self._sender_group(sender).place(source, sender_s, arrival)
             self.stats.sender_dated += 1
+            self.stats.video_sender_dated += 1
         placed = max(placed, state.last_placed + 1e-6)
         state.last_placed = placed
         state.numbered += 1
