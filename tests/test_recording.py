@@ -434,10 +434,16 @@ def test_grid_cells_fill_the_picture() -> None:
 
 # Replaces the page's camera and microphone with a canvas and a WebAudio graph on one clock:
 # a steady hum and, every 4 s from 2 s on, a 500 ms white flash and a 200 ms beep, started
-# together by one timer callback keyed to the AudioContext's time. The flash is long because on
-# a loaded machine Chromium's capture and encoder skip stretches of frames (a 200 ms flash went
-# missing in three of five pairs under load while the beep, scheduled in the same step, came). The hum's and the beep's pitch (from the
-# link) tell participants apart.
+# together by one timer callback keyed to the AudioContext's time. The hum's and the beep's
+# pitch (from the link) tell participants apart.
+#
+# Each picture goes out as a VideoFrame stamped with the moment it was drawn (a
+# MediaStreamTrackGenerator), the way a camera stamps its frames. canvas.captureStream()
+# stamps them itself, and measured against the moment of drawing (the sender's RTCP clock on
+# this machine, same wall clock) it put the white frame 17-78 ms early, a constant per browser
+# instance; stamped at the draw, the same frames were dated 1-7 ms early. The flash is long
+# because on a loaded machine Chromium's encoder skips stretches of frames (a 200 ms flash went
+# missing in three of five pairs under load while the beep, scheduled in the same step, came).
 FLASH_AND_BEEP_SOURCE = """
 (() => {
   const link = new URLSearchParams(location.hash.slice(1));
@@ -464,6 +470,8 @@ FLASH_AND_BEEP_SOURCE = """
     canvas.width = 320;
     canvas.height = 240;
     const g = canvas.getContext("2d");
+    const video = new MediaStreamTrackGenerator({ kind: "video" });
+    const frames = video.writable.getWriter();
     let lit = false;
     const draw = () => {
       const t = ctx.currentTime - first;
@@ -478,10 +486,11 @@ FLASH_AND_BEEP_SOURCE = """
       lit = white;
       g.fillStyle = white ? "#ffffff" : "#3050a0";
       g.fillRect(0, 0, canvas.width, canvas.height);
+      const frame = new VideoFrame(canvas, { timestamp: Math.round(performance.now() * 1000) });
+      frames.write(frame).finally(() => frame.close());
     };
-    setInterval(draw, 4);
+    setInterval(draw, 1000 / 30);
     draw();
-    const video = canvas.captureStream(30).getVideoTracks()[0];
     return new MediaStream([video, ...out.stream.getAudioTracks()]);
   };
 })();
@@ -489,8 +498,8 @@ FLASH_AND_BEEP_SOURCE = """
 
 
 def _flashes(pictures: list[tuple[float, np.ndarray]], cell: slice) -> list[float]:
-    """When a cell (a column range of the picture) turns white."""
-    out, lit = [], False
+    """When a cell (a column range of the picture) turns white (not one white from the start)."""
+    out, lit = [], True
     for t, rgb in pictures:
         bright = float(rgb[:, cell].mean()) > 180  # white, not the blue of the rest
         if bright and not lit:

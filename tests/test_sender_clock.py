@@ -149,6 +149,26 @@ def test_a_sender_group_keeps_its_streams_in_step_despite_different_delays() -> 
     assert placed["beep"] == pytest.approx(10.48 + 0.070, abs=1e-4)
 
 
+def test_a_pair_stays_together_while_the_offsets_settle() -> None:
+    # The first video frames come 250 ms after capture, later ones 40 ms (an encoder and a
+    # network warming up); audio always takes 20 ms. A beep and a flash captured together at
+    # 0.3 s arrive 100 ms apart, while the video's offset is still falling.
+    group = SenderGroup()
+    placed: dict[str, float] = {}
+    events = [(k * 0.02, "mic", 0.020) for k in range(100)]
+    events += [(k / 30, "cam", max(0.040, 0.250 - 0.42 * k / 30)) for k in range(60)]
+    for at, source, delay in sorted(events, key=lambda e: e[0] + e[2]):
+        where = group.place(source, 500.0 + at, at + delay)
+        if abs(at - 0.3) < 1e-9:
+            placed[source] = where
+    # Apart by at most what the offset settles in the 0.1 s between them (0.05 s a second).
+    assert placed["cam"] == pytest.approx(placed["mic"], abs=0.008), placed
+    # Settled (0.21 s at 0.05 s a second), the sender is placed with its video's least delay.
+    assert group.place("mic", 505.0, 5.02) == pytest.approx(5.040, abs=0.001)
+    with pytest.raises(ValueError, match="settle_per_s must not be negative, got -1"):
+        SenderGroup(settle_per_s=-1)
+
+
 def test_a_stream_far_out_of_step_keeps_its_own_placement() -> None:
     group = SenderGroup()
     for i in range(10):

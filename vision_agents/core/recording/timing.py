@@ -70,11 +70,24 @@ class SenderGroup:
     stream: sync never makes a frame too late to be written. A stream whose offset is more than
     ``MediaClock.resync_s`` above the smallest keeps its own and is left out of the others'
     (its sender times are off, or it is far behind): better out of step than held back.
+
+    The shared offset rises at once (a frame must not come too late) but falls by at most
+    ``settle_per_s`` seconds a second. Falling at once moved streams apart while the offsets
+    settle (the first second or so): a beep placed when its audio came and the flash made with
+    it placed 50-100 ms later, when the video came, after the offset had dropped. At the
+    default 0.05 s a second, streams that arrive 0.1 s apart move at most 5 ms apart, and an
+    offset 0.25 s too high settles in 5 s (meanwhile this sender is placed that much late
+    against the call's others).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, settle_per_s: float = 0.05) -> None:
+        if settle_per_s < 0:
+            raise ValueError(f"settle_per_s must not be negative, got {settle_per_s!r}")
+        self.settle_per_s = settle_per_s
         self._base: float | None = None
         self._clocks: dict[str, MediaClock] = {}
+        self._offset: float | None = None
+        self._last_arrival = 0.0
 
     def place(self, source: str, sender_s: float, arrival_s: float) -> float:
         """The recording time of ``source``'s frame captured at ``sender_s`` (sender's clock)
@@ -90,7 +103,14 @@ class SenderGroup:
         low = min(offsets)
         if own - low > clock.resync_s:
             return media + own
-        return media + max(o for o in offsets if o - low <= clock.resync_s)
+        target = max(o for o in offsets if o - low <= clock.resync_s)
+        if self._offset is None or not 0 <= self._offset - target <= clock.resync_s:
+            self._offset = target  # higher, or a jump (a resync), not settling
+        else:
+            elapsed = max(0.0, arrival_s - self._last_arrival)
+            self._offset = max(target, self._offset - self.settle_per_s * elapsed)
+        self._last_arrival = max(self._last_arrival, arrival_s)
+        return media + self._offset
 
     def remove(self, source: str) -> None:
         self._clocks.pop(source, None)
