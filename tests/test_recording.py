@@ -26,6 +26,7 @@ from aiortc import MediaStreamError, MediaStreamTrack
 
 from tests.conftest import no_leaks, wait_until
 from vision_agents.core import Agent, User
+from vision_agents.core.edge.events import TrackAddedEvent
 from vision_agents.core.errors import ConfigurationError
 from vision_agents.core.llm.events import RealtimeUserSpeechTranscriptionEvent
 from vision_agents.core.recording import CallRecorder, RecordingError, RecordingWriter
@@ -35,11 +36,6 @@ from vision_agents.core.recording.timing import MediaClock
 from vision_agents.testing import FakeRealtime, InMemoryEdge, dominant_hz, tone
 
 SYNC_LIMIT_S = 0.040
-# A browser's flash and beep are made in one timer callback, but Chromium's own capture paths
-# (canvas capture, WebAudio into the microphone track) move them apart by tens of ms on a busy
-# machine, before anything reaches us. Medians measured with sender-report dating: 7-51 ms
-# (25 ms on a quiet machine). Issue 20 asks 40 ms: the synthetic test holds every pair to it.
-BROWSER_SYNC_LIMIT_S = 0.080
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "recording" / "main.py"
 
 
@@ -406,6 +402,33 @@ def test_the_writer_holds_a_bounded_amount_whatever_comes_in(tmp_path: Path) -> 
     assert mixer.late_samples == 960
 
 
+def test_a_sender_whose_media_falls_behind_is_moved_later_not_dropped(tmp_path: Path) -> None:
+    # A participant's audio, dated on their clock, comes 30 ms after capture; from 2 s on it
+    # comes 0.9 s after (a backlog on the way), more than the writer waits (0.5 s).
+    writer = RecordingWriter(tmp_path / "behind.webm", video=False, latency_s=0.5)
+    for k in range(250):
+        captured = k * 0.02
+        arrival = captured + (0.03 if captured < 2.0 else 0.9)
+        hum = 8000 * np.sin(2 * np.pi * 440 * (k * 960 + np.arange(960)) / 48000)
+        frame = av.AudioFrame.from_ndarray(
+            hum.astype(np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate, frame.pts = 48000, k * 960
+        frame.time_base = fractions.Fraction(1, 48000)
+        writer.add_audio("mic", frame, arrival, 3000.0 + captured, "ann")
+        writer.advance(arrival)
+    writer.close(6.0)
+    # Moved once, with its other streams, not dropped frame by frame.
+    assert writer.stats.late_audio_s == 0.0 and writer.stats.late_raises == 1, writer.stats
+    got = decode(tmp_path / "behind.webm")
+    loud = np.convolve(np.abs(got.audio), np.ones(480) / 480, mode="same") > 0.05
+    edges = np.flatnonzero(np.diff(loud.astype(int))) / 48000  # on, off, on, off
+    assert len(edges) == 4, edges
+    assert edges[1] - edges[0] == pytest.approx(2.0, abs=0.05)  # all before the backlog...
+    assert edges[2] - edges[1] == pytest.approx(0.87, abs=0.05)  # ...one gap...
+    assert edges[3] - edges[2] > 2.7  # ...and the rest (the codec's last 0.1 s aside)
+
+
 def test_media_clock_ignores_jitter_and_follows_jumps() -> None:
     clock = MediaClock()
     rng = np.random.default_rng(7)
@@ -528,7 +551,10 @@ PARTICIPANTS = [("Ann", 440, 1000), ("Bob", 660, 1300)]  # name, hum Hz, beep Hz
 AGENT_HZ = 1800
 
 
-@pytest.mark.timing
+# Not a timing test (not run beside CPU burners): two Chromium processes, the agent and the
+# recording beside two burners are more than two cores carry. On 2026-12-07 the browsers' media
+# then reached the agent 5-11 s after capture (every run, with or without this change), and
+# the recording held only two or three of the five flashes.
 @pytest.mark.timeout(150)
 async def test_a_recorded_call_with_two_browsers_and_the_agent(tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
@@ -541,6 +567,12 @@ async def test_a_recorded_call_with_two_browsers_and_the_agent(tmp_path: Path) -
     edge = WebRTCEdge(max_participants=4)
     agent = Agent(edge=edge, agent_user=User(name="Ada"), llm=model)
     call = await agent.create_call("default", "recorded")
+    tracks: list[str] = []
+
+    async def on_track(event: TrackAddedEvent) -> None:
+        tracks.append(event.track.id)
+
+    agent.events.subscribe(on_track)
     async with agent.join(call), async_playwright() as pw:
         browsers = [await launch(pw, None, None) for _ in range(2)]
         try:
@@ -552,6 +584,15 @@ async def test_a_recorded_call_with_two_browsers_and_the_agent(tmp_path: Path) -
                 pages.append(page)
             await wait_until(lambda: len(edge.participants) == 2, 60, "both browsers in the call")
             await wait_until(lambda: model.audio_received > 1.0, 30, "their audio at the agent")
+
+            # Until a sender has reported on a stream (RTCP; Chromium's first report on audio
+            # comes about 2.5 s after it starts sending), that stream is placed by arrival, not
+            # in step (see docs/recording.md). The call is recorded once every stream is dated.
+            def reported() -> bool:
+                clocks = [edge.sender_clock(track) for track in tracks]
+                return len(clocks) == 4 and all(c is not None and c.reported for c in clocks)
+
+            await wait_until(reported, 15, "a sender report on every stream")
             recorder = await agent.start_recording(path, size=(640, 240))
 
             async def badge_shown() -> bool:
@@ -589,10 +630,8 @@ async def test_a_recorded_call_with_two_browsers_and_the_agent(tmp_path: Path) -
         peak = float(spectrum[(freqs > hz - 5) & (freqs < hz + 5)].max())
         assert peak > 50 * noise, f"{hz} Hz is missing from the recording"
 
-    # Both browsers' cells; each one's flash and beep, made together, land within
-    # BROWSER_SYNC_LIMIT_S. The median: on a loaded machine Chromium now and then misses a
-    # flash or moves a pair by a few hundred ms; the synthetic test holds every pair to
-    # SYNC_LIMIT_S.
+    # Both browsers' cells; each one's flashes and beeps, made together, land within
+    # SYNC_LIMIT_S of each other, every pair.
     assert _lit_width(got.pictures[-1][1]) > 0.95
     offsets: list[float] = []
     # Cells are in the order the cameras reached the agent, whoever joined first.
@@ -606,15 +645,16 @@ async def test_a_recorded_call_with_two_browsers_and_the_agent(tmp_path: Path) -
             f"{name}: flashes {[round(f, 3) for f in flashes]}, beeps "
             f"{[round(b, 3) for b in beeps]}: {[round(1000 * o) for o in mine]} ms"
         )
-        assert len(mine) >= 2, f"{name}: too few flashes recorded"
+        assert len(mine) >= 4, f"{name}: too few flashes recorded (one every 4 s)"
         offsets += mine
+    worst = max(offsets, key=abs)
     median = float(np.median(np.abs(offsets)))
-    print(f"flash/beep offset in a browser call: median {1000 * median:.0f} ms")
+    print(f"flash/beep in a browser call: median {1000 * median:.0f} ms, worst {1000 * worst:+.0f}")
     # Each browser's streams were dated on its own clock (RTCP sender reports), not by arrival.
     stats = summary.stats
     assert stats.sender_dated - stats.video_sender_dated > stats.audio_frames // 2, stats
     assert stats.video_sender_dated > stats.video_frames * 0.9, stats
-    assert median <= BROWSER_SYNC_LIMIT_S
+    assert abs(worst) <= SYNC_LIMIT_S
 
 
 async def test_the_example_records_a_call(

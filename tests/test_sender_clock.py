@@ -62,7 +62,10 @@ def test_wraps_of_the_rtp_timestamp_are_followed() -> None:
 def test_a_retransmission_streams_reports_do_not_date_the_media() -> None:
     clock = SenderClock(lambda: 0)
     clock.media_ssrc = 1111
+    clock.note_report(_ntp(50.0), 7_000_000, ssrc=2222)
+    assert not clock.reported and clock.sender_time(48000, AUDIO) is None
     clock.note_report(_ntp(50.0), 48000, ssrc=1111)
+    assert clock.reported
     clock.note_report(_ntp(50.0), 7_000_000, ssrc=2222)  # its RTX stream: other timestamps
     assert clock.sender_time(48000, AUDIO) == pytest.approx(50.0, abs=1e-6)
 
@@ -167,6 +170,25 @@ def test_a_pair_stays_together_while_the_offsets_settle() -> None:
     assert group.place("mic", 505.0, 5.02) == pytest.approx(5.040, abs=0.001)
     with pytest.raises(ValueError, match="settle_per_s must not be negative, got -1"):
         SenderGroup(settle_per_s=-1)
+
+
+def test_streams_that_fall_behind_move_later_together() -> None:
+    group = SenderGroup()
+    for i in range(50):
+        at = i * 0.02
+        group.place("mic", 100.0 + at, at + 0.02)
+        group.place("cam", 100.0 + at, at + 0.05)
+    # From 1 s on, everything comes 0.8 s later; the recording has written up to 0.5 s ago.
+    beep = group.place("mic", 101.0, 1.8, not_before=1.3)
+    flash = group.place("cam", 101.0, 1.85, not_before=1.35)
+    assert group.raises == 1 and beep == pytest.approx(1.8)
+    assert flash == pytest.approx(beep, abs=0.005)  # then settling: 0.05 s a second
+    assert group.place("mic", 101.02, 1.82, not_before=1.32) == pytest.approx(1.82, abs=0.005)
+    # Far behind (2 s), it is moved once too, not back and forth with each frame.
+    for i in range(100):
+        at = 101.04 + i * 0.02
+        group.place("mic", at, at - 99.0 + 2.0, not_before=at - 99.0 + 1.5)
+    assert group.raises == 2
 
 
 def test_a_stream_far_out_of_step_keeps_its_own_placement() -> None:

@@ -53,6 +53,15 @@ class SenderClock:
         """The SSRC of the stream's media packets (the first packet's), once one came."""
         self.reports = 0
 
+    @property
+    def reported(self) -> bool:
+        """Whether the sender has reported on the stream's media yet (its frames can be dated).
+        Chromium reports on audio first about 2.5 s after it starts sending, on video sooner;
+        until then a recording places the stream by arrival, not in step with the others."""
+        if self.media_ssrc is None:
+            return self._latest is not None
+        return self.media_ssrc in self._reports
+
     def note_report(self, ntp_timestamp: int, rtp_timestamp: int, ssrc: int | None = None) -> None:
         if ntp_timestamp <= 0:
             return  # a sender without a wall clock sends zero (RFC 3550)

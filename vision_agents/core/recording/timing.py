@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
+# Where a frame that came too late is put: this far past what has been written.
+_MARGIN_S = 0.1
+
 
 class MediaClock:
     """Places one source's frames on the recording timeline.
@@ -25,7 +30,10 @@ class MediaClock:
         self.drift_per_s = drift_per_s
         self.resyncs = 0
         self._offset: float | None = None
+        self._target = 0.0  # the largest stream offset, when last placed
         self._last_arrival = 0.0
+        self.raises = 0
+        """Times the streams were moved later because a frame would have come too late."""
         self._late_since: float | None = None
 
     @property
@@ -87,11 +95,22 @@ class SenderGroup:
         self._base: float | None = None
         self._clocks: dict[str, MediaClock] = {}
         self._offset: float | None = None
+        self._target = 0.0  # the largest stream offset, when last placed
         self._last_arrival = 0.0
+        self.raises = 0
+        """Times the streams were moved later because a frame would have come too late."""
 
-    def place(self, source: str, sender_s: float, arrival_s: float) -> float:
+    def place(
+        self, source: str, sender_s: float, arrival_s: float, not_before: float = -math.inf
+    ) -> float:
         """The recording time of ``source``'s frame captured at ``sender_s`` (sender's clock)
-        that arrived at ``arrival_s`` (recording clock)."""
+        that arrived at ``arrival_s`` (recording clock).
+
+        ``not_before``: what the recording has already written. A frame that would land there
+        (its streams now come later than the recording waits for: a backlog on the way) moves
+        all of the sender's streams later, together, so that it lands at its arrival (or just
+        past ``not_before``): a short gap, then in step again, rather than everything that
+        follows dropped as late. Counted in ``raises``."""
         if self._base is None:
             self._base = sender_s  # keeps the numbers small (NTP seconds are about 4e9)
         media = sender_s - self._base
@@ -104,12 +123,16 @@ class SenderGroup:
         if own - low > clock.resync_s:
             return media + own
         target = max(o for o in offsets if o - low <= clock.resync_s)
-        if self._offset is None or not 0 <= self._offset - target <= clock.resync_s:
-            self._offset = target  # higher, or a jump (a resync), not settling
+        previous, self._target = self._target, target
+        if self._offset is None or target > self._offset or previous - target > clock.resync_s:
+            self._offset = target  # higher, or the streams' timestamps jumped (a resync)
         else:
             elapsed = max(0.0, arrival_s - self._last_arrival)
             self._offset = max(target, self._offset - self.settle_per_s * elapsed)
         self._last_arrival = max(self._last_arrival, arrival_s)
+        if media + self._offset < not_before:
+            self._offset = max(arrival_s, not_before + _MARGIN_S) - media
+            self.raises += 1
         return media + self._offset
 
     def remove(self, source: str) -> None:

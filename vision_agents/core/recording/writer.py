@@ -61,6 +61,9 @@ class WriterStats:
     """Audio that arrived after its place in the file had been written (dropped)."""
     resyncs: int = 0
     """Times a source's timestamps jumped and its placement started over."""
+    late_raises: int = 0
+    """Times a sender's streams were moved later, together, because they came later than the
+    recording waits for (``latency_s``): a short gap each, instead of their media dropped."""
     sender_dated: int = 0
     """Frames placed by their sender's wall clock (in step with that sender's other streams)."""
     video_sender_dated: int = 0
@@ -276,8 +279,8 @@ class RecordingWriter:
         placed = state.clock.place(media, arrival)
         self.stats.resyncs += state.clock.resyncs - resyncs
         if sender_s is not None and sender is not None:
-            placed = self._sender_group(sender).place(source, sender_s, arrival)
-            self.stats.sender_dated += 1
+            written = self._mixer.position / SAMPLE_RATE
+            placed = self._sender_placed(sender, source, sender_s, arrival, written)
         start = round(placed * SAMPLE_RATE)
         if state.next_sample is not None and abs(start - state.next_sample) <= _SNAP_SAMPLES:
             start = state.next_sample
@@ -317,8 +320,10 @@ class RecordingWriter:
         placed = state.clock.place(media, arrival)
         self.stats.resyncs += state.clock.resyncs - resyncs
         if sender_s is not None and sender is not None:
-            placed = self._sender_group(sender).place(source, sender_s, arrival)
-            self.stats.sender_dated += 1
+            output = self._grid if self._grid is not None else self._tracks.get(source)
+            shown = output.last_picture if output is not None else None
+            written = -math.inf if shown is None else shown
+            placed = self._sender_placed(sender, source, sender_s, arrival, written)
             self.stats.video_sender_dated += 1
         placed = max(placed, state.last_placed + 1e-6)
         state.last_placed = placed
@@ -329,6 +334,16 @@ class RecordingWriter:
         state.pending.append((placed, state.numbered, frame))
         if self.layout == "per_track" and source not in self._tracks:
             self._open_track_file(source, state, frame, placed)
+
+    def _sender_placed(
+        self, sender: str, source: str, sender_s: float, arrival: float, written: float
+    ) -> float:
+        group = self._sender_group(sender)
+        raises = group.raises
+        placed = group.place(source, sender_s, arrival, not_before=written)
+        self.stats.sender_dated += 1
+        self.stats.late_raises += group.raises - raises
+        return placed
 
     def _sender_group(self, sender: str) -> SenderGroup:
         group = self._senders.get(sender)
