@@ -99,7 +99,7 @@ class CallRecorder:
         fps: float = 30.0,
         overwrite: bool = False,
         indicator: bool = True,
-        latency_s: float = 0.5,
+        latency_s: float = 1.0,
     ) -> None:
         self.path = Path(path)
         _check_path(self.path, overwrite)

@@ -90,7 +90,8 @@ class _VideoSource:
 
 class _VideoOutput:
     """One video stream: a grid of its sources' newest frames, a picture whenever one of them
-    has a new frame (at that frame's time), at most ``fps`` a second, at least once a second."""
+    has a new frame (at that frame's time), at most ``fps`` a second, at least once a second;
+    each picture shows the frames due by half an interval after it."""
 
     def __init__(
         self,
@@ -133,12 +134,16 @@ class _VideoOutput:
             self.picture(at)
 
     def picture(self, at: float) -> None:
+        # A frame due within half a picture interval goes in this picture: with several
+        # cameras, each at its own phase, a frame is shown at most that far from its time,
+        # early or late, rather than up to a whole interval late (33 ms at 30 fps).
+        nearest = at + 0.5 / self.fps
         shown: dict[str, tuple[int, av.VideoFrame]] = {}
         for source, state in list(self.sources.items()):
             if at >= state.gone_at:
                 del self.sources[source]
                 continue
-            while state.pending and state.pending[0][0] <= at:
+            while state.pending and state.pending[0][0] <= nearest:
                 _placed, number, frame = state.pending.popleft()
                 state.current = (number, frame)
             if state.current is not None:
@@ -189,10 +194,10 @@ class RecordingWriter:
         fps: float = 30.0,
         video: bool = True,
         layout: str = "grid",
-        latency_s: float = 0.5,
+        latency_s: float = 1.0,
         audio_bitrate: int = 64_000,
         video_bitrate: int = 1_500_000,
-        max_pending_frames: int = 32,
+        max_pending_frames: int | None = None,
     ) -> None:
         spec = FORMATS.get(path.suffix.lower())
         if spec is None:
@@ -211,7 +216,8 @@ class RecordingWriter:
         """Files of the per-track layout, in the order the cameras came."""
         self._video = video
         self._video_bitrate = video_bitrate
-        self._max_pending = max_pending_frames
+        # A source's frames wait up to latency_s to be shown: room for that at 30 fps, and more.
+        self._max_pending = max_pending_frames or 32 + math.ceil(30 * latency_s)
         self._mixer = AudioMixer(SAMPLE_RATE, max_ahead_s=max(10.0, 4 * latency_s))
         self._audio_sources: dict[str, _AudioSource] = {}
         self._video_sources: dict[str, _VideoSource] = {}
