@@ -475,7 +475,13 @@ async def test_wrong_or_expired_token_is_refused_with_a_clear_message(
             ):
                 page = await browser.new_page()
                 await page.goto(url)
-                await page.wait_for_function("vaCall.error !== null", timeout=5000)
+
+                # Polled from here: wait_for_function's string predicate runs through eval in
+                # the page, which the page's Content-Security-Policy refuses (a flaky failure).
+                async def refused(page: Any = page) -> bool:
+                    return bool(await page.evaluate("vaCall.error !== null"))
+
+                await wait_until(refused, 5, f"the page to refuse the link ({words})")
                 message = await page.evaluate("vaCall.error")
                 assert words in message, message
                 assert await page.evaluate("vaCall.pc") is None  # no WebRTC work began
