@@ -30,10 +30,7 @@ class MediaClock:
         self.drift_per_s = drift_per_s
         self.resyncs = 0
         self._offset: float | None = None
-        self._target = 0.0  # the largest stream offset, when last placed
         self._last_arrival = 0.0
-        self.raises = 0
-        """Times the streams were moved later because a frame would have come too late."""
         self._late_since: float | None = None
 
     @property

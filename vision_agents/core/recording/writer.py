@@ -217,7 +217,9 @@ class RecordingWriter:
         self._video = video
         self._video_bitrate = video_bitrate
         # A source's frames wait up to latency_s to be shown: room for that at 30 fps, and more.
-        self._max_pending = max_pending_frames or 32 + math.ceil(30 * latency_s)
+        if max_pending_frames is None:
+            max_pending_frames = 32 + math.ceil(30 * latency_s)
+        self._max_pending = max_pending_frames
         self._mixer = AudioMixer(SAMPLE_RATE, max_ahead_s=max(10.0, 4 * latency_s))
         self._audio_sources: dict[str, _AudioSource] = {}
         self._video_sources: dict[str, _VideoSource] = {}
