@@ -28,7 +28,7 @@ from playwright.async_api import async_playwright
 from tests.browser.agent_video import PatternPublisher
 from tests.browser.calls import CallPages, EmbeddedPages, JanusPages
 from tests.browser.chromium import launch
-from tests.browser.media import write_speech_wav, write_y4m
+from tests.browser.media import write_photo_y4m, write_speech_wav, write_y4m
 from tests.browser.netns import LoopbackOnlyNamespace, add_inside_veth, interfaces
 from tests.browser.page import INBOUND_STATS, TAKE_AUDIO
 from tests.browser.waiting import eventually
@@ -499,6 +499,10 @@ async def test_browser_talks_to_gemini_through_the_agent(
     SDK -> the local Gemini Live server, and the model's voice back."""
     async with GeminiLiveServer() as server:
         model = gemini.Realtime(model="gemini-live-test", fps=2, client=server.client())
+        # What this test holds the path to is the fps throttle: every frame it offers goes to
+        # the model. The default policy (SceneChange) would hold back this camera's pattern,
+        # whose frames differ by a few grey levels, for up to max_interval (10 s) a frame.
+        model.frame_policy = None
         async with make_call(model, video=False) as call, async_playwright() as pw:
             browser = await launch(pw, *media)
             try:
@@ -539,6 +543,13 @@ OUTBOUND_VIDEO = """async () => {
 }"""
 
 
+OUTBOUND_WIDTH = """async () => {
+  const sender = vaCall.pc.getSenders().find((s) => s.track && s.track.kind === "video");
+  for (const r of (await sender.getStats()).values()) if (r.type === "outbound-rtp") return r.frameWidth;
+  return 0;
+}"""
+
+
 async def _send_rate(page: Any, seconds: float = 3.0) -> tuple[float, float]:
     """The camera's frames a second and kbit/s sent over ``seconds``."""
     frames0, bytes0 = await page.evaluate(OUTBOUND_VIDEO)
@@ -551,6 +562,38 @@ async def _send_rate(page: Any, seconds: float = 3.0) -> tuple[float, float]:
 
 async def _limit(page: Any) -> float | None:
     return await page.evaluate("vaCall.videoLimit")  # type: ignore[no-any-return]
+
+
+@pytest.mark.timeout(120)
+async def test_a_camera_turned_back_on_is_sharp_at_once(tmp_path: Path) -> None:
+    """The call server's bandwidth estimate does not fall with a black camera: turned back on
+    after 6 s off, the camera is sent at its full size and the asked rate within a second or
+    two (with aiortc's own estimator: 1 fps at ~30 kbit/s for many seconds, measured)."""
+    media = (
+        write_photo_y4m(tmp_path / "photo.y4m", seconds=2),
+        write_speech_wav(tmp_path / "mic.wav", "Hello."),
+    )
+    model = FakeRealtime(fps=5)  # the browser is asked for 10 fps
+    async with embedded_call(model) as call, async_playwright() as pw:
+        browser = await launch(pw, *media)
+        try:
+            page = await browser.new_page()
+            await page.goto(call.join_url("Ann"))
+            await eventually(lambda: len(model.frames) >= 1, 20, "the agent's first frame")
+            await page.evaluate("vaCall.local.getVideoTracks()[0].enabled = false")
+            await asyncio.sleep(6.0)  # the condition under test: a camera off this long
+            await page.evaluate("vaCall.local.getVideoTracks()[0].enabled = true")
+            await asyncio.sleep(1.5)  # the encoder's first key frame after the black ones
+            fps, kbps = await _send_rate(page, 3.0)
+            width = await page.evaluate(OUTBOUND_WIDTH)
+            print(f"after the camera came back: {fps:.1f} fps, {kbps:.0f} kbit/s, {width} px wide")
+            assert width == 640, width
+            assert fps >= 6.0 and kbps >= 300, (fps, kbps)
+            room = next(iter(call.edge.server.rooms.values()))  # type: ignore[attr-defined]
+            estimates = [e.estimate_bps for m in room.members for e in m.estimators]
+            assert max(estimates) >= 1_000_000, estimates
+        finally:
+            await browser.close()
 
 
 @pytest.mark.timeout(150)

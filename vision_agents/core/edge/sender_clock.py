@@ -105,6 +105,7 @@ def watch_receiver(receiver: aiortc.RTCRtpReceiver) -> SenderClock:
         receiver, "_handle_rtcp_packet", None
     )
     on_rtp: Callable[..., Awaitable[None]] | None = getattr(receiver, "_handle_rtp_packet", None)
+    tapped_before = set(vars(receiver))
     if mapper is None or on_rtcp is None or on_rtp is None:
         logger.debug("this aiortc hides its sender reports: frames are placed by arrival")
         return clock
@@ -121,7 +122,12 @@ def watch_receiver(receiver: aiortc.RTCRtpReceiver) -> SenderClock:
         # its retransmission (RTX) stream, padding only: those are passed by.
         if not _is_retransmission(packet, codecs):
             clock.media_ssrc = int(packet.ssrc)
-            receiver.__dict__.pop("_handle_rtp_packet", None)
+            # Whatever handled packets before the tap handles them again (another tap of
+            # this receiver's, or the class's own method).
+            if "_handle_rtp_packet" in tapped_before:
+                setattr(receiver, "_handle_rtp_packet", on_rtp)  # noqa: B010
+            else:
+                receiver.__dict__.pop("_handle_rtp_packet", None)
         await on_rtp(packet, arrival_time_ms=arrival_time_ms)
 
     # The transport calls these by name on the receiver for each packet routed to it.

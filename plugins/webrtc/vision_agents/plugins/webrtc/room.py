@@ -22,6 +22,7 @@ from aiortc import sdp
 from vision_agents.core.edge.sender_clock import watch_track
 from vision_agents.core.types import Participant
 from vision_agents.core.utils.tasks import TaskOwner
+from vision_agents.plugins.webrtc.bandwidth import ModelBitrateEstimator, use_model_estimator
 from vision_agents.plugins.webrtc.fanout import Fanout, FanoutTrack, SlotTrack
 from vision_agents.plugins.webrtc.ice import gather_on
 
@@ -84,6 +85,8 @@ class Member:
     """The camera's capture size (width, height) as the page reported it, if it has one."""
     video_limit: VideoLimit | None = None
     """What this browser was last asked to send its camera at (None: not asked yet)."""
+    estimators: list[ModelBitrateEstimator] = field(default_factory=list)
+    """The bandwidth estimates this connection sends the browser (one per video receiver)."""
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,7 @@ class Room:
         pc.on("track", received.append)
         try:
             await pc.setRemoteDescription(aiortc.RTCSessionDescription(offer_sdp, "offer"))
+            member.estimators = use_model_estimator(pc)
             receive_slots: dict[str, list[SlotTrack]] = {"audio": [], "video": []}
             for transceiver, (kind, direction) in zip(pc.getTransceivers(), kinds, strict=True):
                 if direction == "recvonly":
