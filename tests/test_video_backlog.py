@@ -27,9 +27,13 @@ pytestmark = pytest.mark.timeout(90)
 
 RATE_KBIT = 160  # ~20 kB/s: a few 640 px frames a second at most, where 5 fps are asked for
 # The bucket's queue (tbf "latency") holds more than the gate lets through, so the link is
-# slow but never drops: a dropped packet costs SCTP a retransmission timeout that doubles up
-# to aiortc's 60 s. With a 5 s queue, one run of the timing set beside two CPU burners had its
-# first 3 frames still missing 60 s after the feed stopped; a 2 s queue failed more often.
+# slow but never drops. Loopback carries both directions through this one queue, so the
+# round trip grows to seconds while frames wait in it: aiortc's SCTP never backed its
+# retransmission timeout off (RFC 9260 6.3.3, E2), so once the round trip passed the timeout
+# set on the empty link, every timeout fired early, forever (measured in the timing set beside
+# two burners: the test server's association at RTO 1 s against a 1.7 s round trip, expiring
+# every 1.7 s for 45 s; 2 frames took 52-56 s to arrive, one run timed out, with a 20 s and a
+# 0.3 s queue alike). Both ends now back off (``use_rto_backoff``): 16 s in the same run.
 QUEUE_S = 20
 
 

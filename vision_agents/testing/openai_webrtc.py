@@ -23,6 +23,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from vision_agents.core.agents.audio_output import AudioOutputTrack
 from vision_agents.core.audio import PcmData, Resampler
+from vision_agents.core.edge.sctp_backoff import use_rto_backoff
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class ServerPeer:
 
     async def answer(self, offer_sdp: str) -> str:
         await self.pc.setRemoteDescription(aiortc.RTCSessionDescription(offer_sdp, "offer"))
+        use_rto_backoff(self.pc)  # as a real service's SCTP does
         if any(t.kind == "audio" for t in self.pc.getTransceivers()):
             self.pc.addTrack(self.audio_out)  # answers on the caller's audio transceiver
         await self.pc.setLocalDescription(await self.pc.createAnswer())

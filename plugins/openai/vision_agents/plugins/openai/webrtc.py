@@ -25,6 +25,7 @@ from aiortc.mediastreams import MediaStreamError
 import openai
 from vision_agents.core.agents.audio_output import AudioOutputTrack
 from vision_agents.core.audio import PcmData, Resampler
+from vision_agents.core.edge.sctp_backoff import use_rto_backoff
 from vision_agents.core.utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class WebRTCConnection:
         pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=ice_servers or []))
         try:
             channel = pc.createDataChannel(EVENTS_CHANNEL)
+            use_rto_backoff(pc)
             audio_out = AudioOutputTrack(sample_rate=48000, channels=1)
             pc.addTrack(audio_out)
             conn = cls(pc, channel, audio_out, on_audio)
