@@ -29,15 +29,13 @@ connections in the process keep aiortc's own estimator.
 
 from __future__ import annotations
 
-import logging
+from collections import deque
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
 import aiortc
 from aiortc import rate
-
-logger = logging.getLogger(__name__)
 
 START_BPS = 2_500_000
 """Sent with the first packet: what a 640x480 to 1280x720 camera needs to be sharp."""
@@ -75,15 +73,13 @@ class ModelRateControl:
     max_bps: int = MAX_BPS
     estimate: int = 0
     falls: int = 0
+    """How many times the estimate fell for an overused path."""
     loss: float = 0.0
     """The share of the sender's packets lost over the last second (set by the estimator)."""
-    """How many times the estimate fell for an overused path."""
     _last_ms: int | None = None
     _fell_ms: int | None = None
     _throughput: int | None = None
     rtt: int = 200  # read by aiortc's estimator
-    history: list[tuple[int, int]] = field(default_factory=list)
-    """(ms, estimate) at each change, the last 200."""
 
     def feedback_interval(self) -> int:
         return FEEDBACK_INTERVAL_MS
@@ -95,7 +91,7 @@ class ModelRateControl:
             self._throughput = estimated_throughput
         if self._last_ms is None:
             self._last_ms = now_ms
-            self._set(self.start_bps, now_ms)
+            self.estimate = self.start_bps
             return self.estimate
         elapsed_s = max(0, now_ms - self._last_ms) / 1000
         self._last_ms = now_ms
@@ -109,7 +105,7 @@ class ModelRateControl:
                 if target < self.estimate:
                     self.falls += 1
                     self._fell_ms = now_ms
-                    self._set(target, now_ms)
+                    self.estimate = target
         elif (
             # Underuse (the queue draining) is room to grow too: the path carries more than
             # is sent. GCC holds there, and then probes, which a receiver cannot.
@@ -117,18 +113,12 @@ class ModelRateControl:
         ):
             cautious = self._fell_ms is not None and now_ms - self._fell_ms < CAUTIOUS_S * 1000
             growth = (SLOW_GROWTH if cautious else FAST_GROWTH) ** min(elapsed_s, 1.0)
-            self._set(min(self.max_bps, round(self.estimate * growth) + 1000), now_ms)
+            self.estimate = min(self.max_bps, round(self.estimate * growth) + 1000)
         return self.estimate
 
     def restart_after_gap(self, now_ms: int) -> None:
         """Arrivals resume after a gap: what was measured before it says nothing now."""
         self._last_ms = now_ms
-
-    def _set(self, bps: int, now_ms: int) -> None:
-        if bps != self.estimate:
-            self.estimate = bps
-            self.history.append((now_ms, bps))
-            del self.history[:-200]
 
 
 @dataclass
@@ -137,7 +127,8 @@ class LossWindow:
     numbers (a packet that arrives late, or is sent again, counts as received)."""
 
     _highest: int | None = None
-    _seconds: list[tuple[int, int, int]] = field(default_factory=list)  # (ms, expected, got)
+    _seconds: deque[tuple[int, int]] = field(default_factory=deque)  # (ms, expected), a packet each
+    _expected: int = 0  # the sum of the window's expected
 
     def add(self, sequence: int, now_ms: int) -> float:
         expected = 0
@@ -148,14 +139,14 @@ class LossWindow:
             if 0 < ahead < 0x8000:
                 expected = ahead
                 self._highest = sequence
-        self._seconds.append((now_ms, expected, 1))
-        while self._seconds and now_ms - self._seconds[0][0] > 1000:
-            self._seconds.pop(0)
-        total_expected = sum(e for _, e, _ in self._seconds)
-        total_got = sum(g for _, _, g in self._seconds)
-        if total_expected < 20:
+        # Running totals: this runs for every media packet.
+        self._seconds.append((now_ms, expected))
+        self._expected += expected
+        while now_ms - self._seconds[0][0] > 1000:
+            self._expected -= self._seconds.popleft()[1]
+        if self._expected < 20:
             return 0.0
-        return max(0.0, 1.0 - total_got / total_expected)
+        return max(0.0, 1.0 - len(self._seconds) / self._expected)
 
 
 class ModelBitrateEstimator(rate.RemoteBitrateEstimator):
