@@ -356,7 +356,15 @@ async def test_an_owner_fenced_out_stops_and_a_draining_node_moves_nothing(
             # Drain: n2 takes no new sessions and its session ends there, moved nowhere.
             sid2, call2 = placed["n2"]
             nodes["n2"].process.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(nodes["n2"].process.wait(), 30) == 0
+            signalled = time.monotonic()
+            try:
+                code = await asyncio.wait_for(nodes["n2"].process.wait(), 30)
+            except TimeoutError:
+                raise AssertionError(
+                    "n2 did not exit within 30 s of SIGTERM; its output:\n" + nodes["n2"].output
+                ) from None
+            print(f"n2 drained and exited {time.monotonic() - signalled:.2f} s after SIGTERM")
+            assert code == 0, nodes["n2"].output
             ended = await client.hgetall(f"va:session:{sid2}")
             assert ended["state"] == "ended" and ended["reason"] == "drain", ended
             await asyncio.sleep(4)  # past a lease and a heartbeat: a mover would have moved it

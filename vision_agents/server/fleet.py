@@ -35,10 +35,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
-from redis.retry import Retry
 
 from vision_agents.core.utils.tasks import TaskOwner
 from vision_agents.server.sessions import Refused, Session, SessionManager, _iso
@@ -136,10 +136,11 @@ class Fleet:
         self._token = token
         # redis-py's annotations mix sync and async return types; its replies are typed here
         # where they are read.
+        self._socket_timeout_s = 2 * heartbeat_s + 1.0  # above the dispatch read's block
         self._redis: Any = aioredis.Redis.from_url(
             redis_url,
             decode_responses=True,
-            socket_timeout=2 * heartbeat_s + 1.0,  # above the dispatch read's block
+            socket_timeout=self._socket_timeout_s,
             socket_connect_timeout=1.0,
             # A pooled connection goes stale when Redis restarts, and a restarted Redis answers
             # LOADING while it reads its file: up to 3 more tries, 0.05-0.4 s apart. Not on a
@@ -158,6 +159,8 @@ class Fleet:
         self._unrecorded: dict[str, tuple[int, dict[str, str]]] = {}
         self._connected_since: float | None = None
         self._tasks = TaskOwner("fleet")
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
 
     # -- keys ---------------------------------------------------------------------------------
@@ -173,14 +176,24 @@ class Fleet:
         limit = self.manager.config.stop_timeout_s + 10.0
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=limit))
         await self._beat_once()  # fails soft: the loop retries
-        self._tasks.spawn(self._heartbeat(), "heartbeat")
-        self._tasks.spawn(self._consume(), "dispatch")
-        self._tasks.spawn(self._watch(), "failover")
+        self._loops = [
+            self._tasks.spawn(self._heartbeat(), "heartbeat"),
+            self._tasks.spawn(self._consume(), "dispatch"),
+            self._tasks.spawn(self._watch(), "failover"),
+        ]
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop; sessions that have just ended (a drain) first get ``grace_s`` to record it."""
         if self._runs:
             await asyncio.wait(list(self._runs), timeout=grace_s)
+        # The loops are asked to stop between two commands, not cancelled in one: redis-py
+        # (8.2) can hang for good when a task is cancelled while its command waits for the
+        # reply (1 in 35-105 cancels of a blocked XREADGROUP on loopback; a drained node then
+        # never exited). Each loop is back within one read, bounded by the socket timeout.
+        self._stopping.set()
+        running = [t for t in self._loops if not t.done()]
+        if running:
+            await asyncio.wait(running, timeout=self._socket_timeout_s + 1.0)
         await self._tasks.close()
         try:
             await self._redis.delete(self._k("node", self.node_id))
@@ -488,10 +501,16 @@ class Fleet:
 
     # -- loops --------------------------------------------------------------------------------
 
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep; True when the fleet is closing (then the caller's loop ends)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        return self._stopping.is_set()
+
     async def _heartbeat(self) -> None:
         delay = self.heartbeat_s
-        while True:
-            await asyncio.sleep(delay)
+        while not await self._pause(delay):
             if await self._beat_once():
                 delay = self.heartbeat_s
             else:  # retry after 0.25 s, doubling up to the heartbeat interval
@@ -583,7 +602,7 @@ class Fleet:
         stream = self._k("dispatch", self.node_id)
         grouped = False
         backlog = True  # first read what was delivered to this node before but not acked
-        while True:
+        while not self._stopping.is_set():
             try:
                 if not grouped:
                     try:
@@ -602,7 +621,7 @@ class Fleet:
             except RedisError as exc:
                 self._lost(exc)
                 grouped, backlog = False, True
-                await asyncio.sleep(min(self.heartbeat_s, 1.0))
+                await self._pause(min(self.heartbeat_s, 1.0))
                 continue
             messages = [m for _, batch in entries for m in batch] if entries else []
             if backlog and not messages:
@@ -611,6 +630,8 @@ class Fleet:
                 self._reread, backlog = False, True
             for message_id, fields in messages:
                 sid = fields.get("session_id")
+                if self._stopping.is_set():
+                    break  # left unacknowledged: failover moves it once this node is gone
                 if sid:
                     self._tasks.spawn(self._take(sid, message_id), f"take:{sid}")
                 else:
@@ -618,8 +639,7 @@ class Fleet:
                         await self._redis.xack(stream, GROUP, message_id)
 
     async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
+        while not await self._pause(self.heartbeat_s):
             settled = self.node_ttl_s + self.lease_ttl_s
             if not self.available or self._connected_since is None:
                 continue
