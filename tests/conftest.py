@@ -134,6 +134,7 @@ TIMING_TESTS: dict[str, set[str]] = {
         "test_session_updates_and_interrupt_on_the_wire",
     },
     "test_realtime_base.py": {"test_video_is_sent_at_fps_and_stops_when_asked"},
+    "test_speak_up.py": {"test_each_change_asks_gemini_for_a_remark_within_500_ms"},
     "test_video_forwarder.py": {
         "test_each_consumer_gets_its_own_rate_of_fresh_frames",
         "test_stats_count_delivered_and_skipped_frames",

@@ -1,4 +1,5 @@
-"""Synthetic aiortc tracks for tests: a paced video source that records when it made each frame."""
+"""Synthetic aiortc tracks for tests: paced video sources (one records when it made each
+frame, one shows a picture the test changes) and a microphone the test makes talk."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import time
 from fractions import Fraction
 
 import av
+import cv2
+import numpy as np
 from aiortc import MediaStreamError, MediaStreamTrack
+
+from vision_agents.core.audio import PcmData
 
 VIDEO_TIME_BASE = Fraction(1, 90000)
 
@@ -74,3 +79,84 @@ class SyntheticVideoTrack(MediaStreamTrack):
         """Seconds since this track made ``frame``."""
         assert frame.pts is not None
         return (time.monotonic() if now is None else now) - self.capture_times[frame.pts]
+
+
+def room(seed: int = 0, width: int = 640, height: int = 360) -> np.ndarray:
+    """A smooth random picture (RGB), a different one for each seed."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(40, 215, size=(height // 24 + 1, width // 24 + 1, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(cv2.resize(coarse, (width, height)), (0, 0), 3)
+
+
+class PictureTrack(MediaStreamTrack):
+    """A camera showing ``picture`` (set it to change the scene), ``fps`` frames a second in
+    real time. ``pictures``: shown in turn, one a frame (a scene that never keeps still);
+    ``noise``: the sigma of camera noise added to each frame (0: none)."""
+
+    kind = "video"
+
+    def __init__(self, picture: np.ndarray, fps: float = 15.0, *, noise: float = 0.0) -> None:
+        super().__init__()
+        self.pictures = [picture]
+        self.fps = fps
+        self.noise = noise
+        self._rng = np.random.default_rng(0)
+        self._sent = 0
+        self._start: float | None = None
+
+    @property
+    def picture(self) -> np.ndarray:
+        return self.pictures[-1]
+
+    @picture.setter
+    def picture(self, picture: np.ndarray) -> None:
+        self.pictures = [picture]
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        await asyncio.sleep(max(0.0, self._start + self._sent / self.fps - time.monotonic()))
+        image = self.pictures[self._sent % len(self.pictures)]
+        if self.noise:
+            image = np.clip(image + self._rng.normal(0, self.noise, image.shape), 0, 255)
+        rgb = av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")
+        frame = rgb.reformat(format="yuv420p")
+        frame.pts, frame.time_base = self._sent, Fraction(1, round(self.fps))
+        self._sent += 1
+        return frame
+
+
+class MicrophoneTrack(MediaStreamTrack):
+    """A microphone in real time (20 ms frames, 48 kHz mono): ``speech`` over and over while
+    ``talking`` is True, silence otherwise."""
+
+    kind = "audio"
+    RATE = 48000
+
+    def __init__(self, speech: PcmData) -> None:
+        super().__init__()
+        self.talking = False
+        self._speech = speech.resample(self.RATE, 1).to_int16().samples.reshape(-1)
+        self._at = 0
+        self._sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        n = self.RATE // 50
+        await asyncio.sleep(max(0.0, self._start + self._sent / self.RATE - time.monotonic()))
+        if self.talking:
+            chunk = np.take(self._speech, np.arange(self._at, self._at + n), mode="wrap")
+            self._at = (self._at + n) % len(self._speech)
+        else:
+            chunk = np.zeros(n, np.int16)
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.RATE
+        frame.pts, frame.time_base = self._sent, Fraction(1, self.RATE)
+        self._sent += n
+        return frame

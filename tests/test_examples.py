@@ -110,3 +110,24 @@ async def test_phone_agent_example_answers_a_simulated_call(
     heard = (await module.main(port=0, simulated_question="What can you do?")).lower()
     assert "count" in heard and "time" in heard, heard
     assert "/twilio/voice" in capsys.readouterr().out
+
+
+async def test_speak_up_example_remarks_once_when_someone_walks_in(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from vision_agents.core.agents.speak_up import DEFAULT_INSTRUCTIONS
+    from vision_agents.testing import GeminiLiveServer, tone
+
+    spec = importlib.util.spec_from_file_location("speak_up", ROOT / "examples/speak_up/main.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    async with GeminiLiveServer(
+        responder=lambda _text: ("Someone just walked in.", tone(500, 0.3))
+    ) as server:
+        counts = await module.main(client=server.client(), seconds=4.0, visitor_after=2.0)
+        # The still hallway asked for nothing; the visitor for one remark.
+        assert server.texts == [DEFAULT_INSTRUCTIONS]
+        assert server.rejections == []
+    assert counts["changes"] == counts["requests"] == 1
+    assert "agent: Someone just walked in." in capsys.readouterr().out

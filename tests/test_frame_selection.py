@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from fractions import Fraction
 
-import aiortc
 import av
 import cv2
 import numpy as np
 import pytest
-from aiortc.mediastreams import MediaStreamError
 
 from tests.browser.waiting import eventually
+from tests.media_tracks import PictureTrack, room
 from vision_agents.core.errors import ConfigurationError
 from vision_agents.core.utils.frame_selection import (
     FrameSelector,
@@ -22,12 +19,6 @@ from vision_agents.core.utils.frame_selection import (
     thumbnail,
 )
 from vision_agents.testing import FakeRealtime
-
-
-def room(seed: int = 0, width: int = 640, height: int = 360) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(40, 215, size=(height // 24 + 1, width // 24 + 1, 3), dtype=np.uint8)
-    return cv2.GaussianBlur(cv2.resize(coarse, (width, height)), (0, 0), 3)
 
 
 def noisy(image: np.ndarray, rng: np.random.Generator, sigma: float = 2.0) -> np.ndarray:
@@ -87,14 +78,16 @@ def test_a_still_scene_is_sent_every_max_interval_and_on_request() -> None:
     clock = Clock()
     selector = FrameSelector(SceneChange(max_interval=10.0), clock=clock)
     frame = yuv(room())
-    sent_at = []
+    sent_at, reasons = [], []
     for second in range(31):
         clock.now = float(second)
         if second == 14:
             selector.request_fresh()  # the user started speaking
         if selector.offer(frame):
             sent_at.append(second)
+            reasons.append(selector.last_reason)
     assert sent_at == [0, 10, 14, 24]
+    assert reasons == ["request", "interval", "request", "interval"]
     assert (selector.for_interval, selector.on_request) == (2, 2)
 
 
@@ -122,29 +115,6 @@ def test_the_thumbnail_reads_padded_luma_planes_like_a_conversion_would() -> Non
 def test_bad_settings_are_refused_naming_the_value(kwargs: dict[str, object], named: str) -> None:
     with pytest.raises(ConfigurationError, match=named):
         SceneChange(**kwargs)  # type: ignore[arg-type]
-
-
-class PictureTrack(aiortc.MediaStreamTrack):
-    """A camera showing ``picture`` (replace it to change the scene), 15 fps in real time."""
-
-    kind = "video"
-
-    def __init__(self, picture: np.ndarray) -> None:
-        super().__init__()
-        self.picture = picture
-        self._sent = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        await asyncio.sleep(max(0.0, self._start + self._sent / 15 - time.monotonic()))
-        frame = yuv(self.picture)
-        frame.pts, frame.time_base = self._sent, Fraction(1, 15)
-        self._sent += 1
-        return frame
 
 
 async def test_a_model_with_scene_change_gets_a_still_scene_once_and_each_change() -> None:

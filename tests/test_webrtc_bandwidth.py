@@ -76,8 +76,11 @@ def test_underuse_is_room_to_grow_and_an_unused_estimate_does_not_grow() -> None
     fell = feed(control, 1_000, 1, OVER, 400_000)
     grown = feed(control, 4_000, 4, UNDER, fell)  # the queue drains, the sender uses it all
     assert grown > 2 * fell
-    held = feed(control, 8_000, 10, NORMAL, 50_000)  # the sender has little to send
-    assert held == grown
+    # The sender has little to send: the estimate climbs back to where it fell from (the
+    # start), one step past it at most, and no further.
+    held = feed(control, 8_000, 20, NORMAL, 50_000)
+    assert START_BPS <= held <= START_BPS * 1.25 + 1000, held
+    assert feed(control, 28_000, 20, NORMAL, 50_000) == held
 
 
 def test_loss_without_a_growing_queue_is_a_full_link_too() -> None:
@@ -96,6 +99,27 @@ def test_loss_window_counts_missing_sequence_numbers_and_wraps() -> None:
     assert 0.45 <= loss <= 0.55
     steady = LossWindow()
     assert max(steady.add((65500 + i) & 0xFFFF, i * 5) for i in range(100)) == 0.0
+
+
+def test_after_a_fall_it_climbs_back_to_where_it_fell_from_even_while_little_is_sent() -> None:
+    control = ModelRateControl()
+    feed(control, 0, 2, NORMAL, 1_500_000)
+    before = control.estimate
+    feed(control, 2_000, 1, OVER, 200_000)  # a brief squeeze
+    assert control.estimate <= 0.85 * 200_000 + 1 or control.estimate == MIN_BPS
+    # The browser's own controller climbs slowly: it sends far less than half the estimate.
+    back = feed(control, 3_000, 10, NORMAL, 120_000)
+    assert back >= before, (back, before)
+    assert feed(control, 13_000, 10, NORMAL, 120_000) == back  # and no further, unused
+
+
+def test_the_packets_a_stall_swallowed_are_not_counted_as_loss() -> None:
+    window = LossWindow()
+    for i in range(50):
+        window.add(i, i * 10)
+    # 2 s with nothing, then the stream resumes 200 sequence numbers on.
+    assert window.add(250, 490 + 2000) == 0.0
+    assert max(window.add(250 + i, 2490 + i * 10) for i in range(1, 50)) == 0.0
 
 
 def test_a_stall_starts_the_delay_detector_afresh() -> None:

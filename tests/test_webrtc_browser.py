@@ -564,6 +564,36 @@ async def _limit(page: Any) -> float | None:
     return await page.evaluate("vaCall.videoLimit")  # type: ignore[no-any-return]
 
 
+@pytest.mark.timeout(90)
+async def test_a_16_9_camera_reaches_the_model_whole(tmp_path: Path) -> None:
+    """A 1280x720 camera arrives 1280x720 where the model's side (1024) needs it all: the page
+    asks for a width only, so the camera keeps its shape (asking for 640x480 cropped it to
+    4:3, 12.5% of each side lost)."""
+    media = (
+        write_photo_y4m(tmp_path / "wide.y4m", seconds=1, size=(1280, 720)),
+        write_speech_wav(tmp_path / "mic.wav", "Hello."),
+    )
+    model = FakeRealtime(fps=5, max_image_side=1024)
+    async with embedded_call(model) as call, async_playwright() as pw:
+        browser = await launch(pw, *media)
+        try:
+            page = await browser.new_page()
+            await page.goto(call.join_url("Ann"))
+            await eventually(lambda: len(model.frames) >= 3, 30, "frames at the model")
+            captured = await page.evaluate(
+                "(() => { const s = vaCall.local.getVideoTracks()[0].getSettings();"
+                " return [s.width, s.height]; })()"
+            )
+            assert captured == [1280, 720], captured
+            await eventually(
+                lambda: (model.frames[-1].width, model.frames[-1].height) == (1280, 720),
+                15,
+                "a 1280x720 frame at the model",
+            )
+        finally:
+            await browser.close()
+
+
 @pytest.mark.timeout(120)
 async def test_a_camera_turned_back_on_is_sharp_at_once(tmp_path: Path) -> None:
     """The call server's bandwidth estimate does not fall with a black camera: turned back on

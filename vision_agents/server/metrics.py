@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, TypeGuard
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,7 +23,10 @@ class ServerMetrics:
     """Counters the session manager updates; ``render()`` is the ``/metrics`` body.
 
     Session usage (audio, reconnects, CPU, memory, loop lag, turn latency) comes from the
-    workers' stats messages: totals are turned into counter increments here.
+    workers' stats messages: totals are turned into counter increments here. The ``video_*``
+    series are the one exception to "no per-session labels": labelled by session and
+    participant, they exist only while that participant's camera is in a running session
+    (``VideoSeries`` removes them), so at most ``--max-sessions`` times the call's seats.
     """
 
     content_type = CONTENT_TYPE_LATEST
@@ -137,6 +141,63 @@ class ServerMetrics:
             namespace=ns,
             registry=r,
         )
+        video = ["session", "participant"]
+        self.video_width = Gauge(
+            "video_receive_width_pixels",
+            "Width of the last frame received of a participant's camera",
+            video,
+            namespace=ns,
+            registry=r,
+        )
+        self.video_height = Gauge(
+            "video_receive_height_pixels",
+            "Height of the last frame received of a participant's camera",
+            video,
+            namespace=ns,
+            registry=r,
+        )
+        self.video_fps = Gauge(
+            "video_receive_fps",
+            "Frames a second decoded of a participant's camera (last stats interval)",
+            video,
+            namespace=ns,
+            registry=r,
+        )
+        self.video_kbps = Gauge(
+            "video_receive_kbps",
+            "Encoded kbit/s received of a participant's camera (last stats interval)",
+            video,
+            namespace=ns,
+            registry=r,
+        )
+        self.video_estimate = Gauge(
+            "video_estimate_bps",
+            "The bandwidth estimate the call server sends a participant's browser",
+            video,
+            namespace=ns,
+            registry=r,
+        )
+        self.video_freezes = Counter(
+            "video_freezes",
+            "Freezes of a participant's camera (no frame for over 0.5 s)",
+            video,
+            namespace=ns,
+            registry=r,
+        )
+        self.video_frozen = Counter(
+            "video_frozen_seconds",
+            "Time a participant's camera was frozen",
+            video,
+            namespace=ns,
+            registry=r,
+        )
+        self.video_model_frames = Counter(
+            "video_model_frames",
+            "Frames of a participant's camera sent to the session's model",
+            video,
+            namespace=ns,
+            registry=r,
+        )
         ProcessCollector(namespace=ns, registry=r)  # the server process's own CPU and memory
 
     def render(self) -> bytes:
@@ -180,3 +241,72 @@ def _floats(values: Any) -> list[float]:
     if not isinstance(values, list):
         return []
     return [float(v) for v in values if isinstance(v, int | float)]
+
+
+class VideoSeries:
+    """One session's ``video_*`` series, from the ``video`` list of its worker's stats: set on
+    each report, removed for cameras no longer reported and all at ``clear()``."""
+
+    def __init__(self, metrics: ServerMetrics, session_id: str) -> None:
+        self.metrics = metrics
+        self.session_id = session_id
+        self.totals: dict[str, dict[str, float]] = {}  # participant -> counter -> last total
+
+    def _gauges(self) -> list[tuple[Any, str]]:
+        m = self.metrics
+        return [
+            (m.video_width, "width"),
+            (m.video_height, "height"),
+            (m.video_fps, "fps"),
+            (m.video_kbps, "kbps"),
+            (m.video_estimate, "estimate_bps"),
+        ]
+
+    def _counters(self) -> list[tuple[Any, str]]:
+        m = self.metrics
+        return [
+            (m.video_freezes, "freezes"),
+            (m.video_frozen, "frozen_s"),
+            (m.video_model_frames, "model_frames"),
+        ]
+
+    def update(self, video: Any) -> None:
+        if not isinstance(video, list):
+            return
+        seen: set[str] = set()
+        for entry in video:
+            if not isinstance(entry, dict) or not isinstance(entry.get("participant"), str):
+                continue
+            who = entry["participant"]
+            seen.add(who)
+            labels = (self.session_id, who)
+            for gauge, key in self._gauges():
+                value = entry.get(key)
+                if _is_number(value):
+                    gauge.labels(*labels).set(value)
+            totals = self.totals.setdefault(who, {})
+            for counter, key in self._counters():
+                value = entry.get(key)
+                if not _is_number(value):
+                    continue
+                child = counter.labels(*labels)  # shown from the first report, at 0
+                delta = float(value) - totals.get(key, 0.0)
+                if delta > 0:
+                    child.inc(delta)
+                    totals[key] = float(value)
+        for who in set(self.totals) - seen:
+            self._remove(who)
+
+    def clear(self) -> None:
+        for who in list(self.totals):
+            self._remove(who)
+
+    def _remove(self, who: str) -> None:
+        self.totals.pop(who, None)
+        for metric, _ in self._gauges() + self._counters():
+            with contextlib.suppress(KeyError):  # never set: a figure the edge did not know
+                metric.remove(self.session_id, who)
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -15,7 +15,7 @@ import psutil
 
 from vision_agents.core.utils.tasks import cancel_and_wait
 from vision_agents.server.config import ServerConfig
-from vision_agents.server.metrics import ServerMetrics, UsageDeltas
+from vision_agents.server.metrics import ServerMetrics, UsageDeltas, VideoSeries
 from vision_agents.server.pool import WorkerGone, WorkerPool, WorkerProcess
 from vision_agents.server.tracing import Span, span
 
@@ -298,6 +298,7 @@ class SessionManager:
         """Send the start command, then read the worker's messages until the session ends."""
         c = self.config
         deltas = UsageDeltas(self.metrics)
+        video = VideoSeries(self.metrics, session.session_id)
         try:
             await worker.send(
                 {
@@ -323,9 +324,13 @@ class SessionManager:
                     )
                     return
                 self._on_message(session, message, deltas)
+                if message["type"] == "stats" and session.active:
+                    video.update(message.get("video"))
         except WorkerGone:
             code = await worker.process.wait()
             self._finish(session, "failed", "worker_exited", f"the agent's process exited ({code})")
+        finally:
+            video.clear()
 
     def _on_message(self, session: Session, message: dict[str, Any], deltas: UsageDeltas) -> None:
         kind = message["type"]

@@ -10,7 +10,12 @@ from typing import Any
 import psutil
 
 from vision_agents.core.agents.agent import Agent
-from vision_agents.core.edge.events import AudioReceivedEvent
+from vision_agents.core.edge.events import (
+    AudioReceivedEvent,
+    ParticipantLeftEvent,
+    TrackRemovedEvent,
+    VideoReceiveStatsEvent,
+)
 from vision_agents.core.llm.events import (
     RealtimeAudioOutputEvent,
     RealtimeConnectedEvent,
@@ -35,6 +40,8 @@ class SessionUsage:
     (``Realtime`` models count them); tokens are the session's totals from ``UsageEvent``, as
     the provider reported them, and ``tokens_input_image_estimated`` is the model's own
     estimate of its frames (``image_tokens_sent``: each frame once, by the published rule).
+    ``video`` is the edge's last ``VideoReceiveStatsEvent`` per participant camera still in
+    the call.
     """
 
     agent: Agent
@@ -43,11 +50,25 @@ class SessionUsage:
     reconnected: int = 0
     tokens: Usage = field(default_factory=Usage)
     turn_latencies_s: list[float] = field(default_factory=list)
+    video: dict[str, VideoReceiveStatsEvent] = field(default_factory=dict)
     _speech_ended_at: float | None = None
 
     def attach(self) -> None:
         self.agent.events.subscribe(self._on_agent_event)
         self.agent.llm.events.subscribe(self._on_model_event)
+        self.agent.edge.events.subscribe(self._on_video_event)
+
+    async def _on_video_event(
+        self, event: VideoReceiveStatsEvent | TrackRemovedEvent | ParticipantLeftEvent
+    ) -> None:
+        if isinstance(event, VideoReceiveStatsEvent):
+            self.video[event.track_id] = event
+        elif isinstance(event, TrackRemovedEvent):
+            self.video.pop(event.track_id, None)
+        else:
+            for track_id, stats in list(self.video.items()):
+                if stats.participant.user_id == event.participant.user_id:
+                    del self.video[track_id]
 
     async def _on_agent_event(self, event: AudioReceivedEvent) -> None:
         self.audio_in_s += event.pcm.duration
@@ -104,7 +125,23 @@ class SessionUsage:
             },
             "turn_latencies_s": latencies,
             "participants": [p.name or p.user_id for p in self.agent.edge.participants],
+            "video": [_video_figures(event) for event in self.video.values()],
         }
+
+
+def _video_figures(event: VideoReceiveStatsEvent) -> dict[str, Any]:
+    """One camera's last figures, as the worker reports them (plain JSON)."""
+    return {
+        "participant": event.participant.user_id,
+        "width": event.width,
+        "height": event.height,
+        "fps": event.fps,
+        "kbps": event.kbps,
+        "estimate_bps": event.estimate_bps,
+        "freezes": event.freezes,
+        "frozen_s": event.frozen_s,
+        "model_frames": event.model_frames,
+    }
 
 
 class LoopLagProbe:

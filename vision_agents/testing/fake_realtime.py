@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,9 +33,10 @@ Responder = Callable[[str], tuple[str, PcmData | None]]
 class FakeRealtime(Realtime):
     """Behaves like a provider session without a network.
 
-    It keeps every audio chunk, frame, text and tool result it receives. A text turn is
-    answered by ``responder(text) -> (reply_text, reply_audio)``: the reply audio is emitted
-    in 20 ms chunks as ``RealtimeAudioOutputEvent``s, then the done event, like a provider.
+    It keeps every audio chunk, frame, text, reply request and tool result it receives. A
+    text turn (and ``generate_reply``, given its instructions) is answered by
+    ``responder(text) -> (reply_text, reply_audio)``: the reply audio is emitted in 20 ms
+    chunks as ``RealtimeAudioOutputEvent``s, then the done event, like a provider.
     """
 
     provider_name: ClassVar[str] = "fake_realtime"
@@ -57,6 +59,8 @@ class FakeRealtime(Realtime):
         self.latest_frames: deque[av.VideoFrame] = deque(maxlen=keep_frames)
         """The newest frames themselves (timing of all of them is in ``frames``)."""
         self.texts: list[str] = []
+        self.reply_requests: list[str | None] = []
+        """The instructions of each ``generate_reply`` call, in order."""
         self.tool_results: list[ToolResult] = []
         self.connect_count = 0
         self._response_seq = 0
@@ -86,6 +90,19 @@ class FakeRealtime(Realtime):
         if self.responder is not None:
             reply_text, reply_audio = self.responder(text)
             self.respond(reply_text, reply_audio)
+
+    def generate_reply(
+        self, instructions: str | None = None, timeout: float = 30.0
+    ) -> asyncio.Future[str]:
+        """Record the request and answer it at once (``responder`` given the instructions)."""
+        self.reply_requests.append(instructions)
+        reply: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        text = ""
+        if self.responder is not None:
+            text, audio = self.responder(instructions or "")
+            self.respond(text, audio)
+        reply.set_result(text)
+        return reply
 
     async def _send_video_frame(self, frame: av.VideoFrame) -> None:
         self.frames.append(ReceivedFrame(time.monotonic(), frame.pts, frame.width, frame.height))

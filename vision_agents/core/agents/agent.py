@@ -12,6 +12,7 @@ from typing import Any
 
 from vision_agents.core.agents.audio_input import AudioInput
 from vision_agents.core.agents.audio_output import AudioOutputTrack
+from vision_agents.core.agents.speak_up import SpeakUp, SpeakUpPolicy
 from vision_agents.core.agents.video_input import VideoInput
 from vision_agents.core.agents.voice_pipeline import VoicePipeline
 from vision_agents.core.audio import PcmData
@@ -25,6 +26,7 @@ from vision_agents.core.edge.events import (
     TrackRemovedEvent,
 )
 from vision_agents.core.edge.transport import Call, EdgeTransport
+from vision_agents.core.errors import ConfigurationError
 from vision_agents.core.events.manager import EventManager
 from vision_agents.core.llm.chat import ChatLLM
 from vision_agents.core.llm.events import RealtimeAudioOutputDoneEvent, RealtimeAudioOutputEvent
@@ -70,6 +72,9 @@ class Agent:
 
     ``mcp_servers``: MCP servers whose tools the model gets (``docs/mcp.md``); the agent
     connects them before the model and closes them when it closes.
+
+    ``speak_up``: opt-in, a ``Realtime`` model only: ask the model for a remark when the scene
+    changes (``SpeakUp``; docs/realtime.md). Off by default: video alone never makes it talk.
     """
 
     def __init__(
@@ -84,9 +89,17 @@ class Agent:
         stt: STT | None = None,
         tts: TTS | None = None,
         mcp_servers: Sequence[MCPServer] = (),
+        speak_up: SpeakUp | None = None,
     ) -> None:
         if llm is None:
             raise ValueError("Agent needs an llm, e.g. gemini.Realtime() or openai.Realtime()")
+        if speak_up is not None and not isinstance(speak_up, SpeakUp):
+            raise ConfigurationError(f"speak_up must be a SpeakUp, got {type(speak_up).__name__}")
+        if speak_up is not None and not isinstance(llm, Realtime):
+            raise ConfigurationError(
+                f"speak_up needs a Realtime model (its frame policy sees the changes); "
+                f"{type(llm).__name__} is not one"
+            )
         self._voice = _voice_pipeline(llm, vad, stt, tts, processors, lambda: self.audio_track)
         self.edge = edge
         self.llm = llm
@@ -106,6 +119,11 @@ class Agent:
             video_processors.append(self._voice.frame_grabber)
         self._video_in = VideoInput(realtime, video_processors)
         self._audio_processors = [p for p in self.processors if isinstance(p, AudioProcessor)]
+        self._speak_up = (
+            SpeakUpPolicy(speak_up, realtime, lambda: self.speaking, self.events)
+            if speak_up is not None and realtime is not None
+            else None
+        )
         self._recorder: CallRecorder | None = None
         self._call_ended = asyncio.Event()
         self._joined = False
@@ -136,6 +154,11 @@ class Agent:
         if self._voice is not None and self._voice.agent_speaking:
             return True
         return self.audio_track.buffered_ms > 0
+
+    @property
+    def speak_up(self) -> SpeakUpPolicy | None:
+        """The speak-up policy at work (its counts and state); None unless ``speak_up=``."""
+        return self._speak_up
 
     @property
     def audio_input(self) -> AudioInput:
@@ -193,6 +216,8 @@ class Agent:
         self._call_ended.set()
         self.edge.events.unsubscribe(self._on_edge_event)
         self.llm.events.unsubscribe(self._on_model_audio)
+        if self._speak_up is not None:
+            self._speak_up.close()
         if self._recorder is not None:
             try:
                 await self.stop_recording()
@@ -228,12 +253,15 @@ class Agent:
         self.llm.set_instructions(self.instructions)
         self.edge.events.subscribe(self._on_edge_event)
         self.llm.events.subscribe(self._on_model_audio)
+        self.edge.model_frames = self._video_in.model_frames  # for the edge's video stats
         if self.mcp is not None:  # first: the model's first session has the MCP tools
             await self.mcp.connect()
         if isinstance(self.llm, Realtime) and not self.llm.is_connected:
             await self.llm.connect()
         if self._voice is not None:
             await self._voice.start()
+        if self._speak_up is not None:
+            self._speak_up.start()
         self.participant = await self.edge.join(call, self.agent_user)
         wanted = self._video_wanted()
         if wanted is not None:
@@ -304,6 +332,8 @@ class Agent:
             await self._video_in.remove_participant(event.participant)
             if self._voice is not None:
                 self._voice.forget(event.participant)
+            if self._speak_up is not None:
+                self._speak_up.forget(event.participant)
             if isinstance(self.llm, Realtime):
                 self.llm.forget_participant(event.participant)
             for processor in self.processors:
@@ -324,6 +354,8 @@ class Agent:
             self.audio_track.end_of_response()
 
     async def _on_participant_audio(self, pcm: PcmData, participant: Participant) -> None:
+        if self._speak_up is not None:
+            self._speak_up.hear(pcm, participant)
         if isinstance(self.llm, Realtime):
             await self.llm.simple_audio_response(pcm, participant)
         elif self._voice is not None:

@@ -40,6 +40,8 @@ class VideoInput:
         self._sources: dict[str, _Source] = {}  # insertion order = arrival order
         self._watched: str | None = None
         self._consumers: dict[str, tuple[HandlerFactory, float | None]] = {}
+        self._model_frames: dict[str, int] = {}  # track id -> frames sent while watched before
+        self._watch_began_at = 0  # the model's frames_sent when the current watch began
 
     @property
     def processors(self) -> list[VideoProcessor]:
@@ -49,6 +51,29 @@ class VideoInput:
     def watched_track_id(self) -> str | None:
         """The track the Realtime model is watching now."""
         return self._watched
+
+    def model_frames(self, track_id: str) -> int | None:
+        """Frames of ``track_id`` sent to the Realtime model so far (None: no such track or
+        no Realtime model). The model counts what it sent; this attributes each to the track
+        it was watching then."""
+        if self._realtime is None or track_id not in self._sources:
+            return None
+        count = self._model_frames.get(track_id, 0)
+        if track_id == self._watched:
+            count += self._realtime.frames_sent - self._watch_began_at
+        return count
+
+    def _settle_watch(self) -> None:
+        """Credit the frames sent since the current watch began to its track (if still
+        here), and begin counting afresh."""
+        if self._realtime is None:
+            return
+        sent = self._realtime.frames_sent
+        if self._watched is not None:
+            self._model_frames[self._watched] = (
+                self._model_frames.get(self._watched, 0) + sent - self._watch_began_at
+            )
+        self._watch_began_at = sent
 
     async def add_track(self, participant: Participant, track: aiortc.MediaStreamTrack) -> None:
         if track.id in self._sources:
@@ -100,6 +125,7 @@ class VideoInput:
             self._watched = None
             if self._realtime is not None:
                 await self._realtime.stop_watching_video_track()
+        self._model_frames.pop(track_id, None)
         await source.forwarder.stop()
         if self._watched is None and self._sources:
             await self._watch(list(self._sources.values())[-1])
@@ -113,6 +139,7 @@ class VideoInput:
         if self._realtime is not None and self._watched is not None:
             await self._realtime.stop_watching_video_track()
         self._watched = None
+        self._model_frames.clear()
         sources, self._sources = list(self._sources.values()), {}
         for source in sources:
             await source.forwarder.stop()
@@ -121,6 +148,7 @@ class VideoInput:
         if self._realtime is None:
             return
         await self._realtime.watch_video_track(source.track, shared_forwarder=source.forwarder)
+        self._settle_watch()  # frames before this belong to the track watched until now
         self._watched = source.track.id
 
 

@@ -9,6 +9,7 @@ from vision_agents.core.edge.events import (
     TrackAddedEvent,
     TrackMutedEvent,
     TrackRemovedEvent,
+    VideoReceiveStatsEvent,
 )
 from vision_agents.core.edge.transport import Call, EdgeTransport
 
@@ -23,4 +24,5 @@ __all__ = [
     "TrackAddedEvent",
     "TrackMutedEvent",
     "TrackRemovedEvent",
+    "VideoReceiveStatsEvent",
 ]

@@ -81,6 +81,38 @@ class AudioReceivedEvent(BaseEvent):
 
 
 @dataclass(kw_only=True)
+class VideoReceiveStatsEvent(BaseEvent):
+    """What the edge received of one participant's video over the last ``interval_s`` seconds,
+    sent every few seconds per video track (edges that measure it: ``WebRTCEdge``).
+
+    ``fps`` counts decoded frames; ``kbps`` the encoded bytes that arrived; ``freezes`` and
+    ``frozen_s`` are totals since the track began (a freeze: no new frame for longer than the
+    edge's freeze gap, 0.5 s, after the first frame; not counted while the camera is muted).
+    ``estimate_bps`` is the bandwidth estimate the edge sends the participant's browser and
+    ``estimate_falls`` how often it fell for a full path. ``model_frames``: frames of this
+    track sent to the agent's realtime model so far. None: not known to this edge (or no
+    realtime model).
+    """
+
+    type: ClassVar[str] = "edge.video.stats"
+
+    participant: Participant
+    track_id: str
+    interval_s: float
+    width: int
+    """Of the last frame received (0 before the first)."""
+    height: int
+    fps: float
+    kbps: float | None
+    freezes: int
+    frozen_s: float
+    muted: bool = False
+    estimate_bps: int | None = None
+    estimate_falls: int | None = None
+    model_frames: int | None = None
+
+
+@dataclass(kw_only=True)
 class CallEndedEvent(BaseEvent):
     type: ClassVar[str] = "edge.call.ended"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,9 @@ class EdgeTransport(ABC):
 
     def __init__(self) -> None:
         self.events = EventManager(name=f"{type(self).__name__}.events")
+        self.model_frames: Callable[[str], int | None] | None = None
+        """Frames of a track (by id) sent to the agent's realtime model so far, None when
+        not known; set by the ``Agent``. Edges that report video stats include it."""
 
     @abstractmethod
     async def create_call(self, call_type: str, call_id: str) -> Call:

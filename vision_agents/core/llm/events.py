@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from vision_agents.core.audio import PcmData
 from vision_agents.core.events.base import BaseEvent
@@ -60,6 +60,19 @@ class RealtimeAudioOutputDoneEvent(BaseEvent):
     response_id: str | None = None
     user_metadata: dict[str, Any] | None = None
     interrupted: bool = False
+
+
+@dataclass(kw_only=True)
+class RealtimeFrameSentEvent(BaseEvent):
+    """A video frame went to the model; ``reason`` says why (the frame policy's decision):
+    ``"change"`` the scene changed, ``"interval"`` ``max_interval`` passed, ``"request"`` the
+    first frame or one asked for (``request_fresh_frame``), ``"fixed"`` no policy."""
+
+    type: ClassVar[str] = "realtime.video.frame_sent"
+
+    reason: Literal["request", "change", "interval", "fixed"]
+    width: int = 0
+    height: int = 0
 
 
 @dataclass(kw_only=True)

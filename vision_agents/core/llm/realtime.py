@@ -24,6 +24,7 @@ from vision_agents.core.llm.events import (
     RealtimeConnectedEvent,
     RealtimeDisconnectedEvent,
     RealtimeErrorEvent,
+    RealtimeFrameSentEvent,
     RealtimeResponseEvent,
     RealtimeUserSpeechTranscriptionEvent,
     ToolCallCompletedEvent,
@@ -70,6 +71,7 @@ class Realtime(OmniLLM, ABC):
         # Content-aware by default: the thresholds sit in the middle of the range that meets
         # every target of benchmarks/video_cost.py --sweep (photos through VP8).
         self._frames = FrameSelector(SceneChange())
+        self._change_unsent = False  # a change the link did not take: the next frame shows it
         self.frames_unchanged = 0
         """Frames ``fps`` let through that the ``frame_policy`` kept back (no change shown)."""
         self.frames_skipped = 0
@@ -114,7 +116,17 @@ class Realtime(OmniLLM, ABC):
             raise ConfigurationError(
                 f"frame_policy must be a SceneChange or None, got {type(policy).__name__}"
             )
-        self._frames = FrameSelector(policy)
+        self._frames = FrameSelector(policy, self._frames.clock)
+
+    @property
+    def frame_clock(self) -> Callable[[], float]:
+        """What the frame policy reads the time from (its ``max_interval``);
+        ``time.monotonic`` unless set (tests set a fake one)."""
+        return self._frames.clock
+
+    @frame_clock.setter
+    def frame_clock(self, clock: Callable[[], float]) -> None:
+        self._frames = FrameSelector(self._frames.policy, clock)
 
     def request_fresh_frame(self) -> None:
         """Send the next frame whatever it shows (call it when the user starts speaking:
@@ -173,10 +185,18 @@ class Realtime(OmniLLM, ABC):
             if not self._frames.offer(frame):
                 self.frames_unchanged += 1
                 return
+            reason = self._frames.last_reason or "request"
             taken = await self._send_video_frame(frame)
             if taken is not False:
                 self.frames_sent += 1
+                if self._change_unsent and reason == "request":
+                    reason = "change"  # the change a skipped frame showed reaches the model now
+                self._change_unsent = False
+                self._emit(
+                    RealtimeFrameSentEvent(reason=reason, width=frame.width, height=frame.height)
+                )
             else:
+                self._change_unsent = self._change_unsent or reason == "change"
                 self._frames.request_fresh()  # not sent after all: the next frame shows it
         except Exception as exc:  # a bad frame must not stop the feed
             self._emit_error_event(exc, context="sending a video frame")

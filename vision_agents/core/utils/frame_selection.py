@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import av
 import cv2
@@ -24,6 +25,10 @@ from vision_agents.core.errors import ConfigurationError
 from vision_agents.core.utils.video import reformat_frame
 
 THUMBNAIL = (64, 36)  # width, height: 16:9, and cheap (a few µs to compare)
+FrameReason = Literal["request", "change", "interval", "fixed"]
+"""Why a frame was sent: asked for (the first one, ``request_fresh``), the scene changed,
+``max_interval`` passed, or no policy (every frame, fixed rate)."""
+
 _LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "nv12", "gray"})
 
 
@@ -87,19 +92,21 @@ class FrameSelector:
     """Applies a policy to offered frames: ``offer(frame)`` says whether to send it.
 
     Counts what it decided: ``offered``, ``sent``, and of those sent ``for_change``,
-    ``for_interval`` and ``on_request`` (``request_fresh``: the next offered frame goes).
+    ``for_interval`` and ``on_request`` (``request_fresh``: the next offered frame goes);
+    ``last_reason`` says why the latest frame sent went. ``clock`` times ``max_interval``.
     """
 
     def __init__(
         self, policy: SceneChange | None = None, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.policy = policy
-        self._clock = clock
+        self.clock = clock
         self._last: np.ndarray | None = None
         self._last_at = -math.inf
         self._fresh = True  # the first frame always goes
         self.offered = self.sent = 0
         self.for_change = self.for_interval = self.on_request = 0
+        self.last_reason: FrameReason | None = None
 
     def request_fresh(self) -> None:
         """Send the next offered frame whatever it shows (the user started speaking)."""
@@ -110,9 +117,11 @@ class FrameSelector:
         policy = self.policy
         if policy is None:
             self.sent += 1
+            self.last_reason = "fixed"
             return True
-        now = self._clock()
+        now = self.clock()
         thumb = thumbnail(frame)
+        reason: FrameReason
         if self._fresh or self._last is None:
             reason = "request"
         elif changed_share(thumb, self._last, policy.pixel_delta) >= policy.changed_share:
@@ -124,6 +133,7 @@ class FrameSelector:
         self._fresh = False
         self._last, self._last_at = thumb, now
         self.sent += 1
+        self.last_reason = reason
         if reason == "change":
             self.for_change += 1
         elif reason == "interval":

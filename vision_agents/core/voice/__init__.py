@@ -16,7 +16,7 @@ from vision_agents.core.voice.offline import OFFLINE_LABEL, OfflineResponder
 from vision_agents.core.voice.sentences import SentenceSplitter
 from vision_agents.core.voice.stt import STT
 from vision_agents.core.voice.tts import TTS
-from vision_agents.core.voice.vad import VAD, SpeechEnd, SpeechStart, VADStream
+from vision_agents.core.voice.vad import VAD, LevelVAD, SpeechEnd, SpeechStart, VADStream
 
 __all__ = [
     "OFFLINE_LABEL",
@@ -27,6 +27,7 @@ __all__ = [
     "ChatLLM",
     "ChatMessage",
     "ChatRequest",
+    "LevelVAD",
     "OfflineResponder",
     "PartialTranscriptEvent",
     "SentenceSplitter",

@@ -174,3 +174,25 @@ class VADStream:
         return SpeechEnd(
             audio=audio, speech_ended_at=self._last_voiced_at, detected_at=self._clock()
         )
+
+
+class LevelVAD(VAD):
+    """Speech is sound above ``level_dbfs``: no model, so any loud sound (music, a door)
+    counts too. Enough to tell "someone is talking, keep quiet"; where real speech matters,
+    use a model (``silero.VAD()``). Thresholds and padding as in ``VAD``.
+    """
+
+    def __init__(self, level_dbfs: float = -40.0, **thresholds: float) -> None:
+        super().__init__(**thresholds)
+        if not (-100.0 < level_dbfs < 0.0):
+            raise ValueError(f"level_dbfs must be between -100 and 0 dBFS, got {level_dbfs!r}")
+        self.level_dbfs = level_dbfs
+
+    def new_state(self) -> object:
+        return None
+
+    def probability(self, window: NDArray[np.float32], state: object) -> tuple[float, object]:
+        rms = float(np.sqrt(np.mean(np.square(window, dtype=np.float64))))
+        dbfs = 20.0 * np.log10(max(rms, 1e-10))
+        # A logistic step 3 dB wide around the level: ``threshold`` 0.5 is the level itself.
+        return float(1.0 / (1.0 + np.exp(-(dbfs - self.level_dbfs) / 3.0))), state

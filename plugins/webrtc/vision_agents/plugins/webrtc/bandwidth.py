@@ -17,11 +17,13 @@ estimate does with it:
   estimate as its own during its first 2 s, so the camera is sharp from the first second);
 - it falls only when the path is overused, to 0.85 times what arrives (as GCC), never below
   ``min_bps``; a thin, black or still stream is not a reason to fall;
-- it climbs only while the browser sends at least half of it (an unused estimate proves
-  nothing), 8% a second for 2 s after a fall, then 50% a second, so it is back within
-  seconds of a link recovering and does not keep probing a link that is still full;
-- after a gap in arrivals (a stalled link, a camera turned off), the delay detector starts
-  afresh: the burst that follows a stall is not a queue.
+- it climbs, 8% a second for 1 s after a fall, then 50% a second, back to where it fell
+  from, and beyond that only while the browser sends at least half of it (an unused estimate
+  proves nothing), so it is back within seconds of a link recovering;
+- it also falls when more than 10% of the camera's packets go missing over a second (a
+  queue that is always full shows no growing delay, only loss);
+- after a gap in arrivals (a stalled link), the delay detector and the loss count start
+  afresh: the burst that follows a stall is not a queue, nor are the packets lost in it.
 
 Installed per connection (``use_model_estimator(pc)``), never process-wide: other aiortc
 connections in the process keep aiortc's own estimator.
@@ -47,13 +49,17 @@ SLOW_GROWTH = 1.08
 """Growth a second for ``CAUTIOUS_S`` after a fall (GCC's multiplicative increase)."""
 FAST_GROWTH = 1.5
 """Growth a second afterwards, while the sender uses at least half of the estimate."""
-CAUTIOUS_S = 2.0
+CAUTIOUS_S = 1.0
 USED_SHARE = 0.5
 """The estimate only climbs while at least this share of it arrives."""
 GAP_S = 0.5
 """After this long with no packet, delay measurements start afresh."""
 FEEDBACK_INTERVAL_MS = 500
 FALL_INTERVAL_MS = 1000
+RECOVERED_MS = 10_000
+"""A fall this long after the last one starts a new episode: the level it falls from is
+remembered, and the estimate climbs back to it whether or not the browser uses it yet (the
+browser's own controller then climbs at its pace; if the path is still full, it falls again)."""
 LOSS_LIMIT = 0.1
 """More of the sender's packets lost than this over a second is a full path too: a queue
 that is always full (a shallow router buffer) shows no growing delay, only loss."""
@@ -79,6 +85,7 @@ class ModelRateControl:
     _last_ms: int | None = None
     _fell_ms: int | None = None
     _throughput: int | None = None
+    _before_fall: int = 0
     rtt: int = 200  # read by aiortc's estimator
 
     def feedback_interval(self) -> int:
@@ -103,13 +110,17 @@ class ModelRateControl:
             if self._fell_ms is None or now_ms - self._fell_ms >= FALL_INTERVAL_MS:
                 target = max(self.min_bps, round(0.85 * throughput))
                 if target < self.estimate:
+                    if self._fell_ms is None or now_ms - self._fell_ms > RECOVERED_MS:
+                        self._before_fall = self.estimate
                     self.falls += 1
                     self._fell_ms = now_ms
                     self.estimate = target
         elif (
             # Underuse (the queue draining) is room to grow too: the path carries more than
             # is sent. GCC holds there, and then probes, which a receiver cannot.
-            not overused and throughput is not None and throughput >= USED_SHARE * self.estimate
+            not overused
+            and throughput is not None
+            and (throughput >= USED_SHARE * self.estimate or self.estimate < self._before_fall)
         ):
             cautious = self._fell_ms is not None and now_ms - self._fell_ms < CAUTIOUS_S * 1000
             growth = (SLOW_GROWTH if cautious else FAST_GROWTH) ** min(elapsed_s, 1.0)
@@ -131,6 +142,10 @@ class LossWindow:
     _expected: int = 0  # the sum of the window's expected
 
     def add(self, sequence: int, now_ms: int) -> float:
+        if self._seconds and now_ms - self._seconds[-1][0] > GAP_S * 1000:
+            # Arrivals resume after a stall: what went missing in it is not a full path.
+            self._highest = None
+            self._seconds.clear()
         expected = 0
         if self._highest is None:
             self._highest = sequence
@@ -181,7 +196,6 @@ class ModelBitrateEstimator(rate.RemoteBitrateEstimator):
             self.estimator = rate.OveruseEstimator()
             self.detector = rate.OveruseDetector()
             self.control.restart_after_gap(arrival_time_ms)
-            self._loss_window.clear()  # a stall's missing packets are not a full path
         return super().add(arrival_time_ms, abs_send_time, payload_size, ssrc)
 
 

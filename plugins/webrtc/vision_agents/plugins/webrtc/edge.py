@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from typing import Any
 
 import aiortc
@@ -14,15 +16,19 @@ from vision_agents.core.edge.events import (
     TrackAddedEvent,
     TrackMutedEvent,
     TrackRemovedEvent,
+    VideoReceiveStatsEvent,
 )
 from vision_agents.core.edge.sender_clock import SenderClock
 from vision_agents.core.edge.transport import Call, EdgeTransport
 from vision_agents.core.events.base import BaseEvent
 from vision_agents.core.types import Participant, User
+from vision_agents.core.utils.tasks import TaskOwner
 from vision_agents.plugins.webrtc.room import Member, Room
 from vision_agents.plugins.webrtc.server import CallServer
 
 logger = logging.getLogger(__name__)
+
+STATS_INTERVAL_S = 2.0
 
 
 class WebRTCEdge(EdgeTransport):
@@ -32,14 +38,26 @@ class WebRTCEdge(EdgeTransport):
     with ``join_url``). The agent receives each browser's audio and video as separate tracks
     and publishes its own into every browser. The server starts with ``create_call`` (so the
     link works before the agent joins) and stops when the agent leaves, unless it was given.
+
+    While the agent is in the call, every ``stats_interval_s`` seconds (None: never) it sends
+    a ``VideoReceiveStatsEvent`` per participant camera on ``events`` and the same figures to
+    that participant's page (a "video-stats" message, shown in its Stats panel).
     """
 
-    def __init__(self, server: CallServer | None = None, **server_options: Any) -> None:
+    def __init__(
+        self,
+        server: CallServer | None = None,
+        *,
+        stats_interval_s: float | None = STATS_INTERVAL_S,
+        **server_options: Any,
+    ) -> None:
         super().__init__()
         if server is not None and server_options:
             raise ValueError(
                 f"pass either a server or server options, not both: {sorted(server_options)}"
             )
+        self.stats_interval_s = _check_interval(stats_interval_s)
+        self._stats: TaskOwner | None = None
         self.server = server or CallServer(**server_options)
         self._owns_server = server is None
         self._room: Room | None = None
@@ -76,6 +94,9 @@ class WebRTCEdge(EdgeTransport):
         for member in self._room.members:
             self.member_joined(member)
         await self._room.broadcast_members()
+        if self.stats_interval_s is not None and self._stats is None:
+            self._stats = TaskOwner("webrtc-edge")
+            self._stats.spawn(self._report_stats(self.stats_interval_s), "video-stats")
         return self._agent
 
     async def publish_audio(self, track: aiortc.MediaStreamTrack) -> None:
@@ -114,6 +135,9 @@ class WebRTCEdge(EdgeTransport):
         self.events.send(CallEndedEvent(call_id=call_id, reason=reason))
 
     async def leave(self) -> None:
+        stats, self._stats = self._stats, None
+        if stats is not None:
+            await stats.close()
         room, self._room = self._room, None
         self._agent = None
         if room is not None:
@@ -125,6 +149,49 @@ class WebRTCEdge(EdgeTransport):
 
     def sender_clock(self, track_id: str) -> SenderClock | None:
         return self._clocks.get(track_id)
+
+    async def report_video_stats(self) -> None:
+        """Send each participant camera's figures since the last report, now: a
+        ``VideoReceiveStatsEvent`` and a "video-stats" message to its page."""
+        room = self._room
+        if room is None or self._agent is None:
+            return
+        for member in room.members:
+            meter = member.video_meter
+            track_id = next(
+                (
+                    t
+                    for t, kind in self._tracks.get(member.participant.user_id, [])
+                    if kind == "video"
+                ),
+                None,
+            )
+            if meter is None or track_id is None:
+                continue  # no camera, or not announced to the agent yet
+            figures = meter.take()
+            estimator = member.video_estimator
+            event = VideoReceiveStatsEvent(
+                participant=member.participant,
+                track_id=track_id,
+                interval_s=round(figures.interval_s, 3),
+                width=figures.width,
+                height=figures.height,
+                fps=round(figures.fps, 2),
+                kbps=round(figures.kbps, 1),
+                freezes=figures.freezes,
+                frozen_s=round(figures.frozen_s, 3),
+                muted=figures.muted,
+                estimate_bps=estimator.estimate_bps if estimator is not None else None,
+                estimate_falls=estimator.control.falls if estimator is not None else None,
+                model_frames=self.model_frames(track_id) if self.model_frames else None,
+            )
+            self.events.send(event)
+            await room.send(member, video_stats_message(event))
+
+    async def _report_stats(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.report_video_stats()
 
     def _require_room(self) -> Room:
         if self._room is None:
@@ -179,3 +246,36 @@ class WebRTCEdge(EdgeTransport):
                         muted=muted,
                     )
                 )
+
+
+def video_stats_message(event: VideoReceiveStatsEvent) -> dict[str, Any]:
+    """The "video-stats" message a page gets about its own camera (the event's figures)."""
+    return {
+        "type": "video-stats",
+        "interval_s": event.interval_s,
+        "width": event.width,
+        "height": event.height,
+        "fps": event.fps,
+        "kbps": event.kbps,
+        "freezes": event.freezes,
+        "frozen_s": event.frozen_s,
+        "muted": event.muted,
+        "estimate_bps": event.estimate_bps,
+        "estimate_falls": event.estimate_falls,
+        "model_frames": event.model_frames,
+    }
+
+
+def _check_interval(value: object) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ValueError(
+            f"stats_interval_s must be a number of seconds above 0 (or None: no stats), "
+            f"got {value!r}"
+        )
+    return float(value)

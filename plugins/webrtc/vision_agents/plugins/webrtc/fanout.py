@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from vision_agents.core.edge.sender_clock import SenderClock
 from vision_agents.core.utils.tasks import TaskOwner
+from vision_agents.plugins.webrtc.receive_stats import VideoReceiveMeter
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class Fanout:
         clock: SenderClock | None = None,
         *,
         encode_opus: bool = False,
+        meter: VideoReceiveMeter | None = None,
     ) -> None:
         if track.kind not in ("audio", "video"):
             raise ValueError(f"track kind must be 'audio' or 'video', got {track.kind!r}")
@@ -115,6 +117,8 @@ class Fanout:
         again for each sender, each time handing a 20 ms frame to a thread and back."""
         self.clock = clock
         """Dates the track's frames on the sender's clock (see ``sender_clock``), if known."""
+        self.meter = meter
+        """Told of each video frame read (what a browser's camera delivers), if given."""
         self.kind: str = track.kind
         self.frames = 0
         self._sinks: set[_Sink] = set()
@@ -176,6 +180,8 @@ class Fanout:
                 if not isinstance(frame, av.AudioFrame | av.VideoFrame):
                     continue  # packets pass through aiortc tracks only when encoded upstream
                 self.frames += 1
+                if self.meter is not None and isinstance(frame, av.VideoFrame):
+                    self.meter.frame(frame.width, frame.height)
                 if self._opus is not None and isinstance(frame, av.AudioFrame):
                     for packet in self._encode(frame):
                         for sink in list(self._sinks):

@@ -25,6 +25,7 @@ from vision_agents.core.utils.tasks import TaskOwner
 from vision_agents.plugins.webrtc.bandwidth import ModelBitrateEstimator, use_model_estimator
 from vision_agents.plugins.webrtc.fanout import Fanout, FanoutTrack, SlotTrack
 from vision_agents.plugins.webrtc.ice import gather_on
+from vision_agents.plugins.webrtc.receive_stats import VideoReceiveMeter, count_received_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,10 @@ class Member:
     """What this browser was last asked to send its camera at (None: not asked yet)."""
     estimators: list[ModelBitrateEstimator] = field(default_factory=list)
     """The bandwidth estimates this connection sends the browser (one per video receiver)."""
+    video_meter: VideoReceiveMeter | None = None
+    """What arrives of the browser's camera (None: it sends none)."""
+    video_estimator: ModelBitrateEstimator | None = None
+    """The one of ``estimators`` that the camera's packets feed."""
 
 
 @dataclass(frozen=True)
@@ -239,8 +244,13 @@ class Room:
             raise
         for track in received:
             if track.kind in ("audio", "video") and track.kind not in member.sources:
+                meter = self._meter_camera(member, track) if track.kind == "video" else None
                 member.sources[track.kind] = Fanout(
-                    track, self._tasks, member.participant.user_id, watch_track(pc, track)
+                    track,
+                    self._tasks,
+                    member.participant.user_id,
+                    watch_track(pc, track),
+                    meter=meter,
                 )
         self._seat(member)
 
@@ -255,6 +265,19 @@ class Room:
             member.states.append(f"ice:{pc.iceConnectionState}")
 
         return member, pc.localDescription.sdp
+
+    def _meter_camera(self, member: Member, track: aiortc.MediaStreamTrack) -> VideoReceiveMeter:
+        """Measure what arrives of ``member``'s camera ``track``: its frames (through the
+        fan-out), the bytes its receiver gets, and which bandwidth estimate is its own."""
+        meter = member.video_meter = VideoReceiveMeter()
+        receivers = [t.receiver for t in member.pc.getTransceivers() if t.kind == "video"]
+        for index, receiver in enumerate(receivers):
+            if receiver.track is track:
+                count_received_bytes(receiver, meter)
+                # use_model_estimator gave each video receiver one, in this order.
+                if len(member.estimators) == len(receivers):
+                    member.video_estimator = member.estimators[index]
+        return meter
 
     def _seat(self, member: Member) -> None:
         self._reserved.discard(member.seat)
@@ -306,6 +329,8 @@ class Room:
         if kind not in ("audio", "video"):
             raise ValueError(f"kind must be 'audio' or 'video', got {kind!r}")
         member.muted[kind] = muted
+        if kind == "video" and member.video_meter is not None:
+            member.video_meter.set_muted(muted)
         if self.listener is not None:
             self.listener.member_muted(member, kind, muted)
 
@@ -364,6 +389,10 @@ class Room:
     async def broadcast(self, message: dict[str, Any]) -> None:
         for m in self.members:
             await self._send(m, message)
+
+    async def send(self, member: Member, message: dict[str, Any]) -> None:
+        """Send a JSON message to one browser (dropped if its socket is closing)."""
+        await self._send(member, message)
 
     async def _send(self, member: Member, message: dict[str, Any]) -> None:
         try:

@@ -158,7 +158,7 @@
               say("in the call as " + name);
               leave.disabled = muteAudio.disabled = muteVideo.disabled = false;
               publisher.createOffer({
-                tracks: [{ type: "audio", capture: true, recv: false }, { type: "video", capture: true, recv: false }],
+                tracks: [{ type: "audio", capture: true, recv: false }, { type: "video", capture: { width: { ideal: 1280 } }, recv: false }],
                 success: (offer) => publisher.send({ message: { request: "configure", audio: true, video: true }, jsep: offer }),
                 error: (e) => say("camera or microphone failed: " + e, true),
               });
