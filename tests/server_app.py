@@ -23,7 +23,7 @@ def create_agent(request: SessionRequest) -> Agent:
     if fault == "raise":
         raise RuntimeError("this factory was asked to fail")
     model = FakeRealtime(fps=1, responder=lambda text: (text, tone(TONE_HZ, TONE_S)))
-    edge = request.edge()
+    edge = request.edge(stats_interval_s=2.0)  # the video figures in /metrics
     agent = Agent(edge=edge, agent_user=User(name="Tone agent"), llm=model)
 
     @edge.events.subscribe

@@ -28,11 +28,14 @@ class SessionRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     call_server: CallServer | None = None
 
-    def edge(self) -> WebRTCEdge:
-        """A ``WebRTCEdge`` on this worker's call server (a fresh server if there is none)."""
+    def edge(self, *, stats_interval_s: float | None = None) -> WebRTCEdge:
+        """A ``WebRTCEdge`` on this worker's call server (a fresh server if there is none).
+
+        ``stats_interval_s``: how often the edge reports each camera as received (its
+        ``VideoReceiveStatsEvent``, which serve's ``/metrics`` shows); None: never."""
         if self.call_server is None:
-            return WebRTCEdge(host="127.0.0.1", port=0)
-        return WebRTCEdge(server=self.call_server)
+            return WebRTCEdge(host="127.0.0.1", port=0, stats_interval_s=stats_interval_s)
+        return WebRTCEdge(server=self.call_server, stats_interval_s=stats_interval_s)
 
 
 def load_factory(spec: str) -> Factory:

@@ -39,7 +39,8 @@ class WebRTCEdge(EdgeTransport):
     and publishes its own into every browser. The server starts with ``create_call`` (so the
     link works before the agent joins) and stops when the agent leaves, unless it was given.
 
-    While the agent is in the call, every ``stats_interval_s`` seconds (None: never) it sends
+    While the agent is in the call, every ``stats_interval_s`` seconds (default None: never;
+    ``STATS_INTERVAL_S`` is a good period) it sends
     a ``VideoReceiveStatsEvent`` per participant camera on ``events`` and the same figures to
     that participant's page (a "video-stats" message, shown in its Stats panel).
     """
@@ -48,7 +49,7 @@ class WebRTCEdge(EdgeTransport):
         self,
         server: CallServer | None = None,
         *,
-        stats_interval_s: float | None = STATS_INTERVAL_S,
+        stats_interval_s: float | None = None,
         **server_options: Any,
     ) -> None:
         super().__init__()
