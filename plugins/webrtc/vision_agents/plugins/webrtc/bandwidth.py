@@ -146,6 +146,7 @@ class LossWindow:
             # Arrivals resume after a stall: what went missing in it is not a full path.
             self._highest = None
             self._seconds.clear()
+            self._expected = 0
         expected = 0
         if self._highest is None:
             self._highest = sequence
