@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import av
 import pytest
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamError, MediaStreamTrack
 
 from tests.conftest import no_leaks, wait_until
 from tests.media_tracks import VIDEO_TIME_BASE, SyntheticVideoTrack
@@ -449,3 +449,56 @@ async def test_the_cadence_follows_the_injected_clock_exactly() -> None:
         assert stats.last_frame_age == 0.0  # taken at the clock time it arrived: no time passed
     finally:
         await fwd.stop()
+
+
+class SizedTrack(MediaStreamTrack):
+    """Sends one frame of each given size, 10 ms apart, then ends."""
+
+    kind = "video"
+
+    def __init__(self, sizes: list[tuple[int, int]]) -> None:
+        super().__init__()
+        self.sizes = list(sizes)
+        self.pts = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if not self.sizes:
+            self.stop()
+            raise MediaStreamError
+        await asyncio.sleep(0.01)
+        width, height = self.sizes.pop(0)
+        frame = av.VideoFrame(width, height, "yuv420p")
+        frame.pts, frame.time_base = self.pts, VIDEO_TIME_BASE
+        self.pts += 3000
+        return frame
+
+
+async def test_frames_of_an_unusable_size_are_dropped_with_one_warning_a_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 4 px and a too-wide strip are refused; 8K and sizes that change every frame go on.
+    sizes = [(4, 4), (4, 4), (640, 480), (9000, 16), (8, 1000), (7680, 4320), (1280, 720),
+             (720, 1280), (16, 16)]  # fmt: skip
+    track = SizedTrack(sizes)
+    got: list[tuple[int, int]] = []
+
+    async def handler(frame: av.VideoFrame) -> None:
+        got.append((frame.width, frame.height))
+
+    forwarder = VideoForwarder(track, name="video:odd")
+    caplog.set_level(logging.INFO, logger="vision_agents.core.utils.video_forwarder")
+    forwarder.add_frame_handler(handler)
+    async with asyncio.timeout(10):
+        await forwarder.wait_ended()
+    await forwarder.stop()
+    usable = [(640, 480), (7680, 4320), (1280, 720), (720, 1280), (16, 16)]
+    # The handler takes the newest frame when it is due: none it got may be refused ones.
+    assert got and set(got) <= set(usable), got
+    assert forwarder.frames_refused == 4
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("video_forwarder")]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [w.getMessage() for w in warnings] == [
+        "video 'video:odd' sends 4x4 frames: dropped until they are 16 to 8192 pixels a side",
+        "video 'video:odd' sends 9000x16 frames: dropped until they are 16 to 8192 pixels a side",
+    ], lines
+    assert "video 'video:odd': frames of a usable size again (640x480); 2 dropped in all" in lines

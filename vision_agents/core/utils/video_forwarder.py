@@ -28,6 +28,12 @@ FrameCallback = Callable[[av.VideoFrame], Awaitable[None] | None]
 # How long stop() waits for a sync callback that is still running in its thread.
 _SYNC_STOP_TIMEOUT_S = 2.0
 
+MIN_FRAME_SIDE = 16
+"""Frames narrower or shorter than this show nothing a model or detector can use: dropped."""
+MAX_FRAME_SIDE = 8192
+"""Frames wider or taller than this are dropped (an 8K camera, 7680x4320, and a 5K screen,
+5120x2880, pass: consumers scale them to the size they need)."""
+
 
 @dataclass(frozen=True)
 class FrameHandlerStats:
@@ -80,6 +86,10 @@ class VideoForwarder:
     The reader starts with the first handler and stops when the last one is removed (a new
     handler restarts it). Everything stops when the track ends or on :meth:`stop`.
 
+    Frames below ``MIN_FRAME_SIDE`` or above ``MAX_FRAME_SIDE`` pixels on a side are dropped
+    before any consumer sees them, with one warning when a track starts sending such sizes
+    (and one line when its frames are usable again); ``frames_refused`` counts them.
+
     ``clock`` paces the consumers and times frame ages (real time by default; tests pass
     ``vision_agents.testing.ManualClock`` to drive the cadence step by step).
     """
@@ -105,6 +115,8 @@ class VideoForwarder:
         self._latest_at = 0.0
         self._ended = False
         self._ended_event = asyncio.Event()
+        self._refused = 0
+        self._refusing = False
         input_track.on("ended", self._mark_ended)
 
     @property
@@ -126,6 +138,11 @@ class VideoForwarder:
     def frames_received(self) -> int:
         """How many frames the reader has pulled from the source track."""
         return self._latest_seq
+
+    @property
+    def frames_refused(self) -> int:
+        """How many frames were dropped for their size (see ``MIN_FRAME_SIDE``)."""
+        return self._refused
 
     def handler_stats(self) -> list[FrameHandlerStats]:
         """Counters of every registered handler, in the order they were added."""
@@ -212,6 +229,8 @@ class VideoForwarder:
                 frame = await self._track.recv()
                 if not isinstance(frame, av.VideoFrame):
                     raise TypeError(f"expected av.VideoFrame from the track, got {type(frame)}")
+                if not self._usable(frame):
+                    continue
                 self._latest = frame
                 self._latest_seq += 1
                 self._latest_at = self._clock.now()
@@ -222,6 +241,33 @@ class VideoForwarder:
         except Exception:
             logger.exception("video forwarder %r: reading the source track failed", self.name)
         self._mark_ended()
+
+    def _usable(self, frame: av.VideoFrame) -> bool:
+        """False for a frame of a size no consumer should get; logs once per run of them."""
+        width, height = frame.width, frame.height
+        if MIN_FRAME_SIDE <= min(width, height) and max(width, height) <= MAX_FRAME_SIDE:
+            if self._refusing:
+                self._refusing = False
+                logger.info(
+                    "video %r: frames of a usable size again (%dx%d); %d dropped in all",
+                    self.name,
+                    width,
+                    height,
+                    self._refused,
+                )
+            return True
+        self._refused += 1
+        if not self._refusing:
+            self._refusing = True
+            logger.warning(
+                "video %r sends %dx%d frames: dropped until they are %d to %d pixels a side",
+                self.name,
+                width,
+                height,
+                MIN_FRAME_SIDE,
+                MAX_FRAME_SIDE,
+            )
+        return False
 
     async def _run_consumer(self, consumer: _Consumer) -> None:
         clock = self._clock
