@@ -23,6 +23,12 @@ class SyntheticVideoTrack(MediaStreamTrack):
     Like a camera it drops frames instead of bursting when it is read late. It records the
     capture time (``time.monotonic()``) of each frame by pts, counts ``recv()`` calls, and
     ends by itself (``MediaStreamError``) after ``max_frames`` frames if that is given.
+
+    Every frame shows ``picture`` (RGB, ``height`` x ``width``) if given; by default the
+    frames cycle through four pictures of seeded noise (every frame differs, as a frame
+    policy watching for changes expects of a live camera). Never an uninitialised
+    ``av.VideoFrame``: its pixels are whatever memory it got, so a JPEG of it weighed 8 kB
+    when run alone and 85 kB in a full run (a test of a slow link measured the heap).
     """
 
     kind = "video"
@@ -34,11 +40,22 @@ class SyntheticVideoTrack(MediaStreamTrack):
         width: int = 64,
         height: int = 48,
         max_frames: int | None = None,
+        picture: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.fps = fps
         self.width = width
         self.height = height
+        if picture is None:
+            rng = np.random.default_rng(0)  # yuv420p planes as one (height * 3 / 2) x width
+            shape = (height * 3 // 2, width)
+            self._planes = [rng.integers(0, 256, shape, np.uint8) for _ in range(4)]
+        else:
+            if picture.shape != (height, width, 3):
+                raise ValueError(f"picture must be {height} x {width} x 3, got {picture.shape}")
+            # Converted once; each frame copies these planes (cheap next to an encode).
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            self._planes = [frame.reformat(format="yuv420p").to_ndarray()]
         self.max_frames = max_frames
         self.recv_calls = 0
         self.frames_sent = 0
@@ -65,7 +82,8 @@ class SyntheticVideoTrack(MediaStreamTrack):
         await asyncio.sleep(max(0.0, self._next_due - time.monotonic()))
         if self.readyState != "live":
             raise MediaStreamError
-        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        planes = self._planes[self._index % len(self._planes)]
+        frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
         frame.pts = round(self._index * 90000 / self.fps)
         frame.time_base = VIDEO_TIME_BASE
         self.capture_times[frame.pts] = time.monotonic()

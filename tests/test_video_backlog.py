@@ -11,12 +11,13 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import cv2
 import openai
 import pytest
 
 from tests.browser.netns import LoopbackOnlyNamespace
 from tests.browser.waiting import eventually
-from tests.media_tracks import SyntheticVideoTrack
+from tests.media_tracks import SyntheticVideoTrack, room
 from vision_agents.core.llm.protocol_realtime import MAX_FRAMES_IN_FLIGHT
 from vision_agents.core.llm.runtime import RetryPolicy
 from vision_agents.plugins import openai as openai_plugin
@@ -90,7 +91,9 @@ async def test_a_slow_uplink_skips_frames_instead_of_queueing_them(
         retry=RetryPolicy(initial_delay=0.01),
     )
     llm.frame_policy = None  # fixed rate: every frame fps offers is meant for the model
-    track = SyntheticVideoTrack(fps=30, width=1280, height=720)
+    # A smooth picture: its 640 px JPEG is 13.7 kB, about a second of the link each.
+    picture = cv2.resize(room(7, 320, 180), (1280, 720))
+    track = SyntheticVideoTrack(fps=30, width=1280, height=720, picture=picture)
     await llm.connect()
     try:
         started = time.monotonic()
@@ -111,7 +114,15 @@ async def test_a_slow_uplink_skips_frames_instead_of_queueing_them(
         assert llm.frames_skipped >= offered / 2, (llm.frames_sent, llm.frames_skipped)
         assert queued <= MAX_FRAMES_IN_FLIGHT + 1, f"{queued} frames queued on the link"
         # Nothing that was sent is lost, and it arrives once the link has carried it.
-        await eventually(lambda: _images(conn) == llm.frames_sent, 60, "every sent frame")
+        try:
+            await eventually(lambda: _images(conn) == llm.frames_sent, 60, "every sent frame")
+        except AssertionError as exc:
+            pc = conn.pc  # type: ignore[attr-defined]
+            raise AssertionError(
+                f"{exc}: {_images(conn)} of {llm.frames_sent} arrived; {len(server.connections)} "
+                f"connection(s), the first {pc.connectionState} (ICE {pc.iceConnectionState}), "
+                f"SCTP RTO {getattr(pc.sctp, '_rto', None)} s"
+            ) from None
         print(f"the last frame reached the server {time.monotonic() - stopped:.2f} s after")
     finally:
         await llm.close()

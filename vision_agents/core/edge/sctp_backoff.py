@@ -56,3 +56,20 @@ def use_rto_backoff(pc: aiortc.RTCPeerConnection) -> bool:
     transport._t3_expired = backed_off
     setattr(transport, _MARK, True)
     return True
+
+
+def unacknowledged_bytes(pc: aiortc.RTCPeerConnection) -> int:
+    """Data channel bytes ``pc``'s SCTP association holds that the peer has not acknowledged:
+    chunks not sent yet and chunks sent (or to be sent again) but not acknowledged. 0 when
+    there is no association, or this aiortc keeps its queues elsewhere.
+
+    A channel's ``bufferedAmount`` does not count them: aiortc hands the association a message
+    as soon as the previous one has left, so on a slow path most of a backlog sits here."""
+    transport: Any = pc.sctp
+    if transport is None:
+        return 0
+    total = 0
+    for name in ("_outbound_queue", "_sent_queue"):
+        for chunk in getattr(transport, name, ()):
+            total += len(getattr(chunk, "user_data", b""))
+    return total

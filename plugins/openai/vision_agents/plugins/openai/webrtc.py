@@ -25,7 +25,7 @@ from aiortc.mediastreams import MediaStreamError
 import openai
 from vision_agents.core.agents.audio_output import AudioOutputTrack
 from vision_agents.core.audio import PcmData, Resampler
-from vision_agents.core.edge.sctp_backoff import use_rto_backoff
+from vision_agents.core.edge.sctp_backoff import unacknowledged_bytes, use_rto_backoff
 from vision_agents.core.utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -115,8 +115,9 @@ class WebRTCConnection:
 
     @property
     def buffered_bytes(self) -> int:
-        """Bytes given to the data channel that have not left yet (its ``bufferedAmount``)."""
-        return int(self._channel.bufferedAmount)
+        """Bytes given to the data channel that the service has not acknowledged yet: its
+        ``bufferedAmount`` and what the SCTP association holds unsent or unacknowledged."""
+        return int(self._channel.bufferedAmount) + unacknowledged_bytes(self._pc)
 
     async def send(self, event: dict[str, Any]) -> None:
         if self._closed or self._channel.readyState != "open":
