@@ -26,15 +26,14 @@ from vision_agents.testing.openai_webrtc import allow_loopback_ice
 
 pytestmark = pytest.mark.timeout(90)
 
-RATE_KBIT = 160  # ~20 kB/s: a few 640 px frames a second at most, where 5 fps are asked for
+RATE_KBIT = 160  # ~20 kB/s: about one of the test's 13.7 kB frames a second, 5 fps asked for
 # The bucket's queue (tbf "latency") holds more than the gate lets through, so the link is
 # slow but never drops. Loopback carries both directions through this one queue, so the
-# round trip grows to seconds while frames wait in it: aiortc's SCTP never backed its
-# retransmission timeout off (RFC 9260 6.3.3, E2), so once the round trip passed the timeout
-# set on the empty link, every timeout fired early, forever (measured in the timing set beside
-# two burners: the test server's association at RTO 1 s against a 1.7 s round trip, expiring
-# every 1.7 s for 45 s; 2 frames took 52-56 s to arrive, one run timed out, with a 20 s and a
-# 0.3 s queue alike). Both ends now back off (``use_rto_backoff``): 16 s in the same run.
+# round trip grows to seconds while frames wait in it. Two causes of this test's past
+# failures under load, both fixed: aiortc's SCTP never backed its retransmission timeout off
+# (``use_rto_backoff``: an RTO of 1 s against a 1.7 s round trip fired every 1.7 s for 45 s),
+# and the frames were uninitialised (8 kB JPEGs alone, 85 kB in a full run: the last one
+# arrived 33-42 s after the feed stopped, once over 60 s; now 2-2.3 s).
 QUEUE_S = 20
 
 
