@@ -16,6 +16,7 @@ import logging
 import re
 import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeGuard
 from urllib.parse import quote
@@ -112,7 +113,7 @@ class CallServer:
         self.loopback_ice = is_loopback(host) if loopback_ice is None else loopback_ice
         self.guard = ConnectionGuard(limits)
         self.join_limiter = RateLimiter(join_burst, join_per_s)
-        self._held: dict[tuple[str, str], int] = {}  # (call, token's participant) -> seat
+        self._held: dict[tuple[str, str], object] = {}  # (call, token's participant) -> holder
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
@@ -262,24 +263,35 @@ class CallServer:
         seat = room.reserve_seat()
         if seat is None:
             raise _json_error(web.HTTPConflict, "this call is full")
-        held = (room.call_id, claims.participant_id)
-        self._held[held] = seat
+        held, holder = (room.call_id, claims.participant_id), object()
+        self._held[held] = holder
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
+
+        def release() -> None:
+            """Free the seat and the link (once: a rejoin may hold the link again after)."""
+            room.release_seat(seat)
+            if self._held.get(held) is holder:
+                del self._held[held]
+
         try:
             await ws.prepare(request)
-            await self._serve_member(ws, room, seat, claims)
+            await self._serve_member(ws, room, seat, claims, release)
         finally:
-            room.release_seat(seat)
-            self._held.pop(held, None)
+            release()
             if task is not None:
                 self._connections.discard(task)
             await ws.close()
         return ws
 
     async def _serve_member(
-        self, ws: web.WebSocketResponse, room: Room, seat: int, claims: JoinClaims
+        self,
+        ws: web.WebSocketResponse,
+        room: Room,
+        seat: int,
+        claims: JoinClaims,
+        release: Callable[[], None],
     ) -> None:
         try:
             first = await asyncio.wait_for(ws.receive(), OFFER_TIMEOUT_S)
@@ -347,6 +359,9 @@ class CallServer:
                 closed.cancel()
         finally:
             room.note_departure(member, reason)
+            # The link is free again before anyone hears that its member left: a page that
+            # rejoins as soon as it learns so must not find the link still held (409).
+            release()
             await room.remove(member)
 
     async def _on_message(self, room: Room, member: Any, message: dict[str, Any]) -> None:
