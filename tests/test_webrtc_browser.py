@@ -29,7 +29,10 @@ from tests.browser.agent_video import PatternPublisher
 from tests.browser.calls import CallPages, EmbeddedPages, JanusPages
 from tests.browser.chromium import launch
 from tests.browser.media import write_photo_y4m, write_speech_wav, write_y4m
-from tests.browser.netns import LoopbackOnlyNamespace, add_inside_veth, interfaces
+from tests.browser.netns import (
+    add_inside_veth,
+    loopback_only_module,
+)
 from tests.browser.page import INBOUND_STATS, TAKE_AUDIO
 from tests.browser.waiting import eventually
 from tests.conftest import wait_until
@@ -62,14 +65,7 @@ VETH, VETH_ADDRESS = "va-browser0", "10.254.1.1/24"
 
 @pytest.fixture(scope="module", autouse=True)
 def loopback_only() -> Iterator[bool]:
-    ns = LoopbackOnlyNamespace()
-    entered = ns.enter()
-    if entered:
-        assert interfaces() == ["lo"]
-    try:
-        yield entered
-    finally:
-        ns.exit()
+    yield from loopback_only_module()
 
 
 @pytest.fixture(scope="module")

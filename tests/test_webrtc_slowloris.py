@@ -23,7 +23,7 @@ from playwright.async_api import async_playwright
 
 from tests.browser.chromium import launch
 from tests.browser.media import write_speech_wav, write_y4m
-from tests.browser.netns import LoopbackOnlyNamespace, interfaces
+from tests.browser.netns import loopback_only_module
 from tests.browser.waiting import eventually
 from tests.hardening_kit import capture_logs
 from vision_agents.core import Agent, User
@@ -85,14 +85,7 @@ asyncio.run(main())
 
 @pytest.fixture(scope="module", autouse=True)
 def loopback_only() -> Iterator[bool]:
-    ns = LoopbackOnlyNamespace()
-    entered = ns.enter()
-    if entered:
-        assert interfaces() == ["lo"]
-    try:
-        yield entered
-    finally:
-        ns.exit()
+    yield from loopback_only_module()
 
 
 @pytest.fixture

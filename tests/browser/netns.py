@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import threading
+from collections.abc import Iterator
 
 CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS = 0x8913
@@ -55,6 +56,19 @@ class LoopbackOnlyNamespace:
             raise OSError(ctypes.get_errno(), "setns back to the original network namespace failed")
         os.close(self._previous)
         self._previous = None
+
+
+def loopback_only_module() -> Iterator[bool]:
+    """The body of a module fixture that runs the module's tests in a namespace with only
+    loopback: yields whether it was entered (``yield from loopback_only_module()``)."""
+    ns = LoopbackOnlyNamespace()
+    entered = ns.enter()
+    if entered:
+        assert interfaces() == ["lo"]
+    try:
+        yield entered
+    finally:
+        ns.exit()
 
 
 def interfaces() -> list[str]:
