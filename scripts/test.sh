@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(espeak-ng chromium pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins janus libjs-janus-gateway iproute2 redis-server)
+debian_packages=(espeak-ng chromium pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins janus libjs-janus-gateway iproute2 redis-server tesseract-ocr tesseract-ocr-eng)
 missing=()
 for pkg in "${debian_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

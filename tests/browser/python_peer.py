@@ -49,8 +49,11 @@ class PythonPeer:
         *,
         video: aiortc.MediaStreamTrack | None = None,
         audio: aiortc.MediaStreamTrack | None = None,
+        screen: aiortc.MediaStreamTrack | None = None,
         name: str = "py",
     ) -> PythonPeer:
+        """Join as the page does; ``screen``: a track on the page's screen sender (it reaches
+        the agent once ``share_screen`` says so)."""
         base, _, fragment = join_url.partition("#token=")
         origin, _, call_id = base.rpartition("/call/")
         session = aiohttp.ClientSession()
@@ -67,12 +70,22 @@ class PythonPeer:
             for track in (audio, video):
                 if track is not None:
                     pc.addTransceiver(track, direction="sendonly")
+            screen_sender = (
+                pc.addTransceiver(screen, direction="sendonly") if screen is not None else None
+            )
             for _ in range(int(info["slots"])):
                 pc.addTransceiver("audio", direction="recvonly")
                 pc.addTransceiver("video", direction="recvonly")
             await pc.setLocalDescription(await pc.createOffer())
             ws = await session.ws_connect(f"{origin}/api/ws?call={call_id}&token={fragment}")
-            await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp, "name": name})
+            offer: dict[str, str | None] = {
+                "type": "offer",
+                "sdp": pc.localDescription.sdp,
+                "name": name,
+            }
+            if screen_sender is not None:
+                offer["screen_mid"] = screen_sender.mid
+            await ws.send_json(offer)
             answer = await ws.receive_json(timeout=10)
             if answer.get("type") != "answer":
                 raise RuntimeError(f"no answer: {answer}")
@@ -81,6 +94,13 @@ class PythonPeer:
             await session.close()
             raise
         return cls(pc, session, ws, int(answer["seat"]))
+
+    async def share_screen(self, size: tuple[int, int] | None) -> None:
+        """Say the screen is shared now (at ``size``), or no longer (None)."""
+        message: dict[str, object] = {"type": "screen", "sharing": size is not None}
+        if size is not None:
+            message["width"], message["height"] = size
+        await self.ws.send_json(message)
 
     async def leave(self) -> None:
         await self.ws.close()

@@ -20,6 +20,7 @@ from vision_agents.core.edge.events import (
     TrackAddedEvent,
     TrackKind,
     TrackRemovedEvent,
+    TrackSource,
 )
 from vision_agents.core.edge.transport import Call, EdgeTransport
 from vision_agents.core.types import Participant, User
@@ -58,6 +59,7 @@ class _Member:
     participant: Participant
     tracks: list[aiortc.MediaStreamTrack]
     player: MediaFilePlayer | None = None
+    screen: aiortc.MediaStreamTrack | None = None
 
 
 class InMemoryEdge(EdgeTransport):
@@ -116,12 +118,42 @@ class InMemoryEdge(EdgeTransport):
             raise KeyError(f"{participant} is not in the call")
         if member.player is not None:
             member.player.stop()
-        for track in member.tracks:
+        for track in [*member.tracks, *([member.screen] if member.screen else [])]:
             track.stop()
             self.events.send(
                 TrackRemovedEvent(participant=participant, track_id=track.id, kind=_kind(track))
             )
         self.events.send(ParticipantLeftEvent(participant=participant))
+
+    async def share_screen(self, participant: Participant, track: aiortc.MediaStreamTrack) -> None:
+        """``participant`` starts sharing a screen: ``track`` (video) reaches the agent as their
+        screen track (``TrackAddedEvent.source == "screen"``), replacing any screen before."""
+        member = self._member(participant)
+        if track.kind != "video":
+            raise ValueError(f"a shared screen is a video track, got {track.kind!r}")
+        await self.stop_screen_share(participant)
+        member.screen = track
+        if self._agent is not None:
+            self.events.send(
+                TrackAddedEvent(participant=participant, track=track, kind="video", source="screen")
+            )
+
+    async def stop_screen_share(self, participant: Participant) -> None:
+        """``participant`` stops sharing (nothing happens if they were not)."""
+        member = self._member(participant)
+        track, member.screen = member.screen, None
+        if track is None:
+            return
+        track.stop()
+        self.events.send(
+            TrackRemovedEvent(participant=participant, track_id=track.id, kind="video")
+        )
+
+    def _member(self, participant: Participant) -> _Member:
+        member = self._members.get(participant.session_id)
+        if member is None:
+            raise KeyError(f"{participant} is not in the call")
+        return member
 
     async def end_call(self, reason: str = "ended") -> None:
         self.events.send(
@@ -139,7 +171,7 @@ class InMemoryEdge(EdgeTransport):
         for member in self._members.values():
             if member.player is not None:
                 member.player.stop()
-            for track in member.tracks:
+            for track in [*member.tracks, *([member.screen] if member.screen else [])]:
                 track.stop()
         self._members.clear()
         self._agent = None
@@ -147,8 +179,21 @@ class InMemoryEdge(EdgeTransport):
     def _announce(self, member: _Member) -> None:
         self.events.send(ParticipantJoinedEvent(participant=member.participant))
         for track in member.tracks:
+            kind = _kind(track)
+            source: TrackSource = "microphone" if kind == "audio" else "camera"
             self.events.send(
-                TrackAddedEvent(participant=member.participant, track=track, kind=_kind(track))
+                TrackAddedEvent(
+                    participant=member.participant, track=track, kind=kind, source=source
+                )
+            )
+        if member.screen is not None:
+            self.events.send(
+                TrackAddedEvent(
+                    participant=member.participant,
+                    track=member.screen,
+                    kind="video",
+                    source="screen",
+                )
             )
 
     async def _record_audio(self, track: aiortc.MediaStreamTrack) -> None:

@@ -75,6 +75,9 @@ class Agent:
 
     ``speak_up``: opt-in, a ``Realtime`` model only: ask the model for a remark when the scene
     changes (``SpeakUp``; docs/realtime.md). Off by default: video alone never makes it talk.
+
+    ``prefer_screen_share``: while a participant shares a screen the model watches it rather
+    than any camera (the default; False: the model keeps to the newest track of any kind).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Agent:
         tts: TTS | None = None,
         mcp_servers: Sequence[MCPServer] = (),
         speak_up: SpeakUp | None = None,
+        prefer_screen_share: bool = True,
     ) -> None:
         if llm is None:
             raise ValueError("Agent needs an llm, e.g. gemini.Realtime() or openai.Realtime()")
@@ -117,7 +121,7 @@ class Agent:
         video_processors = [p for p in self.processors if isinstance(p, VideoProcessor)]
         if self._voice is not None and self._voice.frame_grabber is not None:
             video_processors.append(self._voice.frame_grabber)
-        self._video_in = VideoInput(realtime, video_processors)
+        self._video_in = VideoInput(realtime, video_processors, prefer_screen=prefer_screen_share)
         self._audio_processors = [p for p in self.processors if isinstance(p, AudioProcessor)]
         self._speak_up = (
             SpeakUpPolicy(speak_up, realtime, lambda: self.speaking, self.events)
@@ -321,7 +325,9 @@ class Agent:
             if event.kind == "audio":
                 self._audio_in.add_track(event.participant, event.track)
             else:
-                await self._video_in.add_track(event.participant, event.track)
+                await self._video_in.add_track(
+                    event.participant, event.track, screen=event.source == "screen"
+                )
         elif isinstance(event, TrackRemovedEvent):
             if event.kind == "audio":
                 await self._audio_in.remove_track(event.track_id)

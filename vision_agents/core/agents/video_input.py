@@ -1,5 +1,6 @@
 """Gives each participant's video one forwarder, shared by the Realtime model and the video
-processors, and keeps the model watching the newest camera still in the call."""
+processors, and keeps the model watching the newest shared screen, else the newest camera,
+still in the call."""
 
 from __future__ import annotations
 
@@ -28,15 +29,28 @@ class _Source:
     participant: Participant
     track: aiortc.MediaStreamTrack
     forwarder: VideoForwarder
+    screen: bool = False
     extra: dict[str, FrameHandler] = field(default_factory=dict)
 
 
 class VideoInput:
-    """Routes video tracks to consumers; removing a track stops every frame from it at once."""
+    """Routes video tracks to consumers; removing a track stops every frame from it at once.
 
-    def __init__(self, realtime: Realtime | None, processors: list[VideoProcessor]) -> None:
+    The Realtime model watches one track: the newest shared screen while anyone shares one
+    (``prefer_screen``, the default), else the newest track. Processors and consumers get
+    every track, screens included.
+    """
+
+    def __init__(
+        self,
+        realtime: Realtime | None,
+        processors: list[VideoProcessor],
+        *,
+        prefer_screen: bool = True,
+    ) -> None:
         self._realtime = realtime
         self._processors = processors
+        self.prefer_screen = prefer_screen
         self._sources: dict[str, _Source] = {}  # insertion order = arrival order
         self._watched: str | None = None
         self._consumers: dict[str, tuple[HandlerFactory, float | None]] = {}
@@ -75,11 +89,18 @@ class VideoInput:
             )
         self._watch_began_at = sent
 
-    async def add_track(self, participant: Participant, track: aiortc.MediaStreamTrack) -> None:
+    async def add_track(
+        self, participant: Participant, track: aiortc.MediaStreamTrack, *, screen: bool = False
+    ) -> None:
+        """Route ``track`` (``screen``: a shared screen rather than a camera)."""
         if track.id in self._sources:
             return
+        kind = "screen" if screen else "video"
         source = _Source(
-            participant, track, VideoForwarder(track, name=f"video:{participant.user_id}")
+            participant,
+            track,
+            VideoForwarder(track, name=f"{kind}:{participant.user_id}"),
+            screen=screen,
         )
         self._sources[track.id] = source
         for processor in self._processors:
@@ -88,7 +109,7 @@ class VideoInput:
             )
         for name, (factory, fps) in self._consumers.items():
             self._attach(source, name, factory, fps)
-        await self._watch(source)
+        await self._watch(self._choose())
 
     def add_consumer(self, name: str, factory: HandlerFactory, fps: float | None = None) -> None:
         """Feed every video track, now and later, to a handler made by ``factory`` for it
@@ -127,8 +148,8 @@ class VideoInput:
                 await self._realtime.stop_watching_video_track()
         self._model_frames.pop(track_id, None)
         await source.forwarder.stop()
-        if self._watched is None and self._sources:
-            await self._watch(list(self._sources.values())[-1])
+        if self._sources:
+            await self._watch(self._choose())
 
     async def remove_participant(self, participant: Participant) -> None:
         for track_id, source in list(self._sources.items()):
@@ -144,10 +165,19 @@ class VideoInput:
         for source in sources:
             await source.forwarder.stop()
 
+    def _choose(self) -> _Source:
+        """The track the model should watch: the newest screen (when preferred), else the
+        newest track."""
+        sources = list(self._sources.values())
+        screens = [s for s in sources if s.screen] if self.prefer_screen else []
+        return (screens or sources)[-1]
+
     async def _watch(self, source: _Source) -> None:
-        if self._realtime is None:
+        if self._realtime is None or self._watched == source.track.id:
             return
-        await self._realtime.watch_video_track(source.track, shared_forwarder=source.forwarder)
+        await self._realtime.watch_video_track(
+            source.track, shared_forwarder=source.forwarder, screen=source.screen
+        )
         self._settle_watch()  # frames before this belong to the track watched until now
         self._watched = source.track.id
 

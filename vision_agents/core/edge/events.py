@@ -12,6 +12,8 @@ from vision_agents.core.events.base import BaseEvent
 from vision_agents.core.types import Participant
 
 TrackKind = Literal["audio", "video"]
+TrackSource = Literal["camera", "microphone", "screen"]
+"""What a track carries: a person's camera or microphone, or a shared screen."""
 
 
 @dataclass(kw_only=True)
@@ -30,13 +32,16 @@ class ParticipantLeftEvent(BaseEvent):
 
 @dataclass(kw_only=True)
 class TrackAddedEvent(BaseEvent):
-    """A participant started sending audio or video; ``track`` is an aiortc track to pull."""
+    """A participant started sending audio or video; ``track`` is an aiortc track to pull.
+    ``source``: a camera or microphone (None: the edge does not say), or a shared screen
+    (a video track of its own, added when sharing starts and removed when it stops)."""
 
     type: ClassVar[str] = "edge.track.added"
 
     participant: Participant
     track: aiortc.MediaStreamTrack
     kind: TrackKind
+    source: TrackSource | None = None
 
 
 @dataclass(kw_only=True)

@@ -116,7 +116,9 @@ class Realtime(OmniLLM, ABC):
             raise ConfigurationError(
                 f"frame_policy must be a SceneChange or None, got {type(policy).__name__}"
             )
+        detail = self._frames.detail
         self._frames = FrameSelector(policy, self._frames.clock)
+        self._frames.detail = detail
 
     @property
     def frame_clock(self) -> Callable[[], float]:
@@ -126,7 +128,9 @@ class Realtime(OmniLLM, ABC):
 
     @frame_clock.setter
     def frame_clock(self, clock: Callable[[], float]) -> None:
+        detail = self._frames.detail
         self._frames = FrameSelector(self._frames.policy, clock)
+        self._frames.detail = detail
 
     def request_fresh_frame(self) -> None:
         """Send the next frame whatever it shows (call it when the user starts speaking:
@@ -149,13 +153,22 @@ class Realtime(OmniLLM, ABC):
         await self._send_text(text)
 
     async def watch_video_track(
-        self, track: aiortc.MediaStreamTrack, shared_forwarder: VideoForwarder | None = None
+        self,
+        track: aiortc.MediaStreamTrack,
+        shared_forwarder: VideoForwarder | None = None,
+        *,
+        screen: bool = False,
     ) -> None:
         """Start sending frames of ``track`` at ``fps``; replaces any track watched before.
+        Its first frame goes whatever the frame policy says (a new picture is news).
 
         With ``shared_forwarder`` the track is read once for every consumer (processors too).
+        ``screen``: the track is a shared screen, so the frame policy looks closer (scrolling
+        a line of text is a change).
         """
         await self.stop_watching_video_track()
+        self._frames.detail = screen
+        self._frames.request_fresh()
         if shared_forwarder is not None:
             self._forwarder, self._owns_forwarder = shared_forwarder, False
         else:

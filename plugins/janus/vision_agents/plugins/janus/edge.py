@@ -18,6 +18,7 @@ import json
 import logging
 import secrets
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ from vision_agents.core.edge.events import (
     TrackAddedEvent,
     TrackMutedEvent,
     TrackRemovedEvent,
+    TrackSource,
 )
 from vision_agents.core.edge.sender_clock import SenderClock, watch_track
 from vision_agents.core.edge.transport import Call, EdgeTransport
@@ -51,6 +53,8 @@ _NO_SUCH_FEED = 428  # the VideoRoom's answer when the publisher left first
 MUTED = "muted"
 """A published stream's VideoRoom ``description`` while its sender has muted it (Janus tells
 the room of a description change, not of a paused stream; our page sets it)."""
+SCREEN = "screen"
+"""The ``description`` our page gives the video stream of a shared screen."""
 ROOM_EXISTS = 427  # VideoRoom error code: a room with this id exists already
 REJOIN_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)  # then every 2 s until the agent leaves
 
@@ -70,6 +74,16 @@ def room_number(call_id: str) -> int:
 
 
 @dataclass
+class _Screen:
+    """A publisher's shared screen, and our subscription to that one stream."""
+
+    mid: str
+    handle: JanusHandle | None = None
+    pc: aiortc.RTCPeerConnection | None = None
+    track: LateTrack | None = None  # set once announced
+
+
+@dataclass
 class _Feed:
     """Another publisher in the room, and our subscription to it."""
 
@@ -81,6 +95,7 @@ class _Feed:
     relays: list[LateTrack] = field(default_factory=list)  # ended when the feed goes
     entry: dict[str, Any] = field(default_factory=dict)  # the room's latest word on it
     muted: dict[str, bool] = field(default_factory=dict)  # kind -> muted, as last announced
+    screen: _Screen | None = None
 
 
 class JanusEdge(EdgeTransport):
@@ -352,6 +367,7 @@ class JanusEdge(EdgeTransport):
                 feed.entry = entry
                 if feed.tracks:  # else said once the subscription has its tracks
                     self._update_mutes(feed)
+                    self._update_screen(feed)
         for key in ("unpublished", "leaving"):
             gone = data.get(key)
             if isinstance(gone, int) and gone in self._feeds:
@@ -363,8 +379,129 @@ class JanusEdge(EdgeTransport):
         return {
             str(stream.get("type")): stream.get("description") == MUTED
             for stream in entry.get("streams", []) or []
-            if stream.get("type") in ("audio", "video")
+            if stream.get("type") in ("audio", "video") and stream.get("description") != SCREEN
         }
+
+    @staticmethod
+    def _screen_mid(entry: dict[str, Any]) -> str | None:
+        """The mid of the publisher's shared screen (a live video stream our page describes
+        as "screen"), if it shares one."""
+        for stream in entry.get("streams", []) or []:
+            if (
+                stream.get("type") == "video"
+                and stream.get("description") == SCREEN
+                and not stream.get("disabled")
+                and stream.get("mid") is not None
+            ):
+                return str(stream["mid"])
+        return None
+
+    @staticmethod
+    def _camera_and_microphone(feed_id: int, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """What to subscribe to of a publisher: every stream but a shared screen (which gets a
+        subscription of its own, as it comes and goes)."""
+        streams = entry.get("streams") or []
+        mids = [
+            str(s["mid"])
+            for s in streams
+            if s.get("mid") is not None and s.get("description") != SCREEN and not s.get("disabled")
+        ]
+        if not streams or not mids:
+            return [{"feed": feed_id}]
+        return [{"feed": feed_id, "mid": mid} for mid in mids]
+
+    def _update_screen(self, feed: _Feed) -> None:
+        mid = self._screen_mid(feed.entry)
+        current = feed.screen
+        if current is not None and current.mid == mid:
+            return
+        if current is not None:
+            self._spawn(self._drop_screen(feed, current, announce=True))
+        if mid is not None:
+            feed.screen = _Screen(mid)
+            self._spawn(self._subscribe_screen(feed, feed.screen))
+
+    async def _subscribe_screen(self, feed: _Feed, screen: _Screen) -> None:
+        def keep(handle: JanusHandle, pc: aiortc.RTCPeerConnection | None) -> None:
+            screen.handle, screen.pc = handle, pc
+
+        try:
+            pc, received = await self._open_subscription(
+                [{"feed": feed.feed_id, "mid": screen.mid}], keep
+            )
+        except (JanusClosed, JanusError, InvalidStateError) as exc:
+            log = logger.warning if feed.screen is screen else logger.debug
+            log("subscribing to %s's screen failed: %s", feed.participant.name, exc)
+            await self._drop_screen(feed, screen, announce=False)
+            return
+        video = [r for r in received if r.kind == "video"]
+        if feed.screen is not screen or self._feeds.get(feed.feed_id) is not feed or not video:
+            await self._drop_screen(feed, screen, announce=False)
+            return
+        track = LateTrack("video")
+        track.attach(video[0])
+        screen.track = track
+        clock = watch_track(pc, video[0])
+        if clock is not None:
+            self._clocks[track.id] = clock
+        self.events.send(
+            TrackAddedEvent(
+                participant=feed.participant, track=track, kind="video", source="screen"
+            )
+        )
+
+    async def _drop_screen(self, feed: _Feed, screen: _Screen, *, announce: bool) -> None:
+        if feed.screen is screen:
+            feed.screen = None
+        track, screen.track = screen.track, None
+        if track is not None:
+            self._clocks.pop(track.id, None)
+            track.stop()
+            if announce:
+                self.events.send(
+                    TrackRemovedEvent(participant=feed.participant, track_id=track.id, kind="video")
+                )
+        if screen.pc is not None:
+            await screen.pc.close()
+        if screen.handle is not None:
+            with contextlib.suppress(JanusClosed, JanusError):
+                await screen.handle.detach()
+
+    async def _open_subscription(
+        self,
+        streams: list[dict[str, Any]],
+        keep: Callable[[JanusHandle, aiortc.RTCPeerConnection | None], None],
+    ) -> tuple[aiortc.RTCPeerConnection, list[aiortc.MediaStreamTrack]]:
+        """Subscribe to ``streams`` on a handle and peer connection of their own (``keep``
+        is told of both as soon as they exist, so a teardown finds them); returns the peer
+        connection and the tracks received."""
+        session = self._session
+        if session is None or self._call is None:
+            raise JanusClosed("not in the room")
+        handle = await session.attach()
+        keep(handle, None)
+        answer = await handle.message(
+            {
+                "request": "join",
+                "ptype": "subscriber",
+                "room": room_number(self._call.call_id),
+                "pin": room_pin(self._secret, self._call.call_id),
+                "streams": streams,
+            }
+        )
+        offer = answer.get("jsep")
+        if not offer:
+            raise JanusError(0, "no SDP offer for the subscription", "join")
+        pc = aiortc.RTCPeerConnection()
+        keep(handle, pc)
+        received: list[aiortc.MediaStreamTrack] = []
+        pc.on("track", received.append)
+        await pc.setRemoteDescription(aiortc.RTCSessionDescription(offer["sdp"], offer["type"]))
+        await pc.setLocalDescription(await pc.createAnswer())
+        await handle.message(
+            {"request": "start"}, jsep={"type": "answer", "sdp": pc.localDescription.sdp}
+        )
+        return pc, received
 
     def _update_mutes(self, feed: _Feed) -> None:
         for kind, muted in self._mutes_of(feed.entry).items():
@@ -396,29 +533,13 @@ class JanusEdge(EdgeTransport):
         name = str(entry.get("display") or f"feed {feed_id}")
         feed = _Feed(feed_id, Participant(user_id=f"janus-{feed_id}", name=name), entry=entry)
         self._feeds[feed_id] = feed
+
+        def keep(handle: JanusHandle, pc: aiortc.RTCPeerConnection | None) -> None:
+            feed.handle, feed.pc = handle, pc
+
         try:
-            handle = await session.attach()
-            feed.handle = handle
-            answer = await handle.message(
-                {
-                    "request": "join",
-                    "ptype": "subscriber",
-                    "room": room_number(self._call.call_id),
-                    "pin": room_pin(self._secret, self._call.call_id),
-                    "streams": [{"feed": feed_id}],
-                }
-            )
-            offer = answer.get("jsep")
-            if not offer:
-                raise JanusError(0, "no SDP offer for the subscription", "join")
-            pc = aiortc.RTCPeerConnection()
-            feed.pc = pc
-            received: list[aiortc.MediaStreamTrack] = []
-            pc.on("track", received.append)
-            await pc.setRemoteDescription(aiortc.RTCSessionDescription(offer["sdp"], offer["type"]))
-            await pc.setLocalDescription(await pc.createAnswer())
-            await handle.message(
-                {"request": "start"}, jsep={"type": "answer", "sdp": pc.localDescription.sdp}
+            pc, received = await self._open_subscription(
+                self._camera_and_microphone(feed_id, entry), keep
             )
         except (JanusClosed, JanusError, InvalidStateError) as exc:
             # A publisher that leaves while we subscribe closes our side under us: no feed,
@@ -443,13 +564,19 @@ class JanusEdge(EdgeTransport):
             if clock is not None:
                 self._clocks[track.id] = clock
             feed.relays.append(track)
-            self.events.send(TrackAddedEvent(participant=feed.participant, track=track, kind=kind))
+            source: TrackSource = "microphone" if kind == "audio" else "camera"
+            self.events.send(
+                TrackAddedEvent(participant=feed.participant, track=track, kind=kind, source=source)
+            )
         self._update_mutes(feed)  # joined muted, or muted while we subscribed
+        self._update_screen(feed)  # sharing already, or began while we subscribed
 
     async def _drop_feed(self, feed: _Feed, *, announce: bool, gently: bool) -> None:
         if self._feeds.get(feed.feed_id) is not feed:
             return
         del self._feeds[feed.feed_id]
+        if feed.screen is not None:
+            await self._drop_screen(feed, feed.screen, announce=announce)
         for track_id, _ in feed.tracks:
             self._clocks.pop(track_id, None)
         for relay in feed.relays:

@@ -16,6 +16,7 @@ from vision_agents.core.edge.events import (
     TrackAddedEvent,
     TrackMutedEvent,
     TrackRemovedEvent,
+    TrackSource,
     VideoReceiveStatsEvent,
 )
 from vision_agents.core.edge.sender_clock import SenderClock
@@ -23,12 +24,14 @@ from vision_agents.core.edge.transport import Call, EdgeTransport
 from vision_agents.core.events.base import BaseEvent
 from vision_agents.core.types import Participant, User
 from vision_agents.core.utils.tasks import TaskOwner
+from vision_agents.plugins.webrtc.fanout import FanoutTrack
 from vision_agents.plugins.webrtc.room import Member, Room
 from vision_agents.plugins.webrtc.server import CallServer
 
 logger = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 2.0
+_SOURCES: dict[str, TrackSource] = {"audio": "microphone", "video": "camera", "screen": "screen"}
 
 
 class WebRTCEdge(EdgeTransport):
@@ -67,6 +70,7 @@ class WebRTCEdge(EdgeTransport):
         self._agent: Participant | None = None
         self._tracks: dict[str, list[tuple[str, str]]] = {}  # user_id -> [(track_id, kind)]
         self._clocks: dict[str, SenderClock] = {}  # track_id -> its sender's clock
+        self._screens: dict[str, FanoutTrack] = {}  # user_id -> the agent's copy of a screen
 
     @property
     def participants(self) -> list[Participant]:
@@ -141,6 +145,7 @@ class WebRTCEdge(EdgeTransport):
             await stats.close()
         room, self._room = self._room, None
         self._agent = None
+        self._screens.clear()
         if room is not None:
             room.listener = None
             await room.close()
@@ -205,20 +210,51 @@ class WebRTCEdge(EdgeTransport):
         if self._agent is None or self._room is None:
             return  # announced when the agent joins
         self.events.send(ParticipantJoinedEvent(participant=member.participant))
-        tracks = self._tracks.setdefault(member.participant.user_id, [])
-        for kind in ("audio", "video"):
-            track = self._room.subscribe(member, kind)
-            if track is not None:
-                tracks.append((track.id, kind))
-                clock = member.sources[kind].clock
-                if clock is not None:
-                    self._clocks[track.id] = clock
-                event: BaseEvent = TrackAddedEvent(
-                    participant=member.participant, track=track, kind=kind
-                )
-                self.events.send(event)
+        for kind in ("audio", "video", "screen") if member.sharing else ("audio", "video"):
+            self._add_track(member, kind)
+
+    def _add_track(self, member: Member, kind: str) -> None:
+        """Announce ``member``'s "audio", "video" (camera) or "screen" track to the agent."""
+        assert self._room is not None
+        track = self._room.subscribe(member, kind)
+        if track is None:
+            return
+        if kind == "screen":
+            self._screens[member.participant.user_id] = track
+        self._tracks.setdefault(member.participant.user_id, []).append((track.id, kind))
+        clock = member.sources[kind].clock
+        if clock is not None:
+            self._clocks[track.id] = clock
+        event: BaseEvent = TrackAddedEvent(
+            participant=member.participant,
+            track=track,
+            kind="audio" if kind == "audio" else "video",
+            source=_SOURCES[kind],
+        )
+        self.events.send(event)
+
+    def member_sharing(self, member: Member, sharing: bool) -> None:
+        if self._agent is None or self._room is None:
+            return  # announced when the agent joins
+        if sharing:
+            self._add_track(member, "screen")
+            return
+        screen = self._screens.pop(member.participant.user_id, None)
+        if screen is not None:
+            source = member.sources.get("screen")
+            if source is not None:
+                source.remove(screen)
+            screen.stop()
+        tracks = self._tracks.get(member.participant.user_id, [])
+        for track_id, kind in [t for t in tracks if t[1] == "screen"]:
+            tracks.remove((track_id, kind))
+            self._clocks.pop(track_id, None)
+            self.events.send(
+                TrackRemovedEvent(participant=member.participant, track_id=track_id, kind="video")
+            )
 
     def member_left(self, member: Member) -> None:
+        self._screens.pop(member.participant.user_id, None)  # ends with its source
         tracks = self._tracks.pop(member.participant.user_id, [])
         for track_id, _ in tracks:
             self._clocks.pop(track_id, None)

@@ -1,9 +1,11 @@
 """One call on the server: browser members, the agent's tracks, and who sees and hears whom.
 
-Every browser negotiates once: its camera and microphone (sent) plus one receive slot (an
-audio and a video transceiver) per seat in the call, seat 0 being the agent. When someone
-joins or leaves, the server re-points slots instead of renegotiating, so joining is one
-round trip and leaving stops the forwarding at once.
+Every browser negotiates once: its camera and microphone (sent), a video sender for a shared
+screen (silent until the person shares one), plus one receive slot (an audio and a video
+transceiver) per seat in the call, seat 0 being the agent. When someone joins, leaves or
+shares a screen, the server re-points slots instead of renegotiating, so joining is one round
+trip and leaving stops the forwarding at once. While someone shares a screen, the other
+browsers see it in that person's slot instead of their camera.
 """
 
 from __future__ import annotations
@@ -92,6 +94,12 @@ class Member:
     """What arrives of the browser's camera (None: it sends none)."""
     video_estimator: ModelBitrateEstimator | None = None
     """The one of ``estimators`` that the camera's packets feed."""
+    sharing: bool = False
+    """Whether the browser is sharing a screen now (its ``sources["screen"]`` carries it)."""
+    screen: tuple[int, int] | None = None
+    """The shared screen's size (width, height) as the page reported it."""
+    screen_limit: VideoLimit | None = None
+    """What this browser was last asked to send its screen at (None: not asked yet)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,7 @@ class RoomListener(Protocol):
     def member_joined(self, member: Member) -> None: ...
     def member_left(self, member: Member) -> None: ...
     def member_muted(self, member: Member, kind: str, muted: bool) -> None: ...
+    def member_sharing(self, member: Member, sharing: bool) -> None: ...
 
 
 class Room:
@@ -187,9 +196,10 @@ class Room:
 
     # -- browsers ----------------------------------------------------------------------------
 
-    def check_offer(self, offer_sdp: str) -> list[tuple[str, str]]:
-        """Each m-line's (kind, direction) if the offer has the page's shape; else OfferError."""
-        return _check_offer(offer_sdp, self.seat_count)
+    def check_offer(self, offer_sdp: str, screen_mid: str | None = None) -> list[tuple[str, str]]:
+        """Each m-line's (kind, direction) if the offer has the page's shape; else OfferError.
+        ``screen_mid``: the mid of the video m-line that carries a shared screen, if any."""
+        return _check_offer(offer_sdp, self.seat_count, screen_mid)
 
     async def connect(
         self,
@@ -200,12 +210,16 @@ class Room:
         *,
         user_id: str | None = None,
         camera: tuple[int, int] | None = None,
+        screen_mid: str | None = None,
     ) -> tuple[Member, str]:
         """Answer a browser's offer for ``seat``; returns the member and the answer SDP.
-        ``camera`` is the capture size the page reports (it lets the room ask for less)."""
-        kinds = _check_offer(offer_sdp, self.seat_count)
+        ``camera`` is the capture size the page reports (it lets the room ask for less);
+        ``screen_mid`` the mid of the m-line its shared screen will come on, if it has one."""
+        kinds = _check_offer(offer_sdp, self.seat_count, screen_mid)
         with gather_on(self.ice_host, loopback=self.loopback_ice):
-            return await self._connect(seat, name, offer_sdp, send, kinds, user_id, camera)
+            return await self._connect(
+                seat, name, offer_sdp, send, kinds, user_id, camera, screen_mid
+            )
 
     async def _connect(
         self,
@@ -216,6 +230,7 @@ class Room:
         kinds: list[tuple[str, str]],
         user_id: str | None,
         camera: tuple[int, int] | None,
+        screen_mid: str | None,
     ) -> tuple[Member, str]:
         # One transport for every m-line, as browsers do by default (max-bundle).
         config = aiortc.RTCConfiguration(bundlePolicy=aiortc.RTCBundlePolicy.MAX_BUNDLE)
@@ -242,7 +257,24 @@ class Room:
         except Exception:
             await pc.close()
             raise
+        screen_track = next(
+            (
+                t.receiver.track
+                for t in pc.getTransceivers()
+                if screen_mid is not None and t.mid == screen_mid
+            ),
+            None,
+        )
+        if screen_track is not None:
+            member.sources["screen"] = Fanout(
+                screen_track,
+                self._tasks,
+                f"{member.participant.user_id}:screen",
+                watch_track(pc, screen_track),
+            )
         for track in received:
+            if track is screen_track:
+                continue
             if track.kind in ("audio", "video") and track.kind not in member.sources:
                 meter = self._meter_camera(member, track) if track.kind == "video" else None
                 member.sources[track.kind] = Fanout(
@@ -287,12 +319,39 @@ class Room:
         for other in self.members:
             if other is member:
                 continue
-            for kind, source in member.sources.items():
+            for kind, source in self._shown(member).items():
                 other.slots[member.seat][kind].attach(source)
-            for kind, source in other.sources.items():
+            for kind, source in self._shown(other).items():
                 member.slots[other.seat][kind].attach(source)
         if self.listener is not None:
             self.listener.member_joined(member)
+
+    @staticmethod
+    def _shown(member: Member) -> dict[str, Fanout]:
+        """What the other browsers get of ``member`` in its slot: audio, and the shared screen
+        while there is one, else the camera."""
+        shown = {k: v for k, v in member.sources.items() if k in ("audio", "video")}
+        if member.sharing and "screen" in member.sources:
+            shown["video"] = member.sources["screen"]
+        return shown
+
+    async def set_sharing(
+        self, member: Member, sharing: bool, size: tuple[int, int] | None = None
+    ) -> None:
+        """``member`` started (with the screen's ``size``) or stopped sharing a screen: the
+        others see it in that member's slot, the agent gets it as a track of its own."""
+        if "screen" not in member.sources:
+            raise ValueError("this page did not offer a screen track (reload it to share)")
+        changed = member.sharing != sharing
+        member.sharing, member.screen = sharing, size if sharing else None
+        if changed:
+            for other in self.members:
+                if other is not member:
+                    other.slots[member.seat]["video"].attach(self._shown(member).get("video"))
+            if self.listener is not None:
+                self.listener.member_sharing(member, sharing)
+        member.screen_limit = None  # a new screen: ask again
+        await self.broadcast_members()
 
     def note_departure(self, member: Member, reason: str) -> None:
         """Record (and log) why ``member`` is leaving; call before ``remove``."""
@@ -335,6 +394,7 @@ class Room:
             self.listener.member_muted(member, kind, muted)
 
     def subscribe(self, member: Member, kind: str) -> FanoutTrack | None:
+        """A copy of ``member``'s "audio", "video" (camera) or "screen" track, if it has one."""
         source = member.sources.get(kind)
         return source.subscribe() if source is not None else None
 
@@ -350,6 +410,7 @@ class Room:
                     "agent": False,
                     "audio_muted": m.muted["audio"],
                     "video_muted": m.muted["video"],
+                    "sharing": m.sharing,
                 }
             )
         return people
@@ -363,28 +424,26 @@ class Room:
     async def update_video_limits(self) -> None:
         """Ask each browser for only the video it needs to send: as much and as large as it
         likes while another person sees it, else what the agent's consumers take
-        (``agent_video_fps``) at the size they need (``agent_video_side``)."""
+        (``agent_video_fps``) at the size they need (``agent_video_side``). The same for a
+        shared screen, which the others see instead of the camera."""
         for m in self.members:
             watched_by_people = any(other is not m for other in self.members)
-            limit = (
-                VideoLimit()
-                if watched_by_people
-                else VideoLimit(
-                    send_fps_for(self.agent_video_fps),
-                    send_scale_for(m.camera, self.agent_video_side),
-                )
-            )
-            if m.video_limit == limit:
-                continue
-            m.video_limit = limit
-            await self._send(
-                m,
-                {
-                    "type": "video-limit",
-                    "max_fps": limit.max_fps,
-                    "scale_down_by": limit.scale_down_by,
-                },
-            )
+            limit = self._limit_for(m.camera, watched_by_people and not m.sharing)
+            if m.video_limit != limit:
+                m.video_limit = limit
+                await self._send(m, _limit_message(limit, "camera"))
+            if m.sharing:
+                limit = self._limit_for(m.screen, watched_by_people)
+                if m.screen_limit != limit:
+                    m.screen_limit = limit
+                    await self._send(m, _limit_message(limit, "screen"))
+
+    def _limit_for(self, size: tuple[int, int] | None, watched_by_people: bool) -> VideoLimit:
+        if watched_by_people:
+            return VideoLimit()
+        return VideoLimit(
+            send_fps_for(self.agent_video_fps), send_scale_for(size, self.agent_video_side)
+        )
 
     async def broadcast(self, message: dict[str, Any]) -> None:
         for m in self.members:
@@ -406,9 +465,21 @@ class Room:
         await self._tasks.close()
 
 
-def _check_offer(offer_sdp: str, seat_count: int) -> list[tuple[str, str]]:
-    """Each m-line's (kind, direction); the page sends its own audio and video plus
-    ``seat_count`` receive-only audio/video pairs."""
+def _limit_message(limit: VideoLimit, track: str) -> dict[str, Any]:
+    return {
+        "type": "video-limit",
+        "track": track,
+        "max_fps": limit.max_fps,
+        "scale_down_by": limit.scale_down_by,
+    }
+
+
+def _check_offer(
+    offer_sdp: str, seat_count: int, screen_mid: str | None = None
+) -> list[tuple[str, str]]:
+    """Each m-line's (kind, direction); the page sends its own audio and video (and a video
+    for a shared screen on the m-line ``screen_mid``) plus ``seat_count`` receive-only
+    audio/video pairs."""
     if len(offer_sdp.encode()) > MAX_SDP_BYTES:
         raise OfferError(f"offer is larger than {MAX_SDP_BYTES} bytes")
     try:
@@ -416,7 +487,19 @@ def _check_offer(offer_sdp: str, seat_count: int) -> list[tuple[str, str]]:
     except Exception as exc:
         raise OfferError(f"offer is not valid SDP: {exc}") from exc
     kinds = [(m.kind, m.direction or "sendrecv") for m in parsed.media]
-    sending = [k for k, d in kinds if d in ("sendonly", "sendrecv")]
+    if screen_mid is not None:
+        screen = [
+            m
+            for m in parsed.media
+            if m.rtp.muxId == screen_mid and m.kind == "video" and m.direction == "sendonly"
+        ]
+        if not screen:
+            raise OfferError(f"screen_mid {screen_mid!r} names no sendonly video m-line")
+    sending = [
+        k
+        for m, (k, d) in zip(parsed.media, kinds, strict=True)
+        if d in ("sendonly", "sendrecv") and (screen_mid is None or m.rtp.muxId != screen_mid)
+    ]
     receiving = [k for k, d in kinds if d == "recvonly"]
     if any(k not in ("audio", "video") for k, _ in kinds):
         raise OfferError("offer may only hold audio and video (events use the WebSocket)")

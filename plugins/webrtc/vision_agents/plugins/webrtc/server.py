@@ -307,8 +307,13 @@ class CallServer:
             return
         # The signed name wins; the page's own choice only names an unnamed link.
         name = claims.name or _clean_name(offer.get("name")) or f"Guest {seat}"
+        screen_mid = offer.get("screen_mid")
         try:
-            room.check_offer(offer["sdp"])
+            if screen_mid is not None and not (
+                isinstance(screen_mid, str) and 0 < len(screen_mid) <= 32
+            ):
+                raise OfferError(f"screen_mid must be a short string, got {screen_mid!r:.40}")
+            room.check_offer(offer["sdp"], screen_mid)
             member, answer = await room.connect(
                 seat,
                 name[:MAX_NAME_CHARS],
@@ -316,6 +321,7 @@ class CallServer:
                 ws.send_json,
                 user_id=f"browser-{claims.participant_id}",
                 camera=_camera_size(offer.get("camera")),
+                screen_mid=screen_mid,
             )
         except OfferError as exc:
             await _send_error(ws, str(exc))
@@ -369,6 +375,12 @@ class CallServer:
         if kind == "mute" and message.get("kind") in ("audio", "video"):
             room.set_muted(member, str(message["kind"]), bool(message.get("muted")))
             await room.broadcast_members()
+        elif kind == "screen" and isinstance(message.get("sharing"), bool):
+            size = _camera_size(message) if message["sharing"] else None
+            try:
+                await room.set_sharing(member, message["sharing"], size)
+            except ValueError as exc:
+                await member.send({"type": "error", "error": str(exc)})
         else:
             await member.send({"type": "error", "error": f"unknown message type {kind!r}"})
 
@@ -392,7 +404,8 @@ def _clean_name(value: object) -> str:
 
 
 def _camera_size(value: object) -> tuple[int, int] | None:
-    """The page's camera capture size, ``{"width": w, "height": h}``; None if absent or odd."""
+    """A capture size the page reports (its camera's, its shared screen's),
+    ``{"width": w, "height": h}``; None if absent or odd."""
     if not isinstance(value, dict):
         return None
     width, height = value.get("width"), value.get("height")

@@ -2,13 +2,15 @@
 // The link carries ?janus=<ws url>&room=<id>&name=<display name>#token=<signed token>&pin=<the
 // room's pin> (the fragment never reaches a server); parameters are read from both parts.
 // State for tests and tools: window.vaJanus = { members, videos, audios, log, error, joined,
-// left, leftAt, muted }. videos, audios: display name -> the element playing it; left: display
+// left, leftAt, muted, screens, sharing }. videos, audios: display name -> the element playing
+// it (screens: the one playing their shared screen); left: display
 // name -> Date.now() when this page learnt that publisher had gone; leftAt: Date.now() when
 // this page's Leave button was pressed; muted: kind -> whether this page muted it; recording:
-// whether the agent says it is recording the call (a badge shows it).
+// whether the agent says it is recording the call (a badge shows it); sharing: the mid our shared
+// screen is published on (null: not sharing).
 (function () {
   const params = new URLSearchParams(location.search.slice(1) + "&" + location.hash.slice(1));
-  const state = (window.vaJanus = { members: [], videos: {}, audios: {}, log: [], error: null, joined: false, left: {}, leftAt: null, muted: {}, recording: false });
+  const state = (window.vaJanus = { members: [], videos: {}, audios: {}, log: [], error: null, joined: false, left: {}, leftAt: null, muted: {}, recording: false, screens: {}, sharing: null });
   const status = document.getElementById("status");
   const say = (text, bad) => {
     state.log.push(text);
@@ -24,13 +26,78 @@
   if (!server || !token || !room) { say("this link is missing its server, room or token", true); return; }
 
   const feeds = {}; // feed id -> display name
+  const screens = {}; // feed id -> { mid, handle } of our subscription to its shared screen
   let janus = null;
   let publisher = null;
+  let screenTrack = null;
+  const SCREEN = "screen"; // the description a shared screen's stream is published with
+
+  // A publisher's streams but its shared screen (that one has a subscription of its own, as
+  // it comes and goes): [{feed, mid}], or the whole feed when Janus lists no streams.
+  function cameraStreams(feed) {
+    const mids = (feed.streams || []).filter((s) => s.description !== SCREEN && !s.disabled && s.mid !== undefined).map((s) => s.mid);
+    return mids.length ? mids.map((mid) => ({ feed: feed.id, mid })) : [{ feed: feed.id }];
+  }
+
+  function screenMid(feed) {
+    const stream = (feed.streams || []).find((s) => s.type === "video" && s.description === SCREEN && !s.disabled);
+    return stream ? stream.mid : null;
+  }
+
+  // Show a publisher's shared screen (a tile of its own) while it shares one.
+  function updateScreen(feed) {
+    const mid = screenMid(feed);
+    const current = screens[feed.id];
+    if (current && current.mid === mid) return;
+    if (current) {
+      delete screens[feed.id];
+      if (current.handle) current.handle.detach();
+      const el = document.getElementById("screen-" + feed.id);
+      if (el) el.closest("figure").remove();
+      delete state.screens[feeds[feed.id]];
+    }
+    if (mid === null) return;
+    const entry = (screens[feed.id] = { mid, handle: null });
+    janus.attach({
+      plugin: "janus.plugin.videoroom",
+      success: (h) => {
+        entry.handle = h;
+        if (screens[feed.id] !== entry) { h.detach(); return; }
+        h.send({ message: { request: "join", ptype: "subscriber", room, pin, streams: [{ feed: feed.id, mid }] } });
+      },
+      error: (e) => say("subscribing to a screen failed: " + e, true),
+      onmessage: (msg, jsep) => {
+        if (jsep) {
+          entry.handle.createAnswer({
+            jsep,
+            tracks: [{ type: "data" }],
+            success: (answer) => entry.handle.send({ message: { request: "start", room }, jsep: answer }),
+            error: (e) => say("answering failed: " + e, true),
+          });
+        }
+      },
+      onremotetrack: (track, _mid, on) => {
+        const id = "screen-" + feed.id;
+        let el = document.getElementById(id);
+        if (!on || track.kind !== "video") return;
+        if (el) return;
+        const figure = document.createElement("figure");
+        el = document.createElement("video");
+        el.id = id; el.autoplay = true; el.playsInline = true; el.muted = true;
+        el.srcObject = new MediaStream([track]);
+        const caption = document.createElement("figcaption");
+        caption.textContent = (feeds[feed.id] || "someone") + "'s screen";
+        figure.append(el, caption);
+        state.screens[feeds[feed.id]] = el;
+        document.getElementById("tiles").appendChild(figure);
+      },
+    });
+  }
 
   function refreshMembers() { state.members = Object.values(feeds).sort(); }
 
   function subscribe(feed) {
-    if (feeds[feed.id] !== undefined) return;
+    if (feeds[feed.id] !== undefined) return updateScreen(feed);
     feeds[feed.id] = feed.display || "feed " + feed.id;
     refreshMembers();
     let handle = null;
@@ -38,7 +105,8 @@
       plugin: "janus.plugin.videoroom",
       success: (h) => {
         handle = h;
-        handle.send({ message: { request: "join", ptype: "subscriber", room, pin, streams: [{ feed: feed.id }] } });
+        handle.send({ message: { request: "join", ptype: "subscriber", room, pin, streams: cameraStreams(feed) } });
+        updateScreen(feed);
       },
       error: (e) => say("subscribing failed: " + e, true),
       onmessage: (msg, jsep) => {
@@ -104,6 +172,7 @@
       const el = document.getElementById("feed-" + feedId + "-" + kind);
       if (el) el.closest("figure").remove();
     }
+    updateScreen({ id: feedId, streams: [] });
   }
 
   // Muting stops the track (silence, black frames) and tells the room: Janus announces a
@@ -111,7 +180,7 @@
   // as "muted" (the agent's edge reads it) and a live one as its kind.
   function toggleMute(button, kind, muteLabel, unmuteLabel) {
     const pc = publisher && publisher.webrtcStuff && publisher.webrtcStuff.pc;
-    const transceiver = pc && pc.getTransceivers().find((t) => t.sender.track && t.sender.track.kind === kind);
+    const transceiver = pc && pc.getTransceivers().find((t) => t.sender.track && t.sender.track !== screenTrack && t.sender.track.kind === kind);
     if (!transceiver) return;
     const track = transceiver.sender.track;
     track.enabled = !track.enabled;
@@ -125,9 +194,59 @@
   muteAudio.onclick = () => toggleMute(muteAudio, "audio", "Mute microphone", "Unmute microphone");
   muteVideo.onclick = () => toggleMute(muteVideo, "video", "Turn camera off", "Turn camera on");
 
+  // Share a screen, window or tab (the browser asks which) as a stream of its own, marked as
+  // text so the encoder keeps it sharp and described as "screen" so the room (the agent, the
+  // other pages) knows it for one; stopping it (this button, or the browser's own control)
+  // removes the stream.
+  const shareButton = document.getElementById("share-screen");
+  async function shareScreen() {
+    if (screenTrack) return stopSharing();
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    } catch (e) {
+      say("screen not shared (" + e.name + ")");
+      return;
+    }
+    screenTrack = stream.getVideoTracks()[0];
+    screenTrack.contentHint = "text";
+    screenTrack.addEventListener("ended", stopSharing);
+    publisher.createOffer({
+      tracks: [{ type: "screen", capture: screenTrack, recv: false, add: true }],
+      success: (offer) => {
+        const pc = publisher.webrtcStuff.pc;
+        const transceiver = pc.getTransceivers().find((t) => t.sender.track === screenTrack);
+        const params = transceiver.sender.getParameters();
+        params.degradationPreference = "maintain-resolution";
+        transceiver.sender.setParameters(params).catch(() => {});
+        state.sharing = transceiver.mid;
+        publisher.send({ message: { request: "configure", descriptions: [{ mid: transceiver.mid, description: SCREEN }] }, jsep: offer });
+        shareButton.textContent = "Stop sharing";
+        shareButton.setAttribute("aria-pressed", "true");
+      },
+      error: (e) => say("sharing the screen failed: " + e, true),
+    });
+  }
+  function stopSharing() {
+    if (!screenTrack) return;
+    const mid = state.sharing;
+    screenTrack.stop();
+    screenTrack = null;
+    state.sharing = null;
+    shareButton.textContent = "Share screen";
+    shareButton.setAttribute("aria-pressed", "false");
+    publisher.createOffer({
+      tracks: [{ type: "screen", mid, remove: true }],
+      success: (offer) => publisher.send({ message: { request: "configure" }, jsep: offer }),
+      error: (e) => say("stopping the screen share failed: " + e, true),
+    });
+  }
+  shareButton.onclick = () => shareScreen();
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) shareButton.hidden = true;
+
   const leave = document.getElementById("leave");
   leave.onclick = () => {
-    leave.disabled = muteAudio.disabled = muteVideo.disabled = true;
+    leave.disabled = muteAudio.disabled = muteVideo.disabled = shareButton.disabled = true;
     state.leftAt = Date.now();
     janus.destroy({ notifyDestroyed: true });
   };
@@ -156,7 +275,7 @@
             if (msg.videoroom === "joined") {
               state.joined = true;
               say("in the call as " + name);
-              leave.disabled = muteAudio.disabled = muteVideo.disabled = false;
+              leave.disabled = muteAudio.disabled = muteVideo.disabled = shareButton.disabled = false;
               publisher.createOffer({
                 tracks: [{ type: "audio", capture: true, recv: false }, { type: "video", capture: { width: { ideal: 1280 } }, recv: false }],
                 success: (offer) => publisher.send({ message: { request: "configure", audio: true, video: true }, jsep: offer }),
@@ -169,7 +288,7 @@
             if (jsep) publisher.handleRemoteJsep({ jsep });
           },
           onlocaltrack: (track, on) => {
-            if (on && track.kind === "video") document.getElementById("self").srcObject = new MediaStream([track]);
+            if (on && track.kind === "video" && track !== screenTrack) document.getElementById("self").srcObject = new MediaStream([track]);
           },
         }),
         error: (e) => say("cannot join: " + e, true),

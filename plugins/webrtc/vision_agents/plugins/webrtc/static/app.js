@@ -1,10 +1,11 @@
 // The call page: join with the signed link, send camera and microphone, show everyone.
-// One offer holds our own media plus a receive slot (audio + video) per seat; seat 0 is the
-// agent. The server tells us who sits where over the WebSocket and re-points slots itself.
+// One offer holds our own media, a sender for a shared screen (silent until Share screen is
+// pressed), plus a receive slot (audio + video) per seat; seat 0 is the agent. The server
+// tells us who sits where over the WebSocket and re-points slots itself.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { pc: null, ws: null, seat: null, members: [], slots: [], local: null, log: [], error: null, left: {}, leftAt: null, videoLimit: null, videoScale: null, keepSize: false, videoLimitAt: null, recording: false, stats: null, sending: null };
+const state = { pc: null, ws: null, seat: null, members: [], slots: [], local: null, log: [], error: null, left: {}, leftAt: null, videoLimit: null, videoScale: null, keepSize: false, videoLimitAt: null, recording: false, stats: null, sending: null, screen: null, screenSender: null, screenLimit: null, screenScale: null, screenLimitAt: null };
 // For tests and debugging. left: name -> Date.now() when this page learnt that member had gone;
 // leftAt: Date.now() when this page's Leave button was pressed; videoLimit and videoScale: the
 // frame rate the server asked the camera to be sent at and the factor to scale it down by
@@ -13,7 +14,9 @@ const state = { pc: null, ws: null, seat: null, members: [], slots: [], local: n
 // whether the agent says it is recording the call (the badge in the header shows it);
 // stats: what the server last reported receiving of our camera (a "video-stats" message, with
 // at: Date.now() when it came); sending: this browser's own outbound-rtp figures for it, read
-// when that report came (both shown in the Stats panel).
+// when that report came (both shown in the Stats panel); screen: the MediaStream being shared
+// (null: none); screenSender: the RTCRtpSender it goes out on; screenLimit, screenScale,
+// screenLimitAt: as videoLimit, videoScale and videoLimitAt, for the shared screen.
 window.vaCall = state;
 
 function setStatus(text) { $("status").textContent = text; }
@@ -78,7 +81,8 @@ function render() {
   for (const m of state.members) {
     present.add(String(m.seat));
     const tile = tileFor(m.seat);
-    tile.querySelector(".name").textContent = m.seat === state.seat ? `${m.name} (you)` : m.name;
+    const who = m.seat === state.seat ? `${m.name} (you)` : m.name;
+    tile.querySelector(".name").textContent = m.sharing ? `${who}, sharing a screen` : who;
     tile.classList.toggle("agent", m.agent);
     tile.classList.toggle("muted", Boolean(m.audio_muted));
     const video = tile.querySelector("video");
@@ -93,9 +97,10 @@ function render() {
 // The server asks for only the video that is watched: a camera only the agent sees is sent
 // at the rate its consumers take (maxFps) and scaled down to the size they need (scaleDownBy),
 // one a person sees at the full rate and size (null for both).
-async function limitVideo(pc, maxFps, scaleDownBy) {
-  const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
-  if (!sender) return;
+async function limitVideo(pc, maxFps, scaleDownBy, which) {
+  const screen = which === "screen";
+  const sender = screen ? state.screenSender : cameraSender(pc);
+  if (!sender || !sender.track) return;
   const params = sender.getParameters();
   if (!params.encodings || params.encodings.length === 0) params.encodings = [{}];
   for (const encoding of params.encodings) {
@@ -108,12 +113,62 @@ async function limitVideo(pc, maxFps, scaleDownBy) {
   // trades size first: 320, then 480 px for ~25 s after full size was asked for, measured).
   // (contentHint "detail" would ask the same, but Chromium then encodes a camera at a third
   // of the bitrate: 245 against 696 kbit/s for the same panning photo, measured.)
-  state.keepSize = true;
   params.degradationPreference = "maintain-resolution";
   await sender.setParameters(params);
+  if (screen) {
+    state.screenLimit = maxFps || null;
+    state.screenScale = scaleDownBy || null;
+    state.screenLimitAt = Date.now();
+    return;
+  }
+  state.keepSize = true;
   state.videoLimit = maxFps || null;
   state.videoScale = scaleDownBy || null;
   state.videoLimitAt = Date.now();
+}
+
+// The camera's sender (the shared screen has a video sender of its own).
+function cameraSender(pc) {
+  return pc.getSenders().find((s) => s !== state.screenSender && s.track && s.track.kind === "video");
+}
+
+// Share a screen, window or tab (the browser asks which) on the screen sender, marked as text
+// so the encoder keeps it sharp, and tell the server its size; the others and the agent see
+// it instead of our camera until it stops (this button again, or the browser's own control).
+async function shareScreen(button) {
+  if (state.screen) return stopSharing(button);
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+  } catch (err) {
+    log(`Screen not shared (${err.name})`, "event");
+    return;
+  }
+  const track = stream.getVideoTracks()[0];
+  track.contentHint = "text";
+  state.screen = stream;
+  await state.screenSender.replaceTrack(track);
+  const params = state.screenSender.getParameters();
+  params.degradationPreference = "maintain-resolution";
+  await state.screenSender.setParameters(params).catch(() => {});
+  track.addEventListener("ended", () => stopSharing(button));
+  button.textContent = "Stop sharing";
+  button.setAttribute("aria-pressed", "true");
+  const { width, height } = track.getSettings();
+  state.ws?.send(JSON.stringify({ type: "screen", sharing: true, width, height }));
+  log("You are sharing your screen", "event");
+}
+
+async function stopSharing(button) {
+  const stream = state.screen;
+  if (!stream) return;
+  state.screen = null;
+  for (const track of stream.getTracks()) track.stop();
+  await state.screenSender.replaceTrack(null);
+  button.textContent = "Share screen";
+  button.setAttribute("aria-pressed", "false");
+  state.ws?.send(JSON.stringify({ type: "screen", sharing: false }));
+  log("You stopped sharing your screen", "event");
 }
 
 // The camera's capture size, sent with the offer: the server works out how far to scale it.
@@ -127,7 +182,7 @@ function cameraSize() {
 // encoder send several), kbit/s since the last reading, and what the encoder is held back by.
 let lastSent = null;
 async function readSending(pc) {
-  const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
+  const sender = cameraSender(pc);
   if (!sender) return;
   let out = null;
   for (const r of (await sender.getStats()).values()) {
@@ -219,6 +274,8 @@ async function join() {
   for (const track of state.local ? state.local.getTracks() : []) {
     pc.addTransceiver(track, { direction: "sendonly", streams: [state.local] });
   }
+  const screen = pc.addTransceiver("video", { direction: "sendonly" });
+  state.screenSender = screen.sender;
   for (let seat = 0; seat < info.slots; seat++) {
     const audio = pc.addTransceiver("audio", { direction: "recvonly" });
     const video = pc.addTransceiver("video", { direction: "recvonly" });
@@ -240,7 +297,7 @@ async function join() {
   const ws = new WebSocket(`${scheme}://${location.host}/api/ws?${query}`);
   state.ws = ws;
   ws.addEventListener("open", () => {
-    ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp, name: info.name || "", camera: cameraSize() }));
+    ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp, name: info.name || "", camera: cameraSize(), screen_mid: screen.mid }));
   });
   ws.addEventListener("message", async (event) => {
     const msg = JSON.parse(event.data);
@@ -257,7 +314,7 @@ async function join() {
       for (const name of before) if (!now.has(name)) state.left[name] = Date.now();
       render();
     } else if (msg.type === "video-limit") {
-      await limitVideo(pc, msg.max_fps, msg.scale_down_by).catch((err) => log(`could not limit the camera: ${err}`, "event"));
+      await limitVideo(pc, msg.max_fps, msg.scale_down_by, msg.track).catch((err) => log(`could not limit the ${msg.track || "camera"}: ${err}`, "event"));
     } else if (msg.type === "recording") {
       const active = msg.active === true;
       if (active !== state.recording) log(active ? "The call is being recorded" : "Recording stopped", "event");
@@ -279,9 +336,11 @@ async function join() {
     setStatus("left the call");
     pc.close();
   });
-  for (const id of ["mute-audio", "mute-video", "leave"]) $(id).disabled = false;
+  for (const id of ["mute-audio", "mute-video", "share-screen", "leave"]) $(id).disabled = false;
+  if (!navigator.mediaDevices?.getDisplayMedia) $("share-screen").hidden = true;
   $("mute-audio").onclick = (e) => toggle(e.currentTarget, "audio", "Mute microphone", "Unmute microphone");
   $("mute-video").onclick = (e) => toggle(e.currentTarget, "video", "Turn camera off", "Turn camera on");
+  $("share-screen").onclick = (e) => shareScreen(e.currentTarget).catch((err) => log(`Could not share the screen: ${err}`, "event"));
   $("leave").onclick = () => { state.leftAt = Date.now(); ws.close(); };
   $("stats-panel").addEventListener("toggle", () => readSending(pc).catch(() => {}).then(renderStats));
   renderStats();
