@@ -121,7 +121,8 @@ async def test_a_shared_screen_reaches_the_model_readable(
 ) -> None:
     """Sharing a tab of 14 px text: the agent gets it as the participant's screen track, the
     model watches it instead of the camera, OCR reads at least 95% of its words in what the
-    model receives, scrolling it sends a frame at once, and stopping returns to the camera."""
+    model receives, scrolling it sends a frame at once, another person sees it, and stopping
+    returns everyone to the camera."""
     camera = write_photo_y4m(tmp_path / "camera.y4m", seconds=2)
     mic = write_speech_wav(tmp_path / "mic.wav", "Hello.")
     model = FakeRealtime(fps=2, max_image_side=1024)
@@ -165,6 +166,23 @@ async def test_a_shared_screen_reaches_the_model_readable(
             assert len(cameras()) == 1
             camera_id = cameras()[0].track.id
             assert agent.video_input.watched_track_id == camera_id
+            bob = await context.new_page()
+            await bob.goto(edge.join_url(call, name="Bob"))  # type: ignore[attr-defined]
+            janus = isinstance(edge, JanusEdge)
+            # The width of Ann's screen as Bob's page plays it (0: none): a tile of its own on
+            # Janus, Ann's own tile on the embedded server (her camera is 640 wide).
+            anns_screen = (
+                "(vaJanus.screens['Ann'] || { videoWidth: 0 }).videoWidth"
+                if janus
+                else "(() => { const m = vaCall.members.find((m) => m.name === 'Ann');"
+                " const v = m && document.querySelector(`.tile[data-seat='${m.seat}'] video`);"
+                " return v ? v.videoWidth : 0; })()"
+            )
+
+            async def bob_sees(width: int) -> bool:
+                return bool(await bob.evaluate(anns_screen) == width)
+
+            await eventually(lambda: len(cameras()) == 2, 20, "Bob's camera at the agent")
 
             await page.click("#share-screen")
             await eventually(lambda: len(screens()) == 1, 20, "the screen track at the agent")
@@ -188,6 +206,7 @@ async def test_a_shared_screen_reaches_the_model_readable(
 
             await eventually(screen_read, 40, "OCR to read 95% of the shared words")
             print(f"OCR word accuracy on the shared screen: {seen}")
+            await eventually(lambda: bob_sees(1280), 20, "Bob's page playing Ann's screen")
 
             # Scrolling by less than a line (7 px; lines are 20) is a change, sent at once.
             # First the picture settles: the encoder refines a new screen for a while.
@@ -211,9 +230,12 @@ async def test_a_shared_screen_reaches_the_model_readable(
                 "the screen track removed",
             )
             await eventually(
-                lambda: agent.video_input.watched_track_id == camera_id,
+                lambda: agent.video_input.watched_track_id == cameras()[-1].track.id,
                 5,
-                "the model back on the camera",
+                "the model back on the newest camera (Bob's)",
+            )
+            await eventually(
+                lambda: bob_sees(0 if janus else 640), 20, "Bob's page back to Ann's camera"
             )
         finally:
             await browser.close()
