@@ -62,12 +62,12 @@ def test_follows_a_full_link_down_and_climbs_back_within_seconds() -> None:
     ]
     assert all(MIN_BPS <= s <= 400_000 for s in steady), steady
     # The link recovers: the browser sends what it is allowed, no queue. Within 5 s the
-    # estimate is back above what a sharp 640x480 camera needs.
+    # estimate is back where it fell from (the start); at 1.5x a second it took 7.
     now, estimate = 16_000, control.estimate
     for _ in range(10):
         estimate = control.update(NORMAL, estimate, now)
         now += 500
-    assert estimate >= 1_000_000, estimate
+    assert estimate >= START_BPS, estimate
 
 
 def test_underuse_is_room_to_grow_and_an_unused_estimate_does_not_grow() -> None:

@@ -17,9 +17,10 @@ estimate does with it:
   estimate as its own during its first 2 s, so the camera is sharp from the first second);
 - it falls only when the path is overused, to 0.85 times what arrives (as GCC), never below
   ``min_bps``; a thin, black or still stream is not a reason to fall;
-- it climbs, 8% a second for 1 s after a fall, then 50% a second, back to where it fell
-  from, and beyond that only while the browser sends at least half of it (an unused estimate
-  proves nothing), so it is back within seconds of a link recovering;
+- it climbs, 8% a second for 1 s after a fall, then 50% a second back to where it fell from
+  (doubling each second once the path has not been full for 2 s), and beyond that 50% a
+  second only while the browser sends at least half of it (an unused estimate proves
+  nothing), so it is back within seconds of a link recovering;
 - it also falls when more than 10% of the camera's packets go missing over a second (a
   queue that is always full shows no growing delay, only loss);
 - after a gap in arrivals (a stalled link), the delay detector and the loss count start
@@ -48,6 +49,11 @@ MAX_BPS = 8_000_000
 SLOW_GROWTH = 1.08
 """Growth a second for ``CAUTIOUS_S`` after a fall (GCC's multiplicative increase)."""
 FAST_GROWTH = 1.5
+RECOVERY_GROWTH = 2.0
+"""Growth a second while below the level the estimate fell from, once the path has not been
+full for ``CALM_S``: a link that recovered (from the 150 kbit/s floor back to 2.5 Mbit/s in
+4 s; at 1.5 a second it took 7). A path still full now and then keeps ``FAST_GROWTH``."""
+CALM_S = 2.0
 """Growth a second afterwards, while the sender uses at least half of the estimate."""
 CAUTIOUS_S = 1.0
 USED_SHARE = 0.5
@@ -86,6 +92,7 @@ class ModelRateControl:
     _fell_ms: int | None = None
     _throughput: int | None = None
     _before_fall: int = 0
+    _full_ms: int | None = None  # when the path was last seen full
     rtt: int = 200  # read by aiortc's estimator
 
     def feedback_interval(self) -> int:
@@ -104,6 +111,8 @@ class ModelRateControl:
         self._last_ms = now_ms
         throughput = self._throughput
         overused = bandwidth_usage == rate.BandwidthUsage.OVERUSING or self.loss > LOSS_LIMIT
+        if overused:
+            self._full_ms = now_ms
         if overused and throughput is not None:
             # Once a second at most: for a while after a fall, the queue still seen is the one
             # the old estimate built, and what arrives is already the sender slowing down.
@@ -123,8 +132,16 @@ class ModelRateControl:
             and (throughput >= USED_SHARE * self.estimate or self.estimate < self._before_fall)
         ):
             cautious = self._fell_ms is not None and now_ms - self._fell_ms < CAUTIOUS_S * 1000
-            growth = (SLOW_GROWTH if cautious else FAST_GROWTH) ** min(elapsed_s, 1.0)
-            self.estimate = min(self.max_bps, round(self.estimate * growth) + 1000)
+            calm = self._full_ms is None or now_ms - self._full_ms >= CALM_S * 1000
+            recovering = calm and self.estimate < self._before_fall
+            if cautious:
+                per_second = SLOW_GROWTH
+            else:
+                per_second = RECOVERY_GROWTH if recovering else FAST_GROWTH
+            grown = round(self.estimate * per_second ** min(elapsed_s, 1.0)) + 1000
+            if recovering:  # back to the level it fell from, no further on this rule
+                grown = min(grown, self._before_fall)
+            self.estimate = min(self.max_bps, grown)
         return self.estimate
 
     def restart_after_gap(self, now_ms: int) -> None:
