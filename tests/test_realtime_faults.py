@@ -22,7 +22,7 @@ import pytest
 from google.genai import types as genai_types
 
 from vision_agents.core.audio import PcmData
-from vision_agents.core.llm.events import ToolCallCompletedEvent
+from vision_agents.core.llm.events import RealtimeReconnectedEvent, ToolCallCompletedEvent
 from vision_agents.core.llm.protocol_realtime import ProtocolRealtime
 from vision_agents.core.llm.runtime import Keepalive, RetryPolicy
 from vision_agents.plugins import gemini
@@ -205,6 +205,12 @@ async def run_failures(rig: Rig, kind: str, failures: int) -> list[tuple[float, 
         if event.call_id:
             rig.calls.add(event.call_id)
 
+    reconnects: list[RealtimeReconnectedEvent] = []
+
+    @llm.events.subscribe
+    async def on_reconnect(event: RealtimeReconnectedEvent) -> None:
+        reconnects.append(event)
+
     await llm.connect()
     results: list[tuple[float, float]] = []
     bound = 8.0 if kind == "blackhole" else 2.0
@@ -254,6 +260,18 @@ async def run_failures(rig: Rig, kind: str, failures: int) -> list[tuple[float, 
             f"every tool result ({kind}): {sorted(owed - rig.results_seen())}",
         )
         assert llm.reconnects >= failures
+        # Every reconnect is told, once, with what it cost.
+        await wait_until(lambda: len(reconnects) == llm.reconnects, 2.0, "an event a reconnect")
+        # Gemini's goAway gives notice (a planned switch); OpenAI's expiry ends the session.
+        planned = kind == "go_away" and rig.provider == "gemini"
+        assert all(e.planned == planned for e in reconnects), reconnects
+        if planned:
+            assert all(e.downtime_s == 0 for e in reconnects), reconnects
+        else:
+            assert all(0 < e.downtime_s < bound for e in reconnects), reconnects
+        if kind == "blackhole":  # what the dead link swallowed goes again
+            assert all(e.audio_replayed_s > 0 for e in reconnects), reconnects
+        assert all(e.audio_dropped_s == 0 for e in reconnects), reconnects
     finally:
         await llm.close()
     return results

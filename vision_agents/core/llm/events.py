@@ -211,10 +211,17 @@ class UsageEvent(BaseEvent):
 
 @dataclass(kw_only=True)
 class RealtimeReconnectedEvent(BaseEvent):
-    """The session moved to a new connection (``planned``: goAway, expiry, recycle)."""
+    """The session moved to a new connection (``planned``: goAway, expiry, recycle; else the
+    old one failed, ``reason`` says how). ``downtime_s``: from the old connection found dead
+    to the new one in (0 when planned: the old one served until then); ``audio_replayed_s``:
+    user audio sent again on the new connection (what the old one may not have delivered, and
+    what came in between); ``audio_dropped_s``: user audio lost past ``audio_backlog_s``."""
 
     type: ClassVar[str] = "realtime.reconnected"
 
     reason: str
     planned: bool
     attempt: int
+    downtime_s: float = 0.0
+    audio_replayed_s: float = 0.0
+    audio_dropped_s: float = 0.0

@@ -119,11 +119,17 @@ class ConnectionLost:
 
 @dataclass(frozen=True)
 class Reconnected:
-    """Emitted by the runtime: a new link replaced the old one."""
+    """Emitted by the runtime: a new link replaced the old one. ``downtime_s``: from the old
+    link found dead to the new one in (0 for a planned switch); ``audio_replayed_s`` and
+    ``audio_dropped_s``: user audio sent again on the new link, and dropped past the backlog's
+    bound, since the old one went."""
 
     reason: str
     planned: bool
     attempt: int
+    downtime_s: float = 0.0
+    audio_replayed_s: float = 0.0
+    audio_dropped_s: float = 0.0
 
 
 ProtocolEvent = (

@@ -332,15 +332,26 @@ class ProtocolRealtime(Realtime):
                     UsageEvent(usage=event.usage, totals=self.usage, response_id=event.response_id)
                 )
             elif isinstance(event, ev.Reconnected):
-                logger.info(
-                    "%s: reconnected (%s; attempt %d)",
+                # A planned switch is routine; a lost connection is news even once recovered.
+                log = logger.info if event.planned else logger.warning
+                log(
+                    "%s: reconnected (%s; attempt %d; %.2f s without a connection; "
+                    "%.2f s of user audio sent again, %.2f s dropped)",
                     self.provider_name,
                     event.reason,
                     event.attempt,
+                    event.downtime_s,
+                    event.audio_replayed_s,
+                    event.audio_dropped_s,
                 )
                 self._emit(
                     RealtimeReconnectedEvent(
-                        reason=event.reason, planned=event.planned, attempt=event.attempt
+                        reason=event.reason,
+                        planned=event.planned,
+                        attempt=event.attempt,
+                        downtime_s=round(event.downtime_s, 3),
+                        audio_replayed_s=round(event.audio_replayed_s, 3),
+                        audio_dropped_s=round(event.audio_dropped_s, 3),
                     )
                 )
 

@@ -22,9 +22,10 @@ import json
 import logging
 import math
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vision_agents.core.errors import (
@@ -307,6 +308,8 @@ class _Trigger:
     done: asyncio.Future[None] | None = None
     within_s: float | None = None
     code: int | None = None
+    at: float = field(default_factory=time.monotonic)
+    """When it happened: the link found dead, or the switch asked for."""
 
 
 EventSink = Callable[[list[ProtocolEvent]], Awaitable[None]]
@@ -596,7 +599,7 @@ class ConnectionRuntime:
             deadline = asyncio.get_running_loop().time() + trigger.within_s * 0.5
             await self._wait_ready_to_switch(link, deadline)
         logger.info("%s: replacing the connection: %s", self.name, reason)
-        return await self._replace(link, reason, planned, deadline)
+        return await self._replace(link, reason, planned, deadline, trigger.at)
 
     async def _open_at_resumption_point(self, old: Link, deadline: float | None) -> Link:
         """Open a link. For a planned switch with time left, a link that opened while
@@ -628,9 +631,16 @@ class ConnectionRuntime:
                     await self._state_changed.wait()
 
     async def _replace(
-        self, old: Link, reason: str, planned: bool, deadline: float | None = None
+        self,
+        old: Link,
+        reason: str,
+        planned: bool,
+        deadline: float | None = None,
+        since: float | None = None,
     ) -> bool:
         last: BaseException | None = None
+        audio = self.protocol.audio
+        replayed, dropped = audio.replayed_bytes, audio.dropped_bytes
         for attempt, delay in enumerate(self.retry.delays(), start=1):
             if delay:
                 await asyncio.sleep(delay)
@@ -644,7 +654,21 @@ class ConnectionRuntime:
                 continue
             await self._install(new, planned_from=old if planned else None)
             self.reconnects += 1
-            await self._on_events([Reconnected(reason, planned, attempt)])
+            # A planned switch keeps the old link until the new one is in: no time without.
+            down = 0.0 if planned or since is None else time.monotonic() - since
+            bytes_per_s = self.protocol.input_rate * 2
+            await self._on_events(
+                [
+                    Reconnected(
+                        reason,
+                        planned,
+                        attempt,
+                        downtime_s=down,
+                        audio_replayed_s=(audio.replayed_bytes - replayed) / bytes_per_s,
+                        audio_dropped_s=(audio.dropped_bytes - dropped) / bytes_per_s,
+                    )
+                ]
+            )
             return True
         if planned and old is self._link and not self._link_dead:
             # The old link still works: keep it and let its own end trigger a real reconnect.
