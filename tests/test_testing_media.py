@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import av
 import numpy as np
 import pytest
 
-from vision_agents.testing import dominant_hz, tone
+from vision_agents.testing import dominant_hz, make_test_video, tone
 
 
 @pytest.mark.parametrize(("hz", "rate"), [(440, 16000), (1200, 24000), (660, 48000)])
@@ -24,3 +27,21 @@ def test_dominant_hz_picks_the_louder_of_two_tones() -> None:
 def test_dominant_hz_names_too_few_samples() -> None:
     with pytest.raises(ValueError, match="at least 2 samples"):
         dominant_hz(np.zeros(1), 16000)
+
+
+def test_a_test_video_interleaves_its_audio_with_the_video(tmp_path: Path) -> None:
+    """A clip with 15 s of audio: the file's first audio packet comes before its video at
+    0.5 s (written after all the video, it came after 9.87 s of it, so a player heard
+    nothing for 10 s)."""
+    path = make_test_video(
+        tmp_path / "clip.mkv", seconds=1, audio=tone(440, 15.0, sample_rate=48000)
+    )
+    with av.open(str(path)) as container:
+        video_before_audio = 0.0
+        for packet in container.demux():
+            if packet.pts is None:
+                continue
+            if packet.stream.type == "audio":
+                break
+            video_before_audio = float(packet.pts * packet.time_base)
+    assert video_before_audio < 0.5, video_before_audio

@@ -137,14 +137,27 @@ def make_test_video(
         if audio is not None:
             astream = container.add_stream("pcm_s16le", rate=audio.sample_rate)
             astream.layout = "stereo" if audio.channels == 2 else "mono"
+        aframes = (
+            list(audio.to_int16().to_av_frames(samples_per_frame=1024))
+            if audio is not None and astream is not None
+            else []
+        )
+        rate = audio.sample_rate if audio is not None else 1
+        next_audio = 0
+        # Interleaved by time: audio written after all the video sat behind up to 10 s of it
+        # (the muxer's interleaving window), so a player heard nothing for the first 10 s.
         for i in range(n_frames):
+            while next_audio < len(aframes) and next_audio * 1024 / rate <= i / fps:
+                assert astream is not None
+                container.mux(astream.encode(aframes[next_audio]))
+                next_audio += 1
             frame = av.VideoFrame.from_ndarray(pattern_frame(i, width, height), format="rgb24")
             frame.pts = i
             frame.time_base = Fraction(1, fps)
             container.mux(vstream.encode(frame))
         container.mux(vstream.encode(None))
-        if audio is not None and astream is not None:
-            for aframe in audio.to_int16().to_av_frames(samples_per_frame=1024):
+        if astream is not None:
+            for aframe in aframes[next_audio:]:
                 container.mux(astream.encode(aframe))
             container.mux(astream.encode(None))
     return Path(path)
