@@ -13,7 +13,7 @@ import pytest
 
 from tests.browser.python_peer import PythonPeer, SolidColourTrack
 from tests.conftest import wait_until
-from tests.media_tracks import SyntheticVideoTrack
+from tests.media_tracks import PictureTrack, SyntheticVideoTrack
 from vision_agents.core import Agent, User
 from vision_agents.core.edge.events import TrackAddedEvent, TrackRemovedEvent
 from vision_agents.core.utils.frame_selection import FrameSelector, SceneChange
@@ -85,8 +85,14 @@ async def test_the_model_watches_a_shared_screen_while_it_is_shared() -> None:
             lambda: any(f.width == 1280 for f in model.frames), 5, "a screen frame at the model"
         )
         # Someone joining with a camera does not take the model off the shared screen.
+        routed: list[str] = []
+
+        @agent.events.subscribe
+        async def on_track(event: TrackAddedEvent) -> None:
+            routed.append(event.track.id)  # sent on once the agent has routed the track
+
         await edge.add_participant("bob", tracks=[bob_camera])
-        await asyncio.sleep(0.3)  # the condition: a while after Bob's track arrived
+        await wait_until(lambda: bob_camera.id in routed, 5, "Bob's camera routed")
         assert agent.video_input.watched_track_id == screen.id
         await edge.stop_screen_share(ann)
         await _watched(agent, bob_camera.id)  # the newest camera again
@@ -228,3 +234,34 @@ async def _join_with_screen_mid(url: str, mid: str) -> None:
             await pc.close()
     if reply.get("type") == "error":
         raise RuntimeError(reply["error"])
+
+
+@pytest.mark.timeout(30)
+async def test_a_camera_of_unusable_frames_is_passed_over_while_another_has_usable_ones() -> None:
+    """Ann's camera sends 4x4 frames (refused before any consumer): the model watches Bob's,
+    older camera instead of a track that gives it nothing, and Ann's again once her frames
+    are of a usable size (looked at again every ``recheck_s``)."""
+    edge = InMemoryEdge()
+    model = FakeRealtime(fps=10)
+    agent = Agent(edge=edge, llm=model)
+    agent.video_input.recheck_s = 1.0
+    bob_camera = SyntheticVideoTrack(fps=10)
+    ann_camera = PictureTrack(np.zeros((4, 4, 3), np.uint8), fps=10)
+    call = await agent.create_call()
+    async with agent.join(call):
+        await edge.add_participant("bob", tracks=[bob_camera])
+        await _watched(agent, bob_camera.id)
+        routed: list[str] = []
+
+        @agent.events.subscribe
+        async def on_track(event: TrackAddedEvent) -> None:
+            routed.append(event.track.id)  # sent on once the agent has routed the track
+
+        await edge.add_participant("ann", tracks=[ann_camera])
+        await wait_until(lambda: ann_camera.id in routed, 5, "Ann's camera routed")
+        await _watched(agent, bob_camera.id)
+        ann_camera.picture = np.full((240, 320, 3), 128, np.uint8)
+        await _watched(agent, ann_camera.id)
+        await wait_until(
+            lambda: any(f.width == 320 for f in model.frames), 5, "Ann's frames at the model"
+        )

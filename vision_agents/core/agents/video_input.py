@@ -4,6 +4,7 @@ still in the call."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import av
 from vision_agents.core.llm.realtime import Realtime
 from vision_agents.core.processors.base import VideoProcessor
 from vision_agents.core.types import Participant
+from vision_agents.core.utils.tasks import TaskOwner
 from vision_agents.core.utils.video_forwarder import VideoForwarder
 
 logger = logging.getLogger(__name__)
@@ -37,9 +39,13 @@ class VideoInput:
     """Routes video tracks to consumers; removing a track stops every frame from it at once.
 
     The Realtime model watches one track: the newest shared screen while anyone shares one
-    (``prefer_screen``, the default), else the newest track. Processors and consumers get
-    every track, screens included.
+    (``prefer_screen``, the default), else the newest track; a track sending frames of an
+    unusable size (a 4x4 camera) is passed over while another has usable ones, and looked at
+    again every ``recheck_s`` seconds (nobody reads it meanwhile). Processors and consumers
+    get every track, screens included.
     """
+
+    recheck_s = 10.0
 
     def __init__(
         self,
@@ -55,6 +61,8 @@ class VideoInput:
         self._watched: str | None = None
         self._consumers: dict[str, tuple[HandlerFactory, float | None]] = {}
         self._model_frames: dict[str, int] = {}  # track id -> frames sent while watched before
+        self._tasks = TaskOwner("video-input")
+        self._watch_lock = asyncio.Lock()
         self._watch_began_at = 0  # the model's frames_sent when the current watch began
 
     @property
@@ -102,6 +110,7 @@ class VideoInput:
             VideoForwarder(track, name=f"{kind}:{participant.user_id}"),
             screen=screen,
         )
+        source.forwarder.on_refusing = self._refusal_changed
         self._sources[track.id] = source
         for processor in self._processors:
             source.forwarder.add_frame_handler(
@@ -109,7 +118,7 @@ class VideoInput:
             )
         for name, (factory, fps) in self._consumers.items():
             self._attach(source, name, factory, fps)
-        await self._watch(self._choose())
+        await self._watch_best()
 
     def add_consumer(self, name: str, factory: HandlerFactory, fps: float | None = None) -> None:
         """Feed every video track, now and later, to a handler made by ``factory`` for it
@@ -142,14 +151,15 @@ class VideoInput:
         source = self._sources.pop(track_id, None)
         if source is None:
             return
-        if self._watched == track_id:
-            self._watched = None
-            if self._realtime is not None:
-                await self._realtime.stop_watching_video_track()
+        async with self._watch_lock:
+            if self._watched == track_id:
+                self._watched = None
+                if self._realtime is not None:
+                    await self._realtime.stop_watching_video_track()
         self._model_frames.pop(track_id, None)
         await source.forwarder.stop()
         if self._sources:
-            await self._watch(self._choose())
+            await self._watch_best()
 
     async def remove_participant(self, participant: Participant) -> None:
         for track_id, source in list(self._sources.items()):
@@ -157,6 +167,7 @@ class VideoInput:
                 await self.remove_track(track_id)
 
     async def close(self) -> None:
+        await self._tasks.close()
         if self._realtime is not None and self._watched is not None:
             await self._realtime.stop_watching_video_track()
         self._watched = None
@@ -166,20 +177,39 @@ class VideoInput:
             await source.forwarder.stop()
 
     def _choose(self) -> _Source:
-        """The track the model should watch: the newest screen (when preferred), else the
-        newest track."""
+        """The track the model should watch: of the tracks sending usable frames (all of them
+        if none is), the newest screen (when preferred), else the newest track."""
         sources = list(self._sources.values())
+        usable = [s for s in sources if not s.forwarder.refused_within(self.recheck_s)]
+        sources = usable or sources
         screens = [s for s in sources if s.screen] if self.prefer_screen else []
         return (screens or sources)[-1]
 
-    async def _watch(self, source: _Source) -> None:
-        if self._realtime is None or self._watched == source.track.id:
-            return
-        await self._realtime.watch_video_track(
-            source.track, shared_forwarder=source.forwarder, screen=source.screen
-        )
-        self._settle_watch()  # frames before this belong to the track watched until now
-        self._watched = source.track.id
+    def _refusal_changed(self, refusing: bool) -> None:
+        self._tasks.spawn(self._rechoose(self.recheck_s if refusing else 0.0), "rechoose")
+
+    async def _rechoose(self, recheck_after_s: float) -> None:
+        """A track started or stopped sending frames of an unusable size: watch the best now,
+        and (for one that started) again once it is due for another look."""
+        await self._watch_best()
+        if recheck_after_s:
+            await asyncio.sleep(recheck_after_s + 0.05)
+            await self._watch_best()
+
+    async def _watch_best(self) -> None:
+        """Watch ``_choose()``'s track (one change at a time: tracks come, go and turn
+        unusable concurrently)."""
+        async with self._watch_lock:
+            if self._realtime is None or not self._sources:
+                return
+            source = self._choose()
+            if self._watched == source.track.id:
+                return
+            await self._realtime.watch_video_track(
+                source.track, shared_forwarder=source.forwarder, screen=source.screen
+            )
+            self._settle_watch()  # frames before this belong to the track watched until now
+            self._watched = source.track.id
 
 
 def _bind(

@@ -117,6 +117,10 @@ class VideoForwarder:
         self._ended_event = asyncio.Event()
         self._refused = 0
         self._refusing = False
+        self._refused_at = 0.0
+        self.on_refusing: Callable[[bool], None] | None = None
+        """Called when the source starts (True) or stops (False) sending frames of an unusable
+        size; the owner of the forwarder can look elsewhere meanwhile."""
         input_track.on("ended", self._mark_ended)
 
     @property
@@ -138,6 +142,16 @@ class VideoForwarder:
     def frames_received(self) -> int:
         """How many frames the reader has pulled from the source track."""
         return self._latest_seq
+
+    @property
+    def refusing(self) -> bool:
+        """The source's latest frame was of an unusable size (see ``MIN_FRAME_SIDE``)."""
+        return self._refusing
+
+    def refused_within(self, seconds: float) -> bool:
+        """The source sent a frame of an unusable size, and nothing usable since, in the
+        last ``seconds`` (a forwarder nobody reads from learns nothing new)."""
+        return self._refusing and self._clock.now() - self._refused_at < seconds
 
     @property
     def frames_refused(self) -> int:
@@ -248,6 +262,7 @@ class VideoForwarder:
         if MIN_FRAME_SIDE <= min(width, height) and max(width, height) <= MAX_FRAME_SIDE:
             if self._refusing:
                 self._refusing = False
+                self._tell_refusing(False)
                 logger.info(
                     "video %r: frames of a usable size again (%dx%d); %d dropped in all",
                     self.name,
@@ -257,8 +272,10 @@ class VideoForwarder:
                 )
             return True
         self._refused += 1
+        self._refused_at = self._clock.now()
         if not self._refusing:
             self._refusing = True
+            self._tell_refusing(True)
             logger.warning(
                 "video %r sends %dx%d frames: dropped until they are %d to %d pixels a side",
                 self.name,
@@ -268,6 +285,13 @@ class VideoForwarder:
                 MAX_FRAME_SIDE,
             )
         return False
+
+    def _tell_refusing(self, refusing: bool) -> None:
+        if self.on_refusing is not None:
+            try:
+                self.on_refusing(refusing)
+            except Exception:
+                logger.exception("video %r: the on_refusing callback failed", self.name)
 
     async def _run_consumer(self, consumer: _Consumer) -> None:
         clock = self._clock
