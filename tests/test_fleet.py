@@ -198,6 +198,9 @@ async def test_nine_sessions_spread_survive_a_killed_node_and_a_redis_restart(
                 for sid in victims:
                     s = sessions[sid]
                     heard = s["usage"].get("audio_in_s", 0)
+                    if s["epoch"] == 2:  # the new agent's figures, not the dead one's
+                        since_kill = time.monotonic() - killed_at
+                        assert heard <= since_kill + 0.5, (sid, heard, since_kill)
                     if s["node"] in ("n1", "n3") and s["state"] == "running" and s["epoch"] == 2:
                         if heard > 0.3 and sid not in moved_at:
                             moved_at[sid] = time.monotonic() - killed_at

@@ -426,6 +426,9 @@ class Fleet:
                         "state": "starting",
                     },
                 )
+                # Usage starts at zero per epoch: the last owner's figures are its agent's, and
+                # shown under the new epoch they read as the new agent already hearing.
+                pipe.hdel(key, "usage", "participants")
                 pipe.set(lease, f"{self.node_id}:{epoch}", px=int(self.lease_ttl_s * 1000))
                 await pipe.execute()
         except WatchError:
