@@ -7,10 +7,10 @@
 // name -> Date.now() when this page learnt that publisher had gone; leftAt: Date.now() when
 // this page's Leave button was pressed; muted: kind -> whether this page muted it; recording:
 // whether the agent says it is recording the call (a badge shows it); sharing: the mid our shared
-// screen is published on (null: not sharing).
+// screen is published on (null: not sharing); pc: the publishing RTCPeerConnection (its stats).
 (function () {
   const params = new URLSearchParams(location.search.slice(1) + "&" + location.hash.slice(1));
-  const state = (window.vaJanus = { members: [], videos: {}, audios: {}, log: [], error: null, joined: false, left: {}, leftAt: null, muted: {}, recording: false, screens: {}, sharing: null });
+  const state = (window.vaJanus = { members: [], videos: {}, audios: {}, log: [], error: null, joined: false, left: {}, leftAt: null, muted: {}, recording: false, screens: {}, sharing: null, pc: null });
   const status = document.getElementById("status");
   const say = (text, bad) => {
     state.log.push(text);
@@ -258,6 +258,16 @@
     if (janus) janus.destroy({ unload: true, notifyDestroyed: false });
   });
 
+  // Keep the camera's size when bandwidth is short and lower its frame rate instead: a model
+  // reads a sharp picture at a few fps better than a blurred one (as the embedded page does).
+  function keepCameraSize(pc) {
+    const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video" && s.track !== screenTrack);
+    if (!sender) return;
+    const params = sender.getParameters();
+    params.degradationPreference = "maintain-resolution";
+    sender.setParameters(params).catch(() => {});
+  }
+
   Janus.init({
     debug: false,
     callback: () => {
@@ -278,7 +288,11 @@
               leave.disabled = muteAudio.disabled = muteVideo.disabled = shareButton.disabled = false;
               publisher.createOffer({
                 tracks: [{ type: "audio", capture: true, recv: false }, { type: "video", capture: { width: { ideal: 1280 } }, recv: false }],
-                success: (offer) => publisher.send({ message: { request: "configure", audio: true, video: true }, jsep: offer }),
+                success: (offer) => {
+                  state.pc = publisher.webrtcStuff.pc;
+                  keepCameraSize(state.pc);
+                  publisher.send({ message: { request: "configure", audio: true, video: true }, jsep: offer });
+                },
                 error: (e) => say("camera or microphone failed: " + e, true),
               });
             }
