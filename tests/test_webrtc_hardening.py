@@ -440,7 +440,7 @@ async def test_a_link_rejoins_as_soon_as_its_departure_is_announced(
         url = edge.join_url(call, name="Ann")
         refused: list[str] = []
         try:
-            for cycle in range(20):
+            for cycle in range(50):
                 await _wait_for_link_free(edge.server, url)
                 peer = await PythonPeer.join(url)
                 left.clear()
@@ -457,7 +457,7 @@ async def test_a_link_rejoins_as_soon_as_its_departure_is_announced(
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             await watcher.leave()
-        assert refused == [], f"{len(refused)} of 20 rejoins refused: {refused[:2]}"
+        assert refused == [], f"{len(refused)} of 50 rejoins refused: {refused[:2]}"
 
 
 async def _wait_for_link_free(server: CallServer, url: str) -> None:
