@@ -1,4 +1,5 @@
-"""The agent's audio is encoded to Opus once, in the fan-out, for every browser."""
+"""Audio is encoded to Opus once, in the fan-out, for every browser's slot; a copy for the
+agent (a participant's microphone) still gets the frames."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.browser.python_peer import SolidColourTrack
 from vision_agents.core.agents.audio_output import AudioOutputTrack
 from vision_agents.core.audio import PcmData
 from vision_agents.core.utils.tasks import TaskOwner
-from vision_agents.plugins.webrtc.fanout import Fanout
+from vision_agents.plugins.webrtc.fanout import Fanout, SlotTrack
 
 
 async def next_packet(track: aiortc.MediaStreamTrack) -> av.Packet[Any]:
@@ -33,7 +34,9 @@ async def test_agent_audio_reaches_every_sink_as_one_stream_of_opus_packets() ->
     track.write(PcmData(tone, 48000, 1))
     owner = TaskOwner("test")
     fanout = Fanout(track, owner, "agent", encode_opus=True)
-    first, second = fanout.subscribe(), fanout.subscribe()
+    first, second = SlotTrack("audio"), SlotTrack("audio")
+    first.attach(fanout)
+    second.attach(fanout)
     packets = [await next_packet(first) for _ in range(25)]
     copies = [await next_packet(second) for _ in range(25)]
     await fanout.stop()
@@ -59,3 +62,21 @@ async def test_only_audio_is_encoded_to_opus() -> None:
     with pytest.raises(ValueError, match="only audio"):
         Fanout(video, owner, "agent", encode_opus=True)
     await owner.close()
+
+
+async def test_a_microphone_reaches_browsers_as_opus_and_the_agent_as_frames() -> None:
+    """A participant's microphone: the other browsers' slots get one stream of Opus packets
+    (no encoder, and no pure-Python level meter, per sender), the agent's copy the frames."""
+    track = AudioOutputTrack()
+    track.write(PcmData((np.ones(48000) * 8000).astype(np.int16), 48000, 1))
+    owner = TaskOwner("test")
+    fanout = Fanout(track, owner, "ann", encode_opus=True)
+    slot = SlotTrack("audio")
+    slot.attach(fanout)
+    agent_copy = fanout.subscribe()
+    packet = await next_packet(slot)
+    frame = await asyncio.wait_for(agent_copy.recv(), 5)
+    await fanout.stop()
+    await owner.close()
+    assert isinstance(frame, av.AudioFrame) and frame.samples == 960, frame
+    assert len(bytes(packet)) > 0

@@ -113,8 +113,11 @@ class Fanout:
             raise ValueError(f"only audio can be encoded to Opus, not {track.kind!r}")
         self.track = track
         self._opus = OpusEncoder() if encode_opus else None
-        """Audio encoded once here, on the loop, for every browser: aiortc would encode it
-        again for each sender, each time handing a 20 ms frame to a thread and back."""
+        """Audio encoded once here, on the loop, for every browser's slot: aiortc would encode
+        it again for each sender, each time handing a 20 ms frame to a thread and back, and
+        measure its level in a pure-Python loop over every sample (with three browsers, six
+        senders of the others' voices kept the call server's loop busy). Other sinks (the
+        agent's copy) still get the frames."""
         self.clock = clock
         """Dates the track's frames on the sender's clock (see ``sender_clock``), if known."""
         self.meter = meter
@@ -183,9 +186,16 @@ class Fanout:
                 if self.meter is not None and isinstance(frame, av.VideoFrame):
                     self.meter.frame(frame.width, frame.height)
                 if self._opus is not None and isinstance(frame, av.AudioFrame):
-                    for packet in self._encode(frame):
-                        for sink in list(self._sinks):
+                    # Browsers' slots get Opus packets, encoded once here; consumers in this
+                    # process (the agent) get the frames themselves.
+                    sinks = list(self._sinks)
+                    slots = [sink for sink in sinks if isinstance(sink, SlotTrack)]
+                    for packet in self._encode(frame) if slots else []:
+                        for sink in slots:
                             sink.push(packet)
+                    for sink in sinks:
+                        if not isinstance(sink, SlotTrack):
+                            sink.push(frame)
                     continue
                 for sink in list(self._sinks):
                     sink.push(frame)

@@ -282,6 +282,7 @@ class Room:
                     self._tasks,
                     member.participant.user_id,
                     watch_track(pc, track),
+                    encode_opus=track.kind == "audio",
                     meter=meter,
                 )
         self._seat(member)
