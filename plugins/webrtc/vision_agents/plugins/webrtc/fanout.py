@@ -189,13 +189,13 @@ class Fanout:
                     # Browsers' slots get Opus packets, encoded once here; consumers in this
                     # process (the agent) get the frames themselves.
                     sinks = list(self._sinks)
-                    slots = [sink for sink in sinks if isinstance(sink, SlotTrack)]
+                    slots = [s for s in sinks if isinstance(s, SlotTrack)]
                     for packet in self._encode(frame) if slots else []:
-                        for sink in slots:
-                            sink.push(packet)
-                    for sink in sinks:
-                        if not isinstance(sink, SlotTrack):
-                            sink.push(frame)
+                        for slot in slots:
+                            slot.push(packet)
+                    for other in sinks:
+                        if not isinstance(other, SlotTrack):
+                            other.push(frame)
                     continue
                 for sink in list(self._sinks):
                     sink.push(frame)
