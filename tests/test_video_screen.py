@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiortc
 import cv2
 import numpy as np
 import pytest
@@ -60,6 +61,25 @@ def test_a_still_shared_screen_sends_nothing_new() -> None:
     assert selector.offer(noisy) is False  # coding noise is not a change
 
 
+async def join_routed(
+    agent: Agent, edge: InMemoryEdge, name: str, camera: aiortc.MediaStreamTrack
+) -> None:
+    """``name`` joins with ``camera``; returns once the agent has routed it (the agent sends a
+    track's event on after handling it), so what the model watches then is its decision."""
+    routed = asyncio.Event()
+
+    async def on_track(event: TrackAddedEvent) -> None:
+        if event.track is camera:
+            routed.set()
+
+    agent.events.subscribe(on_track)
+    try:
+        await edge.add_participant(name, tracks=[camera])
+        await asyncio.wait_for(routed.wait(), 5)
+    finally:
+        agent.events.unsubscribe(on_track)
+
+
 async def _watched(agent: Agent, track_id: str) -> None:
     await wait_until(
         lambda: agent.video_input.watched_track_id == track_id, 5, f"the model on {track_id}"
@@ -85,14 +105,7 @@ async def test_the_model_watches_a_shared_screen_while_it_is_shared() -> None:
             lambda: any(f.width == 1280 for f in model.frames), 5, "a screen frame at the model"
         )
         # Someone joining with a camera does not take the model off the shared screen.
-        routed: list[str] = []
-
-        @agent.events.subscribe
-        async def on_track(event: TrackAddedEvent) -> None:
-            routed.append(event.track.id)  # sent on once the agent has routed the track
-
-        await edge.add_participant("bob", tracks=[bob_camera])
-        await wait_until(lambda: bob_camera.id in routed, 5, "Bob's camera routed")
+        await join_routed(agent, edge, "bob", bob_camera)
         assert agent.video_input.watched_track_id == screen.id
         await edge.stop_screen_share(ann)
         await _watched(agent, bob_camera.id)  # the newest camera again
@@ -251,14 +264,7 @@ async def test_a_camera_of_unusable_frames_is_passed_over_while_another_has_usab
     async with agent.join(call):
         await edge.add_participant("bob", tracks=[bob_camera])
         await _watched(agent, bob_camera.id)
-        routed: list[str] = []
-
-        @agent.events.subscribe
-        async def on_track(event: TrackAddedEvent) -> None:
-            routed.append(event.track.id)  # sent on once the agent has routed the track
-
-        await edge.add_participant("ann", tracks=[ann_camera])
-        await wait_until(lambda: ann_camera.id in routed, 5, "Ann's camera routed")
+        await join_routed(agent, edge, "ann", ann_camera)
         await _watched(agent, bob_camera.id)
         ann_camera.picture = np.full((240, 320, 3), 128, np.uint8)
         await _watched(agent, ann_camera.id)

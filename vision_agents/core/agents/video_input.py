@@ -158,8 +158,7 @@ class VideoInput:
                     await self._realtime.stop_watching_video_track()
         self._model_frames.pop(track_id, None)
         await source.forwarder.stop()
-        if self._sources:
-            await self._watch_best()
+        await self._watch_best()
 
     async def remove_participant(self, participant: Participant) -> None:
         for track_id, source in list(self._sources.items()):

@@ -116,9 +116,7 @@ class Realtime(OmniLLM, ABC):
             raise ConfigurationError(
                 f"frame_policy must be a SceneChange or None, got {type(policy).__name__}"
             )
-        detail = self._frames.detail
-        self._frames = FrameSelector(policy, self._frames.clock)
-        self._frames.detail = detail
+        self._frames = FrameSelector(policy, self._frames.clock, detail=self._frames.detail)
 
     @property
     def frame_clock(self) -> Callable[[], float]:
@@ -128,9 +126,7 @@ class Realtime(OmniLLM, ABC):
 
     @frame_clock.setter
     def frame_clock(self, clock: Callable[[], float]) -> None:
-        detail = self._frames.detail
-        self._frames = FrameSelector(self._frames.policy, clock)
-        self._frames.detail = detail
+        self._frames = FrameSelector(self._frames.policy, clock, detail=self._frames.detail)
 
     def request_fresh_frame(self) -> None:
         """Send the next frame whatever it shows (call it when the user starts speaking:

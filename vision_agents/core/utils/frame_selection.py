@@ -104,7 +104,11 @@ class FrameSelector:
     """
 
     def __init__(
-        self, policy: SceneChange | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        policy: SceneChange | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        detail: bool = False,
     ) -> None:
         self.policy = policy
         self.clock = clock
@@ -114,7 +118,7 @@ class FrameSelector:
         self.offered = self.sent = 0
         self.for_change = self.for_interval = self.on_request = 0
         self.last_reason: FrameReason | None = None
-        self.detail = False
+        self.detail = detail
 
     def request_fresh(self) -> None:
         """Send the next offered frame whatever it shows (the user started speaking)."""

@@ -143,11 +143,6 @@ class VideoForwarder:
         """How many frames the reader has pulled from the source track."""
         return self._latest_seq
 
-    @property
-    def refusing(self) -> bool:
-        """The source's latest frame was of an unusable size (see ``MIN_FRAME_SIDE``)."""
-        return self._refusing
-
     def refused_within(self, seconds: float) -> bool:
         """The source sent a frame of an unusable size, and nothing usable since, in the
         last ``seconds`` (a forwarder nobody reads from learns nothing new)."""

@@ -49,12 +49,13 @@ MAX_BPS = 8_000_000
 SLOW_GROWTH = 1.08
 """Growth a second for ``CAUTIOUS_S`` after a fall (GCC's multiplicative increase)."""
 FAST_GROWTH = 1.5
+"""Growth a second afterwards, while the sender uses at least half of the estimate."""
 RECOVERY_GROWTH = 2.0
 """Growth a second while below the level the estimate fell from, once the path has not been
 full for ``CALM_S``: a link that recovered (from the 150 kbit/s floor back to 2.5 Mbit/s in
 4 s; at 1.5 a second it took 7). A path still full now and then keeps ``FAST_GROWTH``."""
 CALM_S = 2.0
-"""Growth a second afterwards, while the sender uses at least half of the estimate."""
+"""Seconds without an overused path (a growing queue, or loss) before ``RECOVERY_GROWTH``."""
 CAUTIOUS_S = 1.0
 USED_SHARE = 0.5
 """The estimate only climbs while at least this share of it arrives."""

@@ -240,18 +240,15 @@ class WebRTCEdge(EdgeTransport):
             self._add_track(member, "screen")
             return
         screen = self._screens.pop(member.participant.user_id, None)
-        if screen is not None:
-            source = member.sources.get("screen")
-            if source is not None:
-                source.remove(screen)
-            screen.stop()
-        tracks = self._tracks.get(member.participant.user_id, [])
-        for track_id, kind in [t for t in tracks if t[1] == "screen"]:
-            tracks.remove((track_id, kind))
-            self._clocks.pop(track_id, None)
-            self.events.send(
-                TrackRemovedEvent(participant=member.participant, track_id=track_id, kind="video")
-            )
+        if screen is None:
+            return
+        member.sources["screen"].remove(screen)  # a screen announced has its source
+        screen.stop()
+        self._tracks[member.participant.user_id].remove((screen.id, "screen"))
+        self._clocks.pop(screen.id, None)
+        self.events.send(
+            TrackRemovedEvent(participant=member.participant, track_id=screen.id, kind="video")
+        )
 
     def member_left(self, member: Member) -> None:
         self._screens.pop(member.participant.user_id, None)  # ends with its source
