@@ -188,7 +188,12 @@ async def test_a_shared_screen_reaches_the_model_readable(
             await eventually(lambda: len(screens()) == 1, 20, "the screen track at the agent")
             screen = screens()[0]
             assert screen.participant == cameras()[0].participant
-            assert agent.video_input.watched_track_id == screen.track.id
+            # The edge's event is seen here before the agent has routed the track.
+            await eventually(
+                lambda: agent.video_input.watched_track_id == screen.track.id,
+                5,
+                "the model on the screen",
+            )
 
             truth = visible_words(lines, 0, 720)
             seen: list[float] = []

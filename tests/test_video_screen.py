@@ -16,7 +16,9 @@ from tests.browser.python_peer import PythonPeer, SolidColourTrack
 from tests.conftest import wait_until
 from tests.media_tracks import PictureTrack, SyntheticVideoTrack
 from vision_agents.core import Agent, User
+from vision_agents.core.agents.video_input import VideoInput
 from vision_agents.core.edge.events import TrackAddedEvent, TrackRemovedEvent
+from vision_agents.core.types import Participant
 from vision_agents.core.utils.frame_selection import FrameSelector, SceneChange
 from vision_agents.testing import FakeRealtime, InMemoryEdge
 
@@ -271,3 +273,22 @@ async def test_a_camera_of_unusable_frames_is_passed_over_while_another_has_usab
         await wait_until(
             lambda: any(f.width == 320 for f in model.frames), 5, "Ann's frames at the model"
         )
+
+
+@pytest.mark.timeout(30)
+async def test_a_track_that_ended_before_its_removal_is_never_watched() -> None:
+    """Bob's camera ended (he left) but its removal is not handled yet when Ann's watched
+    camera goes: the model watches nothing rather than Bob's ended track (which raised from
+    ``remove_track`` and left the model half-watching it, so closing raised too)."""
+    model = FakeRealtime(fps=10)
+    await model.connect()
+    video = VideoInput(model, [])
+    ann, bob = SyntheticVideoTrack(fps=10), SyntheticVideoTrack(fps=10)
+    await video.add_track(Participant(user_id="bob", name="Bob"), bob)
+    await video.add_track(Participant(user_id="ann", name="Ann"), ann)
+    assert video.watched_track_id == ann.id
+    bob.stop()
+    await video.remove_track(ann.id)
+    assert video.watched_track_id is None
+    await video.close()
+    await model.close()

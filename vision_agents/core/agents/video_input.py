@@ -175,10 +175,13 @@ class VideoInput:
         for source in sources:
             await source.forwarder.stop()
 
-    def _choose(self) -> _Source:
-        """The track the model should watch: of the tracks sending usable frames (all of them
+    def _choose(self) -> _Source | None:
+        """The track the model should watch: of the tracks still live (one whose participant
+        left may end before its removal is handled) and sending usable frames (all live ones
         if none is), the newest screen (when preferred), else the newest track."""
-        sources = list(self._sources.values())
+        sources = [s for s in self._sources.values() if not s.forwarder.ended]
+        if not sources:
+            return None
         usable = [s for s in sources if not s.forwarder.refused_within(self.recheck_s)]
         sources = usable or sources
         screens = [s for s in sources if s.screen] if self.prefer_screen else []
@@ -199,10 +202,8 @@ class VideoInput:
         """Watch ``_choose()``'s track (one change at a time: tracks come, go and turn
         unusable concurrently)."""
         async with self._watch_lock:
-            if self._realtime is None or not self._sources:
-                return
             source = self._choose()
-            if self._watched == source.track.id:
+            if self._realtime is None or source is None or self._watched == source.track.id:
                 return
             await self._realtime.watch_video_track(
                 source.track, shared_forwarder=source.forwarder, screen=source.screen

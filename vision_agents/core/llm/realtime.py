@@ -165,16 +165,12 @@ class Realtime(OmniLLM, ABC):
         await self.stop_watching_video_track()
         self._frames.detail = screen
         self._frames.request_fresh()
-        if shared_forwarder is not None:
-            self._forwarder, self._owns_forwarder = shared_forwarder, False
-        else:
-            self._forwarder = VideoForwarder(
-                track, fps=self.fps, name=f"{self.provider_name}.video"
-            )
-            self._owns_forwarder = True
-        self._forwarder.add_frame_handler(
-            self._on_video_frame, fps=self.fps, name=self.provider_name
+        forwarder = shared_forwarder or VideoForwarder(
+            track, fps=self.fps, name=f"{self.provider_name}.video"
         )
+        # Added first: a forwarder that refuses (its track ended) leaves nothing half-watched.
+        forwarder.add_frame_handler(self._on_video_frame, fps=self.fps, name=self.provider_name)
+        self._forwarder, self._owns_forwarder = forwarder, shared_forwarder is None
 
     async def stop_watching_video_track(self) -> None:
         """Stop sending video; no frame is sent after this returns."""
