@@ -296,3 +296,58 @@ def test_outgoing_payloads() -> None:
         "name": "f",
         "response": {"error": "boom"},
     }
+
+
+def handle_msg(handle: str, consumed: int | None = None) -> types.LiveServerMessage:
+    update: dict[str, object] = {"newHandle": handle, "resumable": True}
+    if consumed is not None:
+        update["lastConsumedClientMessageIndex"] = str(consumed)
+    return msg({"sessionResumptionUpdate": update})
+
+
+def replayed_audio(p: GeminiProtocol) -> list[bytes]:
+    return [
+        m.audio.data or b""
+        for m in p.data_to_send()
+        if isinstance(m, RealtimeInput) and m.audio is not None
+    ]
+
+
+def test_a_transparent_handle_confirms_exactly_the_messages_it_names() -> None:
+    f = Feed()
+    p = f.p
+    for value in (1, 2, 3):
+        p.send_audio(bytes([value, 0]) * 320)  # messages 1, 2, 3 of this link
+    p.data_to_send()
+    f.feed(handle_msg("h1", consumed=2))
+    p.connect_config(SessionSettings(), instructions="", tools=[], transparent=True)
+    p.connection_lost(delivered=True)  # even in order: the next link resumes from h1
+    p.connection_made()
+    assert replayed_audio(p) == [b"\3\0" * 320]
+    assert p.connect_config(
+        SessionSettings(), instructions="", tools=[], transparent=True
+    ).session_resumption == types.SessionResumptionConfig(handle="h1", transparent=True)
+
+
+def test_a_handle_that_comes_while_the_next_link_opens_confirms_nothing_it_will_not_resume() -> (
+    None
+):
+    f = Feed()
+    p = f.p
+    f.feed(handle_msg("h1", consumed=0))
+    p.send_audio(b"\1\0" * 320)
+    p.data_to_send()
+    p.connect_config(SessionSettings(), instructions="", tools=[], transparent=True)  # from h1
+    f.feed(handle_msg("h2", consumed=1))  # on the old link: h2 holds the audio, h1 does not
+    p.connection_lost(delivered=True)
+    p.connection_made()
+    assert replayed_audio(p) == [b"\1\0" * 320]
+    # A link that never opened: the old one goes on and its handle counts after all.
+    p.send_audio(b"\2\0" * 320)
+    p.data_to_send()
+    p.connect_config(SessionSettings(), instructions="", tools=[], transparent=True)
+    f.feed(handle_msg("h3", consumed=2))  # messages 1 (the replay) and 2 of this link
+    p.connect_failed()
+    p.connection_lost(delivered=False)
+    p.connection_made()
+    assert replayed_audio(p) == []

@@ -357,34 +357,62 @@ def test_replay_order_after_a_reconnect_never_sends_an_output_without_its_call()
     }
 
 
-def test_audio_unanswered_by_a_ping_is_sent_again_after_a_dead_link() -> None:
-    st = connected()
-    st.send_audio(b"\1\0" * 240)
-    mark = st.audio_mark()
-    st.send_audio(b"\2\0" * 240)
-    st.data_to_send()
-    st.audio_acknowledged(mark)  # a pong proved the first chunk arrived
-    st.connection_lost(delivered=False)
-    st.connection_made()
-    appended = [
+def appended_audio(st: p.OpenAIProtocol) -> list[bytes]:
+    return [
         base64.b64decode(e["audio"])
         for e in st.data_to_send()
         if e["type"] == "input_audio_buffer.append"
     ]
-    assert appended == [b"\2\0" * 240]
-    # a planned switch: the old link delivered what it was given
+
+
+def test_only_audio_past_the_last_commit_point_is_sent_again_on_a_new_link() -> None:
+    st = connected()  # server VAD
+    st.send_audio(b"\1\0" * 240)  # 10 ms each at 24 kHz
+    st.send_audio(b"\2\0" * 240)
+    st.data_to_send()
+    st.audio_acknowledged(st.audio_mark())  # a pong proves the socket, not the model
+    # server VAD: speech stopped 15 ms in, and that much became an item
+    st.receive({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 15, "item_id": "i"})
+    st.receive({"type": "input_audio_buffer.committed", "item_id": "i"})
     st.send_audio(b"\3\0" * 240)
+    st.connection_lost(delivered=False)
+    st.connection_made()
+    assert appended_audio(st) == [b"\2\0" * 120 + b"\3\0" * 240]
+    # A planned switch too: the new session never holds the old one's uncommitted buffer.
+    st.send_audio(b"\4\0" * 240)
     st.connection_lost(delivered=True)
     st.connection_made()
-    assert "input_audio_buffer.append" not in sent(st)
+    assert appended_audio(st) == [b"\2\0" * 120 + b"\3\0" * 240 + b"\4\0" * 240]
 
 
-def appended_audio(proto: p.OpenAIProtocol) -> list[bytes]:
-    return [
-        base64.b64decode(e["audio"])
-        for e in proto.data_to_send()
-        if e["type"] == "input_audio_buffer.append"
-    ]
+def test_without_turn_detection_a_reply_request_commits_the_turn_first() -> None:
+    st = connected(settings=p.SessionSettings(turn_detection=None))
+    st.send_audio(b"\1\0" * 2400)  # 100 ms
+    st.data_to_send()
+    st.request_reply(tag="t1")
+    assert sent(st) == ["input_audio_buffer.commit", "response.create"]
+    st.receive({"type": "input_audio_buffer.committed", "item_id": "i"})
+    st.receive(created("r1", "t1"))
+    st.receive(done("r1"))
+    st.send_audio(b"\2\0" * 240)
+    st.data_to_send()
+    st.request_reply()  # 10 ms since the commit: too little to commit (the API refuses < 100 ms)
+    assert sent(st) == ["response.create"]
+    st.connection_lost(delivered=False)
+    st.connection_made()
+    assert appended_audio(st) == [b"\2\0" * 240]
+
+
+def test_cleared_audio_is_never_sent_again() -> None:
+    st = connected(settings=p.SessionSettings(turn_detection=None))
+    st.send_audio(b"\1\0" * 240)
+    st.clear_audio()
+    st.data_to_send()
+    st.receive({"type": "input_audio_buffer.cleared"})
+    st.send_audio(b"\2\0" * 240)
+    st.connection_lost(delivered=False)
+    st.connection_made()
+    assert appended_audio(st) == [b"\2\0" * 240]
 
 
 def test_user_audio_goes_out_in_chunks_of_audio_chunk_ms() -> None:

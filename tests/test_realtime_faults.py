@@ -308,23 +308,30 @@ def test_tone_helper_is_what_we_think() -> None:
     assert isinstance(pcm, PcmData) and pcm.sample_rate == 16000 and len(pcm) == 1600
 
 
-async def test_without_keepalive_a_drop_replays_no_audio_already_sent() -> None:
+async def test_a_new_session_gets_what_the_old_one_had_not_committed_and_nothing_it_had() -> None:
+    # Without pings too: a commit point, not a pong, says what the model took.
     async with OpenAIRealtimeServer() as server:
         client = openai.AsyncOpenAI(api_key="k", base_url=server.base_url)
         llm = openai_plugin.Realtime(
-            client=client,
-            turn_detection=None,
-            keepalive=None,
-            retry=RetryPolicy(initial_delay=0.05),
+            client=client, keepalive=None, retry=RetryPolicy(initial_delay=0.05)
         )
         await llm.connect()
         try:
             await stream_tone(llm, 24000, 1.0, PACE)
             await wait_until(lambda: server.audio_bytes >= 48000, 5, "the tone at the server")
-            sent = server.audio_bytes
+            await server.user_turn("one", respond=False)  # server VAD commits the second
+            await wait_until(
+                lambda: llm.protocol.audio.unconfirmed_bytes == 0, 5, "the commit at the client"
+            )
+            await stream_tone(llm, 24000, 0.5, PACE)
+            await wait_until(lambda: server.audio_bytes >= 72000, 5, "the rest at the server")
             await server.drop()
             await wait_until(lambda: len(server.connections) == 2, 5, "a new connection")
-            await asyncio.sleep(0.3)  # anything replayed would be here by now
-            assert server.audio_bytes == sent  # nothing sent twice (no pongs to wait for)
+            # the uncommitted half second goes again, the committed second does not
+            await wait_until(
+                lambda: server.connections[1].audio_bytes >= 24000, 5, "the uncommitted audio"
+            )
+            assert server.connections[1].audio_bytes == 24000
+            assert [len(c) for c in server.heard_audio()] == [48000, 24000]
         finally:
             await llm.close()

@@ -118,6 +118,33 @@ def test_audio_backlog_is_bounded_and_counts_what_it_dropped() -> None:
     assert backlog.take_held(max_chunk_bytes=40) == [b"x" * 40, b"x" * 40, b"x" * 20]
 
 
+def test_audio_backlog_confirms_by_byte_position_and_by_message_index() -> None:
+    backlog = AudioBacklog(bytes_per_second=1000, max_seconds=1.0)
+    backlog.start_link()
+    backlog.record_sent(b"a" * 100, message=1)
+    backlog.record_sent(b"b" * 100, message=2)
+    backlog.record_sent(b"c" * 100, message=3)
+    backlog.acknowledged_to(150)  # a commit point inside the second chunk
+    assert backlog.unconfirmed_bytes == 150
+    backlog.acknowledged_to(120)  # an older point changes nothing
+    assert backlog.unconfirmed_bytes == 150
+    backlog.acknowledged_through_message(2)
+    assert backlog.unconfirmed_bytes == 100
+    backlog.requeue_unacknowledged()
+    assert backlog.take_held(1000) == [b"c" * 100] and backlog.dropped_bytes == 0
+
+
+def test_sent_audio_trimmed_for_space_counts_as_dropped_only_when_its_link_dies() -> None:
+    backlog = AudioBacklog(bytes_per_second=100, max_seconds=1.0)
+    backlog.start_link()
+    for _ in range(15):
+        backlog.record_sent(b"x" * 10)
+    assert backlog.dropped_bytes == 0  # the link may still hold it
+    backlog.acknowledged_to(30)  # confirmed 30 of the 50 trimmed
+    backlog.requeue_unacknowledged()
+    assert backlog.dropped_bytes == 20 and backlog.held_bytes == 100
+
+
 def test_plugins_refuse_bad_options_by_name(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with pytest.raises(ConfigurationError, match="jpeg_quality"):

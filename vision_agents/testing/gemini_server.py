@@ -44,9 +44,11 @@ CLOSE_INVALID_ARGUMENT = 1007
 CLOSE_POLICY = 1008
 
 _PATH = re.compile(
-    r"^/ws/google\.ai\.generativelanguage\.[A-Za-z0-9]+\.GenerativeService\."
-    r"BidiGenerateContent(Constrained)?$"
+    r"^/ws/(google\.ai\.generativelanguage\.[A-Za-z0-9]+\.GenerativeService\."
+    r"BidiGenerateContent(Constrained)?"
+    r"|google\.cloud\.aiplatform\.[A-Za-z0-9]+\.LlmBidiService/BidiGenerateContent)$"
 )
+"""The Gemini Developer API's endpoint, and Vertex AI's (express mode: an API key)."""
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG"
 
@@ -92,6 +94,17 @@ class _Conn:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     known_calls: set[str] = field(default_factory=set)
     """Calls this session made (resumed ones included): results for others are refused."""
+    messages: int = 0
+    """Client messages after the setup (the setup is message 0)."""
+    consumed: int = 0
+    """Index of the last client message the model took into the session's state."""
+    stalled: bool = False
+    """The model stopped consuming: messages arrive (the front end answers pings) but are
+    never taken into the state."""
+
+    @property
+    def transparent(self) -> bool:
+        return bool((self.setup.get("sessionResumption") or {}).get("transparent"))
 
 
 TextResponder = Callable[[str], "tuple[str, PcmData | None]"]
@@ -107,6 +120,7 @@ class GeminiLiveServer:
         responder: TextResponder | None = None,
         handle_on_turn_complete: bool = True,
         handle_on_tool_response: bool = True,
+        handle_every_s: float | None = None,
         limits: LiveLimits | None = None,
     ) -> None:
         self.models = models
@@ -116,11 +130,17 @@ class GeminiLiveServer:
         self.handle_on_turn_complete = handle_on_turn_complete
         self.handle_on_tool_response = handle_on_tool_response
         """Checkpoint (issue a new handle) after each tool response, as the service does."""
+        self.handle_every_s = handle_every_s
+        """Also checkpoint this often while the session is idle (None: never)."""
         self.limits = limits
         """The service's limits to enforce (context window, connection lifetime, resumable
         points, tool results only for the resumed session's calls); None: none of them."""
         self.ledger = Ledger()
         """Token accounting of the current session (carried across resumptions)."""
+        self.heard: list[bytes] = []
+        """The user audio in the current session's state, in order (a resumed session holds
+        what its handle held): what the model has heard, each sample once."""
+        self._heard_at: dict[str, list[bytes]] = {}
         self.usage_reported: dict[str, int] = {}
         """Tokens reported in ``usageMetadata`` so far, per modality, over all sessions."""
         self.context_cuts = 0
@@ -326,10 +346,18 @@ class GeminiLiveServer:
         if self.limits is not None and (self._generating or self._pending_calls):
             await self.send({"sessionResumptionUpdate": {"resumable": False}})
             return None
+        conn = self._current
+        if conn is not None and conn.stalled:
+            return None  # the model is stuck: no new resumable state
         handle = f"handle-{next(self._handle_seq)}"
-        await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": resumable}})
+        update: dict[str, Any] = {"newHandle": handle, "resumable": resumable}
+        if conn is not None and conn.transparent:
+            # int64 in proto3 JSON is a string
+            update["lastConsumedClientMessageIndex"] = str(conn.consumed)
+        await self.send({"sessionResumptionUpdate": update})
         self.handles_issued.append(handle)  # only once it went out
         self._ledgers[handle] = self.ledger.copy()
+        self._heard_at[handle] = list(self.heard)
         if self._current is not None:
             self._calls_at_handle[handle] = set(self._current.known_calls)
         return handle
@@ -397,6 +425,26 @@ class GeminiLiveServer:
             self._current = None
             await conn.ws.close(code, reason)
 
+    async def stall_model(self, seconds: float, code: int = 1011, reason: str = "") -> None:
+        """The model stalls for ``seconds`` while the front end stays up (pings answered,
+        messages accepted but never consumed), then the connection closes with ``code``:
+        what was sent meanwhile is in no resumable state."""
+        conn = self._current
+        if conn is None:
+            return
+        conn.stalled = True
+
+        async def close_later() -> None:
+            await asyncio.sleep(seconds)
+            if self._current is conn:
+                self._current = None
+            with contextlib.suppress(ConnectionClosed):
+                await conn.ws.close(code, reason or "internal error")
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def stall_close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame, then stop reading: the client's close handshake never finishes
         and the TCP connection stays open (a peer that hangs while closing)."""
@@ -439,6 +487,7 @@ class GeminiLiveServer:
             conn = _Conn(index, ws, setup)
             handle = (setup.get("sessionResumption") or {}).get("handle")
             self.ledger = self._ledgers[handle].copy() if handle else Ledger()
+            self.heard = list(self._heard_at[handle]) if handle else []
             conn.known_calls = set(self._calls_at_handle.get(handle, set())) if handle else set()
             self._pending_calls &= conn.known_calls
             previous, self._current = self._current, conn
@@ -455,6 +504,10 @@ class GeminiLiveServer:
                 lifetime.add_done_callback(self._tasks.discard)
             if "sessionResumption" in setup:
                 await self.send_resumption_update()
+                if self.handle_every_s is not None:
+                    ticker = asyncio.get_running_loop().create_task(self._checkpoints(conn))
+                    self._tasks.add(ticker)
+                    ticker.add_done_callback(self._tasks.discard)
             conn.ready.set()
             self.setups.append(setup)
             await self._notify()
@@ -467,6 +520,14 @@ class GeminiLiveServer:
             if self._current is not None and self._current.ws is ws:
                 self._current = None
             await self._notify()
+
+    async def _checkpoints(self, conn: _Conn) -> None:
+        assert self.handle_every_s is not None
+        while self._current is conn:
+            await asyncio.sleep(self.handle_every_s)
+            if self._current is conn and not self._generating:
+                with contextlib.suppress(ConnectionClosed, RuntimeError):
+                    await self.send_resumption_update()
 
     async def _reject(self, ws: ServerConnection, code: int, reason: str) -> None:
         self.rejections.append((code, reason))
@@ -486,6 +547,12 @@ class GeminiLiveServer:
             return None
         setup: dict[str, Any] = body["setup"]
         model = str(setup.get("model", ""))
+        # Developer API: models/NAME; Vertex AI: [projects/P/locations/L/]publishers/google/models/NAME
+        vertex = re.fullmatch(
+            r"(projects/[^/]+/locations/[^/]+/)?publishers/google/(models/.+)", model
+        )
+        if vertex is not None:
+            model = vertex.group(2)
         if not model.startswith("models/") or (
             self.models is not None and model.removeprefix("models/") not in self.models
         ):
@@ -520,6 +587,11 @@ class GeminiLiveServer:
         self._record(conn.index, kind, raw, body)
         payload: dict[str, Any] = body[kinds[0]]
         now = time.monotonic()
+        conn.messages += 1
+        if conn.stalled:
+            self._arrived(conn.index, now, payload)
+            await self._notify()
+            return True
         if kind == "realtime_input":
             problem = self._on_realtime_input(conn.index, now, payload)
             if not problem:
@@ -533,10 +605,21 @@ class GeminiLiveServer:
         if problem:
             await self._reject(conn.ws, CLOSE_INVALID_ARGUMENT, problem)
             return False
+        conn.consumed = conn.messages
         if kind == "tool_response" and self.handle_on_tool_response and self._resumption_enabled():
             await self.send_resumption_update()
         await self._notify()
         return True
+
+    def _arrived(self, index: int, now: float, payload: dict[str, Any]) -> None:
+        """A stalled model's input: it reached the server, never the session's state."""
+        blob = payload.get("audio") if isinstance(payload.get("audio"), dict) else None
+        if blob is not None and str(blob.get("mimeType") or blob.get("mime_type") or "").startswith(
+            "audio/pcm"
+        ):
+            with contextlib.suppress(binascii.Error, ValueError):
+                data = _b64(str(blob.get("data", "")))
+                self.audio.append(WireAudio(index, now, "audio/pcm", 16000, data))
 
     def _on_realtime_input(self, index: int, now: float, payload: dict[str, Any]) -> str | None:
         for key, blob in payload.items():
@@ -562,6 +645,7 @@ class GeminiLiveServer:
             if len(data) % 2:
                 return "audio/pcm data must be whole 16-bit samples"
             self.audio.append(WireAudio(index, now, mime, rate, data))
+            self.heard.append(data)
             self.ledger.add_input_audio(len(data) / 2 / rate, self._limits_or_default)
         elif mime in ("image/jpeg", "image/png"):
             magic = _JPEG_MAGIC if mime == "image/jpeg" else _PNG_MAGIC

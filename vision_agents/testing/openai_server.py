@@ -348,8 +348,16 @@ class Connection:
     """Image tokens of each item with ``input_image`` parts (``image_tokens``)."""
     call_ids: set[str] = field(default_factory=set)
     """``call_id`` of every ``function_call`` item in the conversation."""
-    buffered_audio: int = 0
-    """Input audio bytes appended since the last commit."""
+    buffer: bytearray = field(default_factory=bytearray)
+    """Input audio appended since the last commit (the uncommitted input buffer)."""
+    buffer_start: int = 0
+    """Byte position of the buffer's first byte in the audio this session was given."""
+    committed: list[bytes] = field(default_factory=list)
+    """User audio this session committed into its conversation while it was the newest
+    session (a client carries its conversation to the next one)."""
+    stalled: bool = False
+    """The model stopped taking input: appends arrive (pings are answered) but never reach
+    the buffer."""
     produced_audio: bool = False
     usage: Usage = field(default_factory=Usage)
     """Token totals of this session, summed from its ``response.done`` events."""
@@ -366,6 +374,11 @@ class Connection:
     call_id: str | None = None
     """WebRTC: the call's id; ``/v1/realtime?call_id=`` attaches a sideband WebSocket."""
     sidebands: list[web.WebSocketResponse] = field(default_factory=list)
+
+    @property
+    def buffered_audio(self) -> int:
+        """Input audio bytes appended since the last commit."""
+        return len(self.buffer)
 
     @property
     def transport(self) -> str:
@@ -620,14 +633,17 @@ class OpenAIRealtimeServer:
                 )
 
     async def user_turn(
-        self, transcript: str = "", *, audio_end_ms: int = 0, respond: bool | None = None
+        self, transcript: str = "", *, audio_end_ms: int | None = None, respond: bool | None = None
     ) -> None:
-        """The user stops talking, as server VAD reports it: ``speech_stopped``, the buffer
-        committed as a user item, its transcription, then (``create_response``, on by
+        """The user stops talking, as server VAD reports it: ``speech_stopped`` at
+        ``audio_end_ms`` into the session's audio (None: all of it so far), the buffer up to
+        there committed as a user item, its transcription, then (``create_response``, on by
         default with turn detection) a response. ``respond`` overrides the session."""
         conn = self.current
         if conn is None:
             raise RuntimeError("no client is connected")
+        if audio_end_ms is None:
+            audio_end_ms = (conn.buffer_start + len(conn.buffer)) // BYTES_PER_MS
         await self.send(
             {
                 "type": "input_audio_buffer.speech_stopped",
@@ -636,7 +652,7 @@ class OpenAIRealtimeServer:
             },
             conn,
         )
-        item = await self._commit(conn)
+        item = await self._commit(conn, audio_end_ms * BYTES_PER_MS)
         await self.send(
             {
                 "type": "conversation.item.input_audio_transcription.completed",
@@ -753,6 +769,33 @@ class OpenAIRealtimeServer:
                     await self._expire(conn)
 
         conn.expiry_task = asyncio.get_running_loop().create_task(expire_later())
+
+    def heard_audio(self) -> list[bytes]:
+        """The user audio in the model's final state, in order: what each session committed
+        while it was the newest (the client carries its conversation over), then the newest
+        session's uncommitted buffer. A sample that appears twice was heard twice."""
+        heard = [chunk for c in self.connections for chunk in c.committed]
+        if self.connections and not self.connections[-1].expired:
+            heard.append(bytes(self.connections[-1].buffer))
+        return heard
+
+    async def stall_model(self, seconds: float, code: int = 1011) -> None:
+        """The model stalls for ``seconds`` while the front end stays up (pings answered,
+        appends accepted but never buffered), then the socket closes with ``code``."""
+        conn = self.current
+        if conn is None:
+            return
+        conn.stalled = True
+
+        async def close_later() -> None:
+            await asyncio.sleep(seconds)
+            if conn.ws is not None:
+                with contextlib.suppress(ConnectionError):
+                    await conn.ws.close(code=code, message=b"server error")
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._stalled.add(task)
+        task.add_done_callback(self._stalled.discard)
 
     @property
     def audio_bytes(self) -> int:
@@ -896,13 +939,29 @@ class OpenAIRealtimeServer:
     async def _on_append(self, conn: Connection, data: JsonDict) -> None:
         pcm = base64.b64decode(data["audio"])
         conn.audio_bytes += len(pcm)
-        conn.buffered_audio += len(pcm)
         conn.audio += pcm
+        if not conn.stalled:
+            conn.buffer += pcm
 
     async def _on_commit(self, conn: Connection, data: JsonDict) -> None:
         await self._commit(conn)
 
-    async def _commit(self, conn: Connection) -> JsonDict:
+    def _take_buffer(self, conn: Connection, upto: int | None = None) -> int:
+        """The buffer up to session byte ``upto`` (None: all of it) goes into the
+        conversation; returns its size. The rest stays buffered."""
+        count = (
+            len(conn.buffer)
+            if upto is None
+            else max(0, min(len(conn.buffer), upto - conn.buffer_start))
+        )
+        taken = bytes(conn.buffer[:count])
+        del conn.buffer[:count]
+        conn.buffer_start += count
+        if taken and self.connections and self.connections[-1] is conn:
+            conn.committed.append(taken)
+        return count
+
+    async def _commit(self, conn: Connection, upto: int | None = None) -> JsonDict:
         """The input buffer becomes a user audio item: ``committed``, then the item."""
         item: JsonDict = {
             "id": _id("item"),
@@ -913,8 +972,7 @@ class OpenAIRealtimeServer:
             "content": [{"type": "input_audio", "transcript": None}],
         }
         previous = conn.items[-1]["id"] if conn.items else None
-        conn.item_audio[item["id"]] = conn.buffered_audio
-        conn.buffered_audio = 0
+        conn.item_audio[item["id"]] = self._take_buffer(conn, upto)
         await self.send(
             {
                 "type": "input_audio_buffer.committed",
@@ -935,7 +993,8 @@ class OpenAIRealtimeServer:
             await self.send({"type": kind, "item": item, "previous_item_id": previous}, conn)
 
     async def _on_clear(self, conn: Connection, data: JsonDict) -> None:
-        conn.buffered_audio = 0
+        conn.buffer_start += len(conn.buffer)
+        conn.buffer.clear()
         await self.send({"type": "input_audio_buffer.cleared"}, conn)
 
     async def _on_item_create(self, conn: Connection, data: JsonDict) -> None:
@@ -1088,8 +1147,7 @@ class OpenAIRealtimeServer:
                     "content": [{"type": "input_audio", "transcript": None}],
                 }
             )
-            conn.item_audio[item_id] = conn.buffered_audio
-            conn.buffered_audio = 0
+            conn.item_audio[item_id] = self._take_buffer(conn)
         conn.response_task = asyncio.get_running_loop().create_task(
             _ResponseRun(self, conn, request, reply).run()
         )

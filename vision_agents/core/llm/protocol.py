@@ -153,34 +153,84 @@ ProtocolEvent = (
 # -- user audio across a connection switch ------------------------------------------------
 
 
-class AudioBacklog:
-    """User audio that may not have reached the provider yet, bounded in seconds.
+@dataclass
+class _SentChunk:
+    seq: int
+    data: bytes
+    start: int
+    """Byte offset on its link: where this chunk begins in the audio the link carried."""
+    message: int
+    """Index of the message that carried it among the link's client messages."""
 
-    ``sent`` holds chunks sent on the live link since the last answered ping (a pong proves
-    they arrived); ``held`` holds chunks that came while no link was up. After a link dies
-    both are sent again on the next one, oldest first, so nothing the user said in the gap is
-    lost; past ``max_seconds`` the oldest audio is dropped (and counted).
+
+class AudioBacklog:
+    """User audio that may not be part of the provider's state yet, bounded in seconds.
+
+    ``sent`` holds chunks sent on the live link and not yet confirmed; ``held`` holds chunks
+    that came while no link was up. What confirms audio is the protocol's choice: a pong
+    (``acknowledged``: it arrived), a commit point (``acknowledged_to``: the provider took the
+    audio up to that byte of the link into the conversation), or a resumption handle
+    (``acknowledged_through_message``: the resumable state holds those messages). After a
+    link is lost both deques are sent again on the next link, oldest first, so nothing the
+    user said is lost and nothing confirmed is heard twice. Past ``max_seconds`` the oldest
+    audio goes; it is counted as dropped once it is known to be lost (held audio at once,
+    sent audio when its link dies unconfirmed).
     """
 
     def __init__(self, bytes_per_second: int, max_seconds: float) -> None:
         self.max_bytes = int(bytes_per_second * max_seconds)
-        self._sent: deque[tuple[int, bytes]] = deque()
+        self._sent: deque[_SentChunk] = deque()
         self._held: deque[bytes] = deque()
         self._seq = 0
         self._bytes = 0
+        self._link_bytes = 0  # audio bytes the current link has carried
+        self._confirmed_to = 0  # link bytes confirmed so far
         self.dropped_bytes = 0
         self.replayed_bytes = 0
 
     def mark(self) -> int:
         return self._seq
 
-    def acknowledged(self, mark: int) -> None:
-        while self._sent and self._sent[0][0] <= mark:
-            self._bytes -= len(self._sent.popleft()[1])
+    def start_link(self) -> None:
+        """A new link: byte offsets and message indexes count from its start."""
+        self._link_bytes = self._confirmed_to = 0
 
-    def record_sent(self, chunk: bytes) -> None:
+    @property
+    def link_bytes(self) -> int:
+        """Audio bytes sent on the current link so far (the position of the next byte)."""
+        return self._link_bytes
+
+    def acknowledged(self, mark: int) -> None:
+        """Chunks recorded up to ``mark`` arrived."""
+        while self._sent and self._sent[0].seq <= mark:
+            self._release_first()
+
+    def acknowledged_through_message(self, index: int) -> None:
+        """Chunks carried by the link's messages up to ``index`` are in the provider's state."""
+        while self._sent and self._sent[0].message <= index:
+            self._release_first()
+
+    def acknowledged_to(self, position: int) -> None:
+        """The link's audio up to byte ``position`` is in the provider's state; a chunk the
+        position falls inside keeps only its unconfirmed tail."""
+        if position <= self._confirmed_to:
+            return
+        self._confirmed_to = min(position, self._link_bytes)
+        while self._sent and self._sent[0].start + len(self._sent[0].data) <= position:
+            self._release_first()
+        if self._sent and self._sent[0].start < position:
+            first = self._sent[0]
+            cut = position - first.start
+            cut -= cut % 2  # whole 16-bit samples
+            self._bytes -= cut
+            self._sent[0] = _SentChunk(
+                first.seq, first.data[cut:], first.start + cut, first.message
+            )
+
+    def record_sent(self, chunk: bytes, message: int = 0) -> None:
         self._seq += 1
-        self._sent.append((self._seq, chunk))
+        self._sent.append(_SentChunk(self._seq, chunk, self._link_bytes, message))
+        self._link_bytes += len(chunk)
         self._bytes += len(chunk)
         self._trim()
 
@@ -191,13 +241,16 @@ class AudioBacklog:
 
     def requeue_unacknowledged(self) -> None:
         """The link died: what it may have swallowed goes back in front of the held audio."""
-        self._held.extendleft(chunk for _seq, chunk in reversed(self._sent))
+        self._held.extendleft(c.data for c in reversed(self._sent))
+        self.dropped_bytes += self._trimmed_unconfirmed
         self._sent.clear()
+        self._confirmed_to = self._link_bytes
 
     def forget_unacknowledged(self) -> None:
         """The link was closed in order: what was sent on it arrived."""
-        self._bytes -= sum(len(c) for _s, c in self._sent)
+        self._bytes -= sum(len(c.data) for c in self._sent)
         self._sent.clear()
+        self._confirmed_to = self._link_bytes
 
     def take_held(self, max_chunk_bytes: int) -> list[bytes]:
         """The held audio, joined into chunks of at most ``max_chunk_bytes``."""
@@ -219,11 +272,31 @@ class AudioBacklog:
     def held_bytes(self) -> int:
         return sum(len(c) for c in self._held)
 
+    @property
+    def unconfirmed_bytes(self) -> int:
+        """Audio sent on the current link that nothing has confirmed yet."""
+        return sum(len(c.data) for c in self._sent)
+
+    @property
+    def _trimmed_unconfirmed(self) -> int:
+        """Sent audio trimmed for space before anything confirmed it: the oldest bytes of the
+        link after the confirmed point, in front of the first chunk still kept."""
+        front = self._sent[0].start if self._sent else self._link_bytes
+        return max(0, front - self._confirmed_to)
+
+    def _release_first(self) -> None:
+        first = self._sent.popleft()
+        self._bytes -= len(first.data)
+        self._confirmed_to = max(self._confirmed_to, first.start + len(first.data))
+
     def _trim(self) -> None:
         while self._bytes > self.max_bytes and (self._sent or self._held):
-            chunk = self._sent.popleft()[1] if self._sent else self._held.popleft()
+            if self._sent:
+                chunk = self._sent.popleft().data
+            else:
+                chunk = self._held.popleft()
+                self.dropped_bytes += len(chunk)
             self._bytes -= len(chunk)
-            self.dropped_bytes += len(chunk)
 
 
 # -- the protocol object --------------------------------------------------------------------
@@ -261,6 +334,9 @@ class RealtimeProtocol(ABC):
         a second. Any other message first sends what is gathered, so the order holds."""
         self.frames_dropped = 0
         """Video frames given while no link was up (stale video is never sent later)."""
+        self.link_messages = 0
+        """Client messages queued for the current link so far (the first after the link's
+        own opening, a Gemini ``setup``, is 1): the index a provider confirms messages by."""
 
     # -- the I/O side ------------------------------------------------------------------------
 
@@ -276,7 +352,13 @@ class RealtimeProtocol(ABC):
 
     def _send(self, message: Any) -> None:
         self.flush_audio()
+        self._enqueue(message)
+
+    def _enqueue(self, message: Any) -> int:
+        """Append one message for the link; returns its index among the link's messages."""
         self._outgoing.append(message)
+        self.link_messages += 1
+        return self.link_messages
 
     def flush_audio(self) -> None:
         """Send the user audio gathered so far (less than ``audio_chunk_ms``) now."""
@@ -285,8 +367,7 @@ class RealtimeProtocol(ABC):
         chunk = bytes(self._pending_audio)
         self._pending_audio.clear()
         if self.connected:
-            self._outgoing.append(self._audio_message(chunk))
-            self.audio.record_sent(chunk)
+            self.audio.record_sent(chunk, self._enqueue(self._audio_message(chunk)))
             self.audio_messages += 1
         else:
             self.audio.hold(chunk)
@@ -303,10 +384,12 @@ class RealtimeProtocol(ABC):
         """A new link is up: replay the session, then held audio, then pending turns."""
         self.connected = True
         self._outgoing.clear()  # anything queued for the old link is rebuilt below
+        self.link_messages = 0
+        self.audio.start_link()
         self._replay_session()
         for chunk in self.audio.take_held(self._replay_chunk_bytes):
-            self._send(self._audio_message(chunk))
-            self.audio.record_sent(chunk)
+            self.flush_audio()
+            self.audio.record_sent(chunk, self._enqueue(self._audio_message(chunk)))
         self._resume_turns()
 
     def connection_lost(self, *, delivered: bool) -> None:

@@ -69,11 +69,16 @@ def build_config(
     instructions: str = "",
     tools: list[ToolSchema] | None = None,
     handle: str | None = None,
+    transparent: bool = False,
 ) -> types.LiveConnectConfig:
-    """The ``LiveConnectConfig`` for one connection; resumption is always enabled."""
+    """The ``LiveConnectConfig`` for one connection; resumption is always enabled.
+    ``transparent``: each handle says which of our messages its state holds (Vertex AI only:
+    the SDK refuses it for the Gemini Developer API)."""
     config: dict[str, Any] = {
         "response_modalities": [types.Modality(m.upper()) for m in settings.response_modalities],
-        "session_resumption": types.SessionResumptionConfig(handle=handle),
+        "session_resumption": types.SessionResumptionConfig(
+            handle=handle, transparent=True if transparent else None
+        ),
     }
     if instructions:
         config["system_instruction"] = instructions
@@ -199,6 +204,8 @@ class GeminiProtocol(RealtimeProtocol):
         self._call_at: dict[str, int] = {}  # call id -> checkpoint when the model made it
         self._open_calls: set[str] = set()
         self._pong_mark = 0  # audio proven to have reached the server (a pong)
+        self._opening = False  # a new connection is opening from the handle of that time
+        self._deferred_ack: tuple[int | None, int] | None = None  # (message index, pong mark)
         self.lost_calls: list[str] = []
         """Calls made after the handle a new connection resumed from: that session never
         made them, so their results cannot be given to it (the service refuses them)."""
@@ -210,11 +217,41 @@ class GeminiProtocol(RealtimeProtocol):
         return self._response_id
 
     def connect_config(
-        self, settings: SessionSettings, *, instructions: str, tools: list[ToolSchema]
+        self,
+        settings: SessionSettings,
+        *,
+        instructions: str,
+        tools: list[ToolSchema],
+        transparent: bool = False,
     ) -> types.LiveConnectConfig:
         """The config for the next connection: resumes with the newest handle."""
         self._opening_at = self._checkpoint
-        return build_config(settings, instructions=instructions, tools=tools, handle=self.handle)
+        self._opening = True
+        self._apply_deferred_ack()  # the link it came on is still the current one
+        return build_config(
+            settings,
+            instructions=instructions,
+            tools=tools,
+            handle=self.handle,
+            transparent=transparent,
+        )
+
+    def connect_failed(self) -> None:
+        """The connection ``connect_config`` was for never opened: handles confirm again."""
+        self._opening = False
+        self._apply_deferred_ack()
+
+    def _apply_deferred_ack(self) -> None:
+        deferred, self._deferred_ack = self._deferred_ack, None
+        if deferred is not None:
+            self._acknowledge(*deferred)
+
+    def _acknowledge(self, consumed: int | None, pong_mark: int) -> None:
+        if consumed is not None:
+            # Transparent resumption: the state holds our messages up to this index.
+            self.audio.acknowledged_through_message(consumed)
+        else:
+            self.audio.acknowledged(pong_mark)
 
     # -- commands --------------------------------------------------------------------------
 
@@ -267,6 +304,8 @@ class GeminiProtocol(RealtimeProtocol):
         # Results sent after the handle this connection resumed from are not in its state
         # (a newer handle may have arrived on the old connection while this one opened).
         self._resumed_at = self._opening_at
+        self._opening = False
+        self._deferred_ack = None  # for the old link, whose unconfirmed audio was requeued
         self._results = [(at, r) for at, r in self._results if at >= self._resumed_at]
         gone = {
             cid
@@ -333,7 +372,14 @@ class GeminiProtocol(RealtimeProtocol):
             # audio a pong proved delivered before this message came is part of it.
             self.handle = update.new_handle
             self._checkpoint += 1
-            self.audio.acknowledged(self._pong_mark)
+            consumed = update.last_consumed_client_message_index
+            ack = (None if consumed is None else int(consumed), self._pong_mark)
+            if self._opening:
+                # The connection opening now resumes from an older handle: audio past that
+                # stays unconfirmed (sent again there) unless that connection is dropped.
+                self._deferred_ack = ack
+            else:
+                self._acknowledge(*ack)
             # Older than the handle before this one: no connection can resume before them.
             keep = min(self._checkpoint - 1, self._opening_at)
             self._sent_turns = [(a, t) for a, t in self._sent_turns if a >= keep]

@@ -143,16 +143,22 @@ class Realtime(ProtocolRealtime):
         return self.client
 
     async def _open_link(self) -> Link:
-        config = self._protocol.connect_config(
-            self.settings, instructions=self.instructions, tools=self.tools.schemas()
-        )
         client = await self._client_for_connect()
+        config = self._protocol.connect_config(
+            self.settings,
+            instructions=self.instructions,
+            tools=self.tools.schemas(),
+            # Vertex AI resumes transparently: each handle names the last message its state
+            # holds, so exactly the audio after it is sent again.
+            transparent=bool(client.vertexai),
+        )
         stack = contextlib.AsyncExitStack()
         try:
             session = await stack.enter_async_context(
                 client.aio.live.connect(model=self.model, config=config)
             )
         except BaseException:
+            self._protocol.connect_failed()
             await stack.aclose()
             raise
         return _LiveLink(session, stack)

@@ -86,6 +86,9 @@ PlayedMs = Callable[[str, float, float | None], float]
 FRAME_CONFIRM_TIMEOUT_S = 5.0
 """After this long unconfirmed, a frame no longer counts as in flight (the service lost it)."""
 
+MIN_COMMIT_BYTES = AUDIO_RATE * 2 // 10
+"""The service refuses to commit less than 100 ms of audio (``input_audio_buffer_commit_empty``)."""
+
 
 def estimate_played_ms(clock: Callable[[], float]) -> PlayedMs:
     """Played position estimated as real time since the item's first audio, capped at what
@@ -188,6 +191,13 @@ class OpenAIProtocol(RealtimeProtocol):
         self._playing: _Playing | None = None
         self._streaming: _Streaming | None = None
         self._expired = False
+        # Commit points: link byte positions of the user audio the service takes into the
+        # conversation. A manual commit or clear takes everything sent before it; server VAD
+        # reports where speech stopped (``audio_end_ms``) before its commit.
+        self._commits: deque[int] = deque()
+        self._clears: deque[int] = deque()
+        self._vad_end: int | None = None
+        self._committed_to = 0
         self.audio_produced = False
         """The session spoke: the service then refuses a change of voice."""
 
@@ -257,6 +267,15 @@ class OpenAIProtocol(RealtimeProtocol):
             return
         request = self._queue.popleft()
         self._requested = request
+        if (
+            self.settings.turn_detection is None
+            and not self.media_audio
+            and self._uncommitted_bytes >= MIN_COMMIT_BYTES
+        ):
+            # Without turn detection what the user said since the last commit is their
+            # turn: it becomes an item before the reply (the service answers only from
+            # items; an uncommitted buffer is not part of the conversation).
+            self.commit_audio()
         self._send(response_create(request.instructions, {REPLY_TAG: request.tag}))
 
     def update_session(self) -> None:
@@ -265,12 +284,32 @@ class OpenAIProtocol(RealtimeProtocol):
 
     def commit_audio(self) -> None:
         if self.connected:
+            self.flush_audio()
+            self._commits.append(self.audio.link_bytes)
+            self._committed_to = self.audio.link_bytes
             self._send(audio_commit())
 
     def clear_audio(self) -> None:
         self._pending_audio.clear()  # gathered audio is part of what is cleared
         if self.connected:
+            self._clears.append(self.audio.link_bytes)
+            self._committed_to = self.audio.link_bytes
             self._send(audio_clear())
+
+    @property
+    def _uncommitted_bytes(self) -> int:
+        return self.audio.link_bytes + len(self._pending_audio) - self._committed_to
+
+    def audio_acknowledged(self, mark: int) -> None:
+        # A pong proves the socket, not the model: audio counts as taken only at a commit
+        # point (a new session never holds the old one's uncommitted buffer). Over WebRTC
+        # the audio is a media track and is never replayed.
+        if self.media_audio:
+            super().audio_acknowledged(mark)
+
+    def connection_lost(self, *, delivered: bool) -> None:
+        # Even a session closed in order took only its committed audio with it.
+        super().connection_lost(delivered=delivered if self.media_audio else False)
 
     def truncate(self, item_id: str, audio_end_ms: int, content_index: int = 0) -> None:
         if self.connected:
@@ -368,6 +407,10 @@ class OpenAIProtocol(RealtimeProtocol):
         self._next_reply()
 
     def _on_connection_lost(self) -> None:
+        self._commits.clear()
+        self._clears.clear()
+        self._vad_end = None
+        self._committed_to = 0
         self._playing = None
         self._unconfirmed_frames.clear()
         self._frames_confirmed = False
@@ -419,6 +462,24 @@ class OpenAIProtocol(RealtimeProtocol):
         # only earns a response_cancel_not_active error. We still cut what plays locally.
         self._barge_in(cancel=not self.server_interrupts)
         self._event(UserSpeechStarted())
+
+    def _on_speech_stopped(self, e: JsonDict) -> None:
+        end = int(e.get("audio_end_ms", 0))
+        self._vad_end = end * AUDIO_RATE * 2 // 1000
+
+    def _on_committed(self, e: JsonDict) -> None:
+        if self._vad_end is not None:
+            position, self._vad_end = self._vad_end, None
+        elif self._commits:
+            position = self._commits.popleft()
+        else:
+            return  # a commit we cannot place (nothing of ours to confirm)
+        self._committed_to = max(self._committed_to, position)
+        self.audio.acknowledged_to(position)
+
+    def _on_cleared(self, e: JsonDict) -> None:
+        if self._clears:
+            self.audio.acknowledged_to(self._clears.popleft())
 
     def _on_user_transcript(self, e: JsonDict) -> None:
         text = str(e.get("transcript") or "")
@@ -604,6 +665,9 @@ def usage_from_openai(usage: JsonDict) -> Usage:
 
 _HANDLERS: dict[str, Callable[[OpenAIProtocol, JsonDict], None]] = {
     "input_audio_buffer.speech_started": OpenAIProtocol._on_speech_started,
+    "input_audio_buffer.speech_stopped": OpenAIProtocol._on_speech_stopped,
+    "input_audio_buffer.committed": OpenAIProtocol._on_committed,
+    "input_audio_buffer.cleared": OpenAIProtocol._on_cleared,
     "conversation.item.input_audio_transcription.completed": OpenAIProtocol._on_user_transcript,
     "conversation.item.input_audio_transcription.failed": OpenAIProtocol._on_transcription_failed,
     "conversation.item.added": OpenAIProtocol._on_conversation_item_added,
