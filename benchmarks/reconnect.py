@@ -17,6 +17,12 @@ Everything is measured at the server, so every client is measured the same way:
   sample (the tone carries a fixed +-2 LSB dither, so every 16-sample window is unique and
   audio sent twice counts once). A client that changes the samples (resampling) is marked
   ``*`` and gets seconds received / 3 s instead.
+- model heard: what ended up in the model's state, as the local servers keep it (OpenAI: what
+  each session committed while newest, then the newest session's uncommitted buffer; no
+  commit points happen in a trial, so that is the last session's buffer. Gemini: what the
+  session consumed, a resumed one starting from its handle's state): the share of the tone
+  missing from it, and the share in it twice. Audio that reached a server but died with its
+  session is delivered, not heard.
 
 Peers (LiveKit Agents, Pipecat) run in their own virtualenvs (``benchmarks/peers/setup.sh``)
 as subprocesses (``benchmarks/peers/driver.py``) pointed at the same proxy and server. A cell
@@ -98,7 +104,15 @@ def window_index(sent: np.ndarray) -> dict[bytes, int]:
 def coverage(sent: np.ndarray, streams: list[bytes], index: dict[bytes, int]) -> float | None:
     """Fraction of ``sent`` found, sample for sample, in the received ``streams``; None when
     the received audio does not match it at all (a client that resampled or mixed it)."""
-    covered = np.zeros(len(sent), bool)
+    counts = sample_counts(sent, streams, index)
+    return None if counts is None else float((counts > 0).mean())
+
+
+def sample_counts(
+    sent: np.ndarray, streams: list[bytes], index: dict[bytes, int]
+) -> np.ndarray | None:
+    """How many times each sample of ``sent`` is in ``streams``; None as for ``coverage``."""
+    covered = np.zeros(len(sent), np.int32)
     received = 0
     for raw in streams:
         rx = np.frombuffer(raw[: len(raw) // 2 * 2], np.int16)
@@ -112,11 +126,11 @@ def coverage(sent: np.ndarray, streams: list[bytes], index: dict[bytes, int]) ->
             n = min(len(rx) - j, len(sent) - at)
             same = rx[j : j + n] == sent[at : at + n]
             run = n if same.all() else int(np.argmin(same))
-            covered[at : at + run] = True
+            covered[at : at + run] += 1
             j += run
     if received and not covered.any():
         return None
-    return float(covered.mean())
+    return covered
 
 
 # -- the servers, seen from the benchmark --------------------------------------------------
@@ -169,6 +183,10 @@ class ServerSide(ABC):
         """The user audio of each connection newer than ``mark``, as received."""
 
     @abstractmethod
+    def heard_after(self, mark: int) -> list[bytes]:
+        """The user audio in the model's state, for a session begun after ``mark``."""
+
+    @abstractmethod
     async def inject(self, kind: str, proxy: FaultProxy) -> None: ...
 
     def poll(self) -> None:  # noqa: B027 - only the OpenAI server needs polling
@@ -214,6 +232,13 @@ class OpenAISide(ServerSide):
 
     def audio_after(self, mark: int) -> list[bytes]:
         return [bytes(c.audio) for c in self.server.connections[mark + 1 :]]
+
+    def heard_after(self, mark: int) -> list[bytes]:
+        conns = self.server.connections[mark + 1 :]
+        heard = [chunk for c in conns for chunk in c.committed]
+        if conns and not conns[-1].expired:
+            heard.append(bytes(conns[-1].buffer))
+        return heard
 
     async def inject(self, kind: str, proxy: FaultProxy) -> None:
         if kind == "close-1000":
@@ -277,6 +302,9 @@ class GeminiSide(ServerSide):
             if a.connection > mark:
                 streams.setdefault(a.connection, bytearray()).extend(a.data)
         return [bytes(b) for b in streams.values()]
+
+    def heard_after(self, mark: int) -> list[bytes]:
+        return list(self.server.heard)  # each trial's session starts fresh
 
     async def inject(self, kind: str, proxy: FaultProxy) -> None:
         if kind == "close-1000":
@@ -500,6 +528,8 @@ class Trial:
     delivered: float  # fraction of the tone's samples that reached the server
     exact: bool = True  # False: the client changed the samples; seconds received / 3 s
     note: str = ""
+    missing: float | None = None  # fraction of the tone not in the model's state
+    twice: float | None = None  # fraction of the tone in it more than once
 
 
 async def _until(
@@ -543,7 +573,12 @@ async def run_trial(side: ServerSide, client: Client, kind: str, recover_timeout
                 async with asyncio.timeout(TONE_S + 2):
                     await client.streamed()
             await _settle(side, start_mark)
-            return Trial(recover_s, *_delivered(side, start_mark))
+            counts = sample_counts(side.tone, side.heard_after(start_mark), side.index)
+            trial = Trial(recover_s, *_delivered(side, start_mark))
+            if counts is not None:
+                trial.missing = float((counts == 0).mean())
+                trial.twice = float((counts > 1).mean())
+            return trial
         finally:
             await client.stop()
 
@@ -599,6 +634,15 @@ class Cell:
     skipped: str = ""
 
 
+def fmt_heard(cell: Cell) -> str:
+    trials = [t for t in cell.trials if t.missing is not None and t.twice is not None]
+    if not trials:
+        return "-"
+    missing = statistics.mean(t.missing or 0.0 for t in trials)
+    twice = statistics.mean(t.twice or 0.0 for t in trials)
+    return f"{100 * missing:.1f} % / {100 * twice:.1f} %"
+
+
 def fmt_cell(cell: Cell, recover_timeout: float) -> tuple[str, str]:
     if cell.skipped:
         return f"not run: {cell.skipped}", "-"
@@ -621,10 +665,19 @@ def fmt_cell(cell: Cell, recover_timeout: float) -> tuple[str, str]:
 
 
 def table(cells: list[Cell], recover_timeout: float) -> str:
-    rows = [("provider", "client", "failure", "recover p50 / max (s)", "audio delivered")]
+    rows = [
+        (
+            "provider",
+            "client",
+            "failure",
+            "recover p50 / max (s)",
+            "audio delivered",
+            "model heard: missing / twice",
+        )
+    ]
     for cell in cells:
         rec, delivered = fmt_cell(cell, recover_timeout)
-        rows.append((cell.provider, cell.client, cell.kind, rec, delivered))
+        rows.append((cell.provider, cell.client, cell.kind, rec, delivered, fmt_heard(cell)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |" for r in rows
@@ -688,7 +741,9 @@ async def _run_client(side: ServerSide, name: str, args: argparse.Namespace) -> 
                 rec = f"{trial.recover_s:.2f} s" if trial.recover_s is not None else "never"
                 print(
                     f"  {side.provider:6} {name:8} {cell.kind:11} #{repeat + 1}: recover {rec}, "
-                    f"delivered {100 * trial.delivered:.0f} % ({time.monotonic() - began:.1f} s)",
+                    f"delivered {100 * trial.delivered:.0f} %, missing "
+                    f"{100 * (trial.missing or 0):.0f} %, twice {100 * (trial.twice or 0):.0f} % "
+                    f"({time.monotonic() - began:.1f} s)",
                     file=sys.stderr,
                     flush=True,
                 )
