@@ -2,11 +2,15 @@
 
     python -m benchmarks.dispatch                      # 100 sessions, 10 kills
     python -m benchmarks.dispatch --sessions 30 --kills 3
+    python -m benchmarks.dispatch --no-fork-workers    # each worker started from scratch
 
 - Dispatch: ``POST /sessions`` to the nodes in turn, then ``DELETE`` once its agent is seen in
   the call (Janus's participant list, polled every 0.1 s), with at most ``--concurrent``
   sessions running. Two times per session: until the 201 (the API answers once the agent is in
   the call) and until the agent shows in the call's participant list.
+- Where the start's time goes: each session's ``startup`` record (``GET /sessions/{id}``):
+  dispatch to the node that runs it, a worker from its pool, building the agent, creating the
+  call, connecting the model, joining the call on Janus, publishing.
 - Failover: ``--kills`` times, ``kill -9`` the node holding the most sessions; for each of its
   sessions, the time until its agent (a new one, on another node) is in the call again. The
   node is then started again under the same name for the next round.
@@ -40,6 +44,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+FORK_OPTIONS: list[str] = []
+
+
 async def start_node(name: str, redis: RedisProcess, janus: JanusProcess) -> ServeProcess:
     os.environ.update(
         VA_JANUS_URL=janus.url,
@@ -49,7 +56,7 @@ async def start_node(name: str, redis: RedisProcess, janus: JanusProcess) -> Ser
     return await ServeProcess.start(
         APP,
         "--redis", redis.url, "--node-id", name, "--empty-timeout", "600",
-        "--max-sessions", "6", "--prewarm", "2",
+        "--max-sessions", "6", "--prewarm", "2", *FORK_OPTIONS,
     )  # fmt: skip
 
 
@@ -77,9 +84,10 @@ async def measure_dispatch(
     calls: list[str],
     sessions: int,
     concurrent: int,
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[dict[str, float]]]:
     answered: list[float] = []
     seen: list[float] = []
+    phases: list[dict[str, float]] = []
     slots = asyncio.Semaphore(concurrent)
     free_calls = list(calls)
 
@@ -94,6 +102,8 @@ async def measure_dispatch(
             answered.append(time.monotonic() - asked)
             sid = reply.body["session_id"]
             seen.append(await in_call(watcher, sid, call_id, asked) - asked)
+            record = await node.call("GET", f"/sessions/{sid}")
+            phases.append(dict(record.body.get("startup") or {}))
             await node.call("DELETE", f"/sessions/{sid}")
 
             async def gone() -> bool:
@@ -105,7 +115,7 @@ async def measure_dispatch(
                 print(f"  {i + 1}/{sessions} sessions", flush=True)
 
     await asyncio.gather(*(one(i) for i in range(sessions)))
-    return answered, seen
+    return answered, seen, phases
 
 
 async def measure_failover(
@@ -177,7 +187,7 @@ async def main(sessions: int, kills: int, concurrent: int) -> None:
                 await caller.join()
             await watcher.start()
             print(f"dispatch: {sessions} sessions, at most {concurrent} at once, 3 nodes")
-            answered, seen = await measure_dispatch(
+            answered, seen, phases = await measure_dispatch(
                 list(nodes.values()), watcher, calls, sessions, concurrent
             )
             print(f"failover: {kills} kills of the busiest node")
@@ -199,9 +209,26 @@ async def main(sessions: int, kills: int, concurrent: int) -> None:
         ("request -> agent in the call's participant list", seen),
         ("kill -9 -> agent back in the call", failovers),
     ):
+        if not values:
+            continue
         print(
             f"| {name} | {len(values)} | {statistics.median(values):.2f} s "
             f"| {percentile(values, 0.99):.2f} s | {max(values):.2f} s |"
+        )
+    print()
+    print("Where the start's time goes (per session, from its startup record):")
+    print()
+    print("| step | p50 | p99 | max | share of the slowest 5% |")
+    print("|---|---|---|---|---|")
+    names = list(dict.fromkeys(name for p in phases for name in p))
+    slow = sorted(phases, key=lambda p: p.get("total", 0.0))[-max(1, len(phases) // 20) :]
+    slow_total = sum(p.get("total", 0.0) for p in slow) or 1.0
+    for name in names:
+        values = [p[name] for p in phases if name in p]
+        share = sum(p.get(name, 0.0) for p in slow) / slow_total
+        print(
+            f"| {name} | {statistics.median(values):.2f} s | {percentile(values, 0.99):.2f} s "
+            f"| {max(values):.2f} s | {100 * share:.0f}% |"
         )
 
 
@@ -210,5 +237,10 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--concurrent", type=int, default=3, help="sessions running at once")
+    parser.add_argument(
+        "--no-fork-workers", action="store_true", help="nodes start each worker from scratch"
+    )
     args = parser.parse_args()
+    if args.no_fork_workers:
+        FORK_OPTIONS.append("--no-fork-workers")
     asyncio.run(main(args.sessions, args.kills, args.concurrent))

@@ -80,6 +80,15 @@ async def test_example_app_session_joins_lists_and_leaves_on_delete(
         )
         state = await session_state(server, session_id)
         assert state["state"] == "running" and state["started_at"]
+        # Where the start's time went, step by step, adding up to the whole.
+        startup = state["startup"]
+        assert isinstance(startup, dict)
+        steps = ["worker", "build", "create_call", "model", "edge", "publish"]
+        assert list(startup) == [*steps, "in_worker", "total"], startup
+        assert all(startup[k] >= 0 for k in startup), startup
+        inner = sum(startup[k] for k in steps[1:])
+        assert abs(inner - startup["in_worker"]) < 0.05, startup
+        assert startup["worker"] + startup["in_worker"] <= startup["total"] + 0.05, startup
         usage = state["usage"]
         assert isinstance(usage, dict) and usage["audio_in_s"] > 0 and usage["audio_out_s"] > 0
         assert await server.metric("vision_agents_audio_out_seconds_total") > 0

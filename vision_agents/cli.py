@@ -140,6 +140,12 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     serve.add_argument("--prewarm", type=int, default=1, help="idle worker processes kept ready")
     serve.add_argument(
+        "--no-fork-workers",
+        dest="fork_workers",
+        action="store_false",
+        help="start each worker from scratch instead of forking it from an imported one",
+    )
+    serve.add_argument(
         "--drain-timeout",
         type=float,
         default=60.0,
@@ -213,6 +219,7 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         max_duration_s=args.max_duration,
         empty_timeout_s=args.empty_timeout,
         prewarm=args.prewarm,
+        fork_workers=args.fork_workers,
         drain_timeout_s=args.drain_timeout,
         unresponsive_s=args.unresponsive_timeout,
         max_session_memory_mb=args.max_session_memory,

@@ -456,12 +456,21 @@ class Fleet:
             waited,
         )
         if session.state == "running":
+            dispatched = float(row.get("dispatched_at") or session.created_at)
+            # the first start counts from the request; a failover's from its new dispatch
+            requested = float(row.get("created_at") or dispatched) if epoch == 1 else dispatched
+            startup = {
+                "dispatch": round(session.created_at - dispatched, 4),
+                **session.startup,
+                "total": round((session.started_at or time.time()) - requested, 4),
+            }
             await self._redis.hset(
                 key,
                 mapping={
                     "state": "running",
                     "started_at": str(session.started_at or time.time()),
                     "join_url": session.join_url or "",
+                    "startup": json.dumps(startup),
                 },
             )
         await session.done.wait()
@@ -753,6 +762,7 @@ class Fleet:
             "ended_at": _iso(ended),
             "join_url": row.get("join_url") or None,
             "participants": json.loads(row["participants"]) if row.get("participants") else [],
+            "startup": json.loads(row["startup"]) if row.get("startup") else {},
             "usage": usage,
             "metadata": json.loads(row.get("metadata") or "{}"),
             "node": row.get("owner") or row.get("target"),

@@ -11,6 +11,7 @@ from collections import deque
 from typing import Any
 
 from vision_agents.core.utils.tasks import cancel_and_wait
+from vision_agents.server.forkserver import ForkedProcess, ForkServer, ForkServerGone
 from vision_agents.server.protocol import MAX_LINE_BYTES, ProtocolError, decode, encode
 
 logger = logging.getLogger(__name__)
@@ -21,9 +22,10 @@ class WorkerGone(Exception):
 
 
 class WorkerProcess:
-    """One ``python -m vision_agents.server.worker`` child and its pipes."""
+    """One worker process (``python -m vision_agents.server.worker``, or forked by the fork
+    server) and its pipes."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process | ForkedProcess) -> None:
         self.process = process
         self.pid = process.pid
 
@@ -97,7 +99,15 @@ class WorkerPool:
     ``capacity()`` allows (free session slots), so idle workers do not crowd out sessions.
     """
 
-    def __init__(self, factory: str, call_host: str, prewarm: int, ready_timeout_s: float):
+    def __init__(
+        self,
+        factory: str,
+        call_host: str,
+        prewarm: int,
+        ready_timeout_s: float,
+        *,
+        fork: bool = False,
+    ):
         self.factory = factory
         self.call_host = call_host
         self.prewarm = prewarm
@@ -108,6 +118,10 @@ class WorkerPool:
         self._starting: set[asyncio.Task[WorkerProcess | None]] = set()
         self._changed = asyncio.Event()
         self._closed = False
+        self.fork = fork
+        """Fork workers from a fork server (``forkserver``); off after it fails once."""
+        self._forks: ForkServer | None = None
+        self._forks_lock = asyncio.Lock()
 
     @property
     def starting(self) -> int:
@@ -125,8 +139,23 @@ class WorkerPool:
         task.add_done_callback(self._on_started)
         return task
 
+    async def _spawn(self) -> WorkerProcess:
+        """A new worker: forked when the fork server works, else started from scratch."""
+        if self.fork:
+            try:
+                async with self._forks_lock:
+                    if self._forks is None:
+                        forks = ForkServer(self.factory, self.call_host, MAX_LINE_BYTES)
+                        await forks.start(self.ready_timeout_s)
+                        self._forks = forks
+                return WorkerProcess(await self._forks.spawn())
+            except ForkServerGone as exc:
+                logger.warning("cannot fork workers (%s): starting each from scratch", exc)
+                self.fork = False
+        return await WorkerProcess.spawn(self.factory, self.call_host)
+
     async def _warm_up(self) -> WorkerProcess | None:
-        worker = await WorkerProcess.spawn(self.factory, self.call_host)
+        worker = await self._spawn()
         try:
             await worker.wait_ready(self.ready_timeout_s)
         except (WorkerGone, TimeoutError) as exc:
@@ -178,3 +207,5 @@ class WorkerPool:
         await cancel_and_wait(*self._starting)
         idle, self.idle = list(self.idle), deque()
         await asyncio.gather(*(w.stop(grace_s=2.0) for w in idle))
+        if self._forks is not None:
+            await self._forks.close()

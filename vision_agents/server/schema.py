@@ -83,6 +83,13 @@ class SessionInfo(BaseModel):
     ended_at: str | None
     join_url: str | None
     participants: list[str]
+    startup: dict[str, float] = Field(
+        default_factory=dict,
+        description="seconds each step of the start took: with --redis dispatch (to the node "
+        "that runs it), worker (a worker from the pool), "
+        "build, create_call, mcp, model, edge, publish, in_worker (their sum), total (the "
+        "request to the agent in the call)",
+    )
     usage: Usage
     metadata: dict[str, JsonValue]
     node: str | None = Field(

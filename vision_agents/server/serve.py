@@ -10,12 +10,7 @@ import socket
 from aiohttp import web
 
 from vision_agents.core.utils.tasks import cancel_and_wait
-from vision_agents.server.api import build_app
 from vision_agents.server.config import ServerConfig
-from vision_agents.server.fleet import Fleet
-from vision_agents.server.metrics import ServerMetrics
-from vision_agents.server.pool import WorkerPool
-from vision_agents.server.sessions import SessionManager
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +21,15 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> int:
     Draining: ``/ready`` answers 503 and new sessions are refused at once; running sessions
     may go on for ``drain_timeout_s``, then their agents are told to leave.
     """
+    # Imported here, not at the top: every worker process imports this package (for its own
+    # modules) and needs none of the API, Redis or metrics. Importing them cost each worker
+    # 0.26 s of its 1.3 s start, and a worker is started for every session.
+    from vision_agents.server.api import build_app
+    from vision_agents.server.fleet import Fleet
+    from vision_agents.server.metrics import ServerMetrics
+    from vision_agents.server.pool import WorkerPool
+    from vision_agents.server.sessions import SessionManager
+
     config.check()
     token = config.resolved_token()
     stop = stop or asyncio.Event()
@@ -34,7 +38,11 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> int:
         loop.add_signal_handler(sig, stop.set)
     metrics = ServerMetrics()
     pool = WorkerPool(
-        config.factory, config.call_host or config.host, config.prewarm, config.start_timeout_s
+        config.factory,
+        config.call_host or config.host,
+        config.prewarm,
+        config.start_timeout_s,
+        fork=config.fork_workers,
     )
     manager = SessionManager(config, pool, metrics)
     fleet = (

@@ -61,6 +61,11 @@ class Session:
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     traced: Span = field(default_factory=Span, repr=False)
     stop_reason: str | None = None
+    startup: dict[str, float] = field(default_factory=dict)
+    """Seconds each step of the start took: ``worker`` (the request to a worker taken from
+    the pool, or started for it), then the worker's own steps (``build``, ``create_call``,
+    the agent's ``mcp``, ``model``, ``edge``, ``publish``), ``in_worker`` (their sum) and
+    ``total`` (the request to the agent in the call)."""
     loop_lag_s: float = 0.0
     """How late its event loop woke in the last report (90th percentile of the samples)."""
     cores: float = 0.0
@@ -86,6 +91,7 @@ class Session:
             "ended_at": _iso(self.ended_at),
             "join_url": self.join_url,
             "participants": list(self.participants),
+            "startup": dict(self.startup),
             "usage": {
                 "duration_s": round(end - self.started_at, 3) if self.started_at else 0.0,
                 **self.usage,
@@ -277,6 +283,7 @@ class SessionManager:
                     session, "failed", "no_worker", str(exc) or "no worker started in time"
                 )
                 return
+            session.startup["worker"] = round(time.time() - session.created_at, 4)
             session.traced.event("worker", pid=worker.pid)
             session.worker = worker  # the pool refills once this session started: on a
             try:  # small machine a warming worker would slow the start down
@@ -336,6 +343,12 @@ class SessionManager:
         kind = message["type"]
         if kind == "started":
             session.started_at = time.time()
+            phases = message.get("phases")
+            if isinstance(phases, dict):
+                session.startup.update(
+                    {str(k): float(v) for k, v in phases.items() if isinstance(v, int | float)}
+                )
+            session.startup["total"] = round(session.started_at - session.created_at, 4)
             join_url = message.get("join_url")
             session.join_url = join_url if isinstance(join_url, str) else None
             if session.state == "starting":

@@ -47,6 +47,7 @@ class Worker:
         self.stop_reason: str | None = None
         self.stopped = asyncio.Event()
         self.begun = 0.0
+        self.built = 0.0
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send to the server; if it is gone, stop the session instead of failing."""
@@ -108,7 +109,8 @@ class Worker:
         try:
             try:
                 agent = await build_agent(factory, request)
-                logger.info("agent built in %.2f s", time.monotonic() - self.begun)
+                self.built = time.monotonic()
+                logger.info("agent built in %.2f s", self.built - self.begun)
             except Exception as exc:
                 await self.fail("factory_error", exc)
                 return
@@ -124,6 +126,7 @@ class Worker:
     async def run_agent(self, agent: Agent, request: SessionRequest, start: dict[str, Any]) -> str:
         max_duration_s = float(start["max_duration_s"])
         call = await agent.create_call(request.call_type, request.call_id)
+        called = time.monotonic()
         join_url = call.extra.get("join_url")
         if isinstance(agent.edge, WebRTCEdge):
             join_url = agent.edge.join_url(call, ttl_s=max_duration_s + 60)
@@ -131,8 +134,15 @@ class Worker:
         usage.attach()
         probe = LoopLagProbe()
         async with agent.join(call):
-            logger.info("agent in the call %.2f s after the request", time.monotonic() - self.begun)
-            await self.send({"type": "started", "join_url": join_url})
+            joined = time.monotonic()
+            logger.info("agent in the call %.2f s after the request", joined - self.begun)
+            phases = {
+                "build": round(self.built - self.begun, 4),
+                "create_call": round(called - self.built, 4),
+                **agent.start_phases,
+                "in_worker": round(joined - self.begun, 4),
+            }
+            await self.send({"type": "started", "join_url": join_url, "phases": phases})
             tasks = [
                 asyncio.ensure_future(probe.run()),
                 asyncio.ensure_future(self.report(usage, probe)),

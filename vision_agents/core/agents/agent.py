@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -132,6 +133,9 @@ class Agent:
         self._call_ended = asyncio.Event()
         self._joined = False
         self._closed = False
+        self.start_phases: dict[str, float] = {}
+        """Seconds each step of joining took, in order: ``mcp``, ``model`` (the realtime
+        session or the voice pipeline), ``edge`` (into the call), ``publish``."""
 
     # -- public API ------------------------------------------------------------------------
 
@@ -258,15 +262,19 @@ class Agent:
         self.edge.events.subscribe(self._on_edge_event)
         self.llm.events.subscribe(self._on_model_audio)
         self.edge.model_frames = self._video_in.model_frames  # for the edge's video stats
+        phase = _Phases(self.start_phases)
         if self.mcp is not None:  # first: the model's first session has the MCP tools
             await self.mcp.connect()
+            phase.done("mcp")
         if isinstance(self.llm, Realtime) and not self.llm.is_connected:
             await self.llm.connect()
         if self._voice is not None:
             await self._voice.start()
         if self._speak_up is not None:
             self._speak_up.start()
+        phase.done("model")
         self.participant = await self.edge.join(call, self.agent_user)
+        phase.done("edge")
         wanted = self._video_wanted()
         if wanted is not None:
             await self.edge.want_video(*wanted)
@@ -282,6 +290,7 @@ class Agent:
                     video_publishers[0].name,
                 )
             await self.edge.publish_video(video_publishers[0].publish_video_track())
+        phase.done("publish")
 
     def _video_wanted(self) -> tuple[float | None, int | None] | None:
         """What anything of ours takes of a participant's video: the most frames a second (the
@@ -411,3 +420,16 @@ def _image_side(model: Realtime) -> int | None:
     a model without one."""
     side = getattr(model, "max_image_side", None)
     return side if isinstance(side, int) and not isinstance(side, bool) else None
+
+
+class _Phases:
+    """Records the seconds since the previous step into ``into[name]``."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self._into = into
+        self._last = time.monotonic()
+
+    def done(self, name: str) -> None:
+        now = time.monotonic()
+        self._into[name] = round(now - self._last, 4)
+        self._last = now
