@@ -221,8 +221,8 @@ async def main(sessions: int, kills: int, concurrent: int) -> None:
     print("| step | p50 | p99 | max | share of the slowest 5% |")
     print("|---|---|---|---|---|")
     order = ["dispatch", "worker", "build", "create_call", "mcp", "model", "edge", "publish"]
-    seen = dict.fromkeys(name for p in phases for name in p)
-    names = [n for n in order if n in seen] + [n for n in seen if n not in order]
+    present = dict.fromkeys(name for p in phases for name in p)
+    names = [n for n in order if n in present] + [n for n in present if n not in order]
     slow = sorted(phases, key=lambda p: p.get("total", 0.0))[-max(1, len(phases) // 20) :]
     slow_total = sum(p.get("total", 0.0) for p in slow) or 1.0
     for name in names:
