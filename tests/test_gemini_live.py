@@ -118,6 +118,10 @@ async def test_setup_carries_settings_and_audio_arrives_as_16k_pcm(
     assert abs(np.fft.rfftfreq(len(pcm), 1 / 16000)[spectrum.argmax()] - 440) < 3
     assert server.audio_seconds() == pytest.approx(1.0, abs=0.02)
     assert server.rejections == []
+    # in 100 ms messages, not one a 20 ms block; the tail went out on its own, unfilled
+    sizes = [len(a.data) for a in server.audio]
+    assert all(3200 <= n < 3200 + 1280 for n in sizes[:-1]) and 0 < sizes[-1] <= 3200 + 1280
+    assert 8 <= len(sizes) <= 11, sizes
 
 
 async def test_audio_transcripts_text_and_tools_round_trip(

@@ -186,8 +186,8 @@ class GeminiProtocol(RealtimeProtocol):
     input_rate = INPUT_RATE
     provider = "gemini_realtime"
 
-    def __init__(self, *, audio_backlog_s: float = 10.0) -> None:
-        super().__init__(audio_backlog_s=audio_backlog_s)
+    def __init__(self, *, audio_backlog_s: float = 10.0, audio_chunk_ms: int = 0) -> None:
+        super().__init__(audio_backlog_s=audio_backlog_s, audio_chunk_ms=audio_chunk_ms)
         self.handle: str | None = None
         """The newest resumable handle, from wherever it arrived."""
         self._seq = 0

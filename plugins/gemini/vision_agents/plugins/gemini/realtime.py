@@ -39,12 +39,18 @@ from vision_agents.plugins.gemini.protocol import SessionSettings
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_AUDIO_CHUNK_MS = 100
+"""The user's audio goes out in 100 ms ``realtimeInput`` messages, not one a 20 ms frame: a
+fifth of the messages (each is JSON and base64 on both sides). Google's own web console sends
+2048 samples at 16 kHz (128 ms) a message; a phrase's end is heard at most 80 ms later (a
+chunk not filled within its time goes out as it is)."""
+
 DEFAULT_MODEL = "gemini-3.8-live"
 """The current GA Live model with no shutdown date announced (Gemini API docs, "Gemini
 deprecations"); the 2.5 native-audio previews it replaces are scheduled for shutdown."""
 API_KEY_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
-__all__ = ["API_KEY_ENV", "DEFAULT_MODEL", "ApiKey", "Realtime"]
+__all__ = ["API_KEY_ENV", "DEFAULT_AUDIO_CHUNK_MS", "DEFAULT_MODEL", "ApiKey", "Realtime"]
 
 
 class Realtime(ProtocolRealtime):
@@ -74,6 +80,7 @@ class Realtime(ProtocolRealtime):
         tool_timeout: float | None = 30.0,
         session_extra: dict[str, Any] | None = None,
         audio_backlog_s: float = 10.0,
+        audio_chunk_ms: int = DEFAULT_AUDIO_CHUNK_MS,
     ) -> None:
         super().__init__(
             fps=fps,
@@ -107,7 +114,12 @@ class Realtime(ProtocolRealtime):
             gemini_frame_tokens(self.media_resolution)
         except ValueError as exc:
             raise ConfigurationError(f"session_extra: {exc}") from None
-        self._protocol = protocol.GeminiProtocol(audio_backlog_s=audio_backlog_s)
+        try:
+            self._protocol = protocol.GeminiProtocol(
+                audio_backlog_s=audio_backlog_s, audio_chunk_ms=audio_chunk_ms
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     @property
     def protocol(self) -> protocol.GeminiProtocol:
