@@ -61,7 +61,13 @@ from google.genai import types as genai_types
 from vision_agents.core import PcmData
 from vision_agents.plugins import gemini
 from vision_agents.plugins import openai as openai_plugin
-from vision_agents.testing import GeminiLiveServer, OpenAIRealtimeServer, tone
+from vision_agents.testing import (
+    GeminiLiveServer,
+    OpenAIRealtimeServer,
+    locate_samples,
+    sample_index,
+    tone,
+)
 from vision_agents.testing.fault_proxy import FaultProxy
 
 TONE_S = 3.0
@@ -96,11 +102,6 @@ def make_tone(rate: int) -> np.ndarray:
     return out
 
 
-def window_index(sent: np.ndarray) -> dict[bytes, int]:
-    """Where each ``MATCH``-sample window starts in ``sent``."""
-    return {sent[i : i + MATCH].tobytes(): i for i in range(len(sent) - MATCH + 1)}
-
-
 def coverage(sent: np.ndarray, streams: list[bytes], index: dict[bytes, int]) -> float | None:
     """Fraction of ``sent`` found, sample for sample, in the received ``streams``; None when
     the received audio does not match it at all (a client that resampled or mixed it)."""
@@ -112,25 +113,10 @@ def sample_counts(
     sent: np.ndarray, streams: list[bytes], index: dict[bytes, int]
 ) -> np.ndarray | None:
     """How many times each sample of ``sent`` is in ``streams``; None as for ``coverage``."""
-    covered = np.zeros(len(sent), np.int32)
-    received = 0
-    for raw in streams:
-        rx = np.frombuffer(raw[: len(raw) // 2 * 2], np.int16)
-        received += len(rx)
-        j = 0
-        while j + MATCH <= len(rx):
-            at = index.get(rx[j : j + MATCH].tobytes())
-            if at is None:
-                j += 1
-                continue
-            n = min(len(rx) - j, len(sent) - at)
-            same = rx[j : j + n] == sent[at : at + n]
-            run = n if same.all() else int(np.argmin(same))
-            covered[at : at + run] += 1
-            j += run
-    if received and not covered.any():
+    counts, _foreign = locate_samples(sent, streams, MATCH, index)
+    if any(streams) and not counts.any():
         return None
-    return covered
+    return counts
 
 
 # -- the servers, seen from the benchmark --------------------------------------------------
@@ -151,7 +137,7 @@ class ServerSide(ABC):
 
     def write_tone(self) -> None:
         self.tone = make_tone(RATES[self.provider])
-        self.index = window_index(self.tone)
+        self.index = sample_index(self.tone, MATCH)
         with tempfile.NamedTemporaryFile("wb", suffix=".s16", delete=False) as f:
             f.write(self.tone.tobytes())
             self.tone_file = f.name

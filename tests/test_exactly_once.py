@@ -14,7 +14,6 @@ closes with 1011, and a blackholed path. Allowed: 40 ms missing or repeated in a
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,21 +22,21 @@ from typing import Any
 import numpy as np
 import openai
 import pytest
-from google import genai
-from google.genai import types as genai_types
 
+from tests.conftest import wait_until
+from tests.fault_kit import gemini_client, inject_gemini, inject_openai
 from vision_agents.core.audio import PcmData
 from vision_agents.core.llm.events import RealtimeReconnectedEvent
 from vision_agents.core.llm.protocol_realtime import ProtocolRealtime
 from vision_agents.core.llm.runtime import Keepalive, RetryPolicy
 from vision_agents.plugins import gemini
 from vision_agents.plugins import openai as openai_plugin
-from vision_agents.testing import GeminiLiveServer, OpenAIRealtimeServer
+from vision_agents.testing import GeminiLiveServer, OpenAIRealtimeServer, locate_samples
 from vision_agents.testing.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.timeout(120)
 
-KINDS = ["close", "error_1011", "planned", "model_stall", "blackhole"]
+KINDS = ["close", "error_1011", "go_away", "model_stall", "blackhole"]
 SIGNAL_S = 3.0
 CHUNK_MS = 20
 PACE = 4.0
@@ -56,42 +55,23 @@ class Rig:
     commit_point: Callable[[], Any]
 
 
-async def wait_until(predicate: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within} s: {what}")
-        await asyncio.sleep(0.01)
-
-
 @asynccontextmanager
 async def gemini_rig(vertexai: bool = True) -> AsyncIterator[Rig]:
     async with (
         GeminiLiveServer(handle_every_s=0.2) as server,
         FaultProxy(server.port) as proxy,
     ):
-        http = genai_types.HttpOptions(
-            base_url=f"https://127.0.0.1:{proxy.port}",
-            async_client_args={"ssl": server.tls.client_context()},
-        )
         # Vertex AI (express mode, an API key): the SDK allows transparent resumption there;
         # for the Developer API it refuses it, so a pong before a handle confirms audio.
-        client = genai.Client(vertexai=vertexai, api_key="local-test-key", http_options=http)
         llm = gemini.Realtime(
-            model="m", client=client, keepalive=KEEPALIVE, retry=RetryPolicy(initial_delay=0.05)
+            model="m",
+            client=gemini_client(server, proxy, vertexai=vertexai),
+            keepalive=KEEPALIVE,
+            retry=RetryPolicy(initial_delay=0.05),
         )
 
         async def inject(kind: str) -> None:
-            if kind == "close":
-                await server.close_connection(1000)
-            elif kind == "error_1011":
-                await server.close_connection(1011, "internal error")
-            elif kind == "planned":
-                await server.send_go_away("1s")
-            elif kind == "model_stall":
-                await server.stall_model(2.0, 1011)
-            else:
-                proxy.blackhole()
+            await inject_gemini(server, proxy, kind)
 
         async def commit_point() -> None:
             await server.send_resumption_update()
@@ -115,16 +95,7 @@ async def openai_rig() -> AsyncIterator[Rig]:
         )
 
         async def inject(kind: str) -> None:
-            if kind == "close":
-                await server.close_connection(1000)
-            elif kind == "error_1011":
-                await server.close_connection(1011, "server error")
-            elif kind == "planned":
-                await server.expire_session()
-            elif kind == "model_stall":
-                await server.stall_model(2.0, 1011)
-            else:
-                proxy.blackhole()
+            await inject_openai(server, proxy, kind)
 
         async def commit_point() -> None:
             # Server VAD hears the user stop: what came so far becomes an item, no reply.
@@ -138,28 +109,6 @@ async def openai_rig() -> AsyncIterator[Rig]:
 def signal(rate: int) -> np.ndarray:
     rng = np.random.default_rng(7)
     return rng.integers(-8000, 8000, int(SIGNAL_S * rate), dtype=np.int16)
-
-
-def coverage(sent: np.ndarray, heard: list[bytes]) -> tuple[np.ndarray, int]:
-    """How many times each sent sample is in ``heard``, and heard samples found nowhere."""
-    index = {sent[i : i + WINDOW].tobytes(): i for i in range(len(sent) - WINDOW + 1)}
-    counts = np.zeros(len(sent), np.int32)
-    foreign = 0
-    for chunk in heard:
-        h = np.frombuffer(chunk, np.int16)
-        i = 0
-        while i < len(h):
-            j = index.get(h[i : i + WINDOW].tobytes()) if i + WINDOW <= len(h) else None
-            if j is None:
-                foreign += 1
-                i += 1
-                continue
-            n = 0
-            while i + n < len(h) and j + n < len(sent) and h[i + n] == sent[j + n]:
-                n += 1
-            counts[j : j + n] += 1
-            i += n
-    return counts, foreign
 
 
 async def run_case(rig: Rig, kind: str) -> tuple[np.ndarray, int, list[RealtimeReconnectedEvent]]:
@@ -201,7 +150,7 @@ async def run_case(rig: Rig, kind: str) -> tuple[np.ndarray, int, list[RealtimeR
         await wait_until(
             lambda: tail in b"".join(rig.heard()), 10, f"{kind}: the end of the audio heard"
         )
-        counts, foreign = coverage(sent, rig.heard())
+        counts, foreign = locate_samples(sent, rig.heard(), WINDOW)
     finally:
         await llm.close()
     return counts, foreign, reconnects

@@ -19,8 +19,8 @@ from typing import Any
 
 import openai
 import pytest
-from google.genai import types as genai_types
 
+from tests.fault_kit import gemini_client, inject_gemini, inject_openai
 from vision_agents.core.audio import PcmData
 from vision_agents.core.llm.events import RealtimeReconnectedEvent, ToolCallCompletedEvent
 from vision_agents.core.llm.protocol_realtime import ProtocolRealtime
@@ -68,28 +68,15 @@ async def wait_until(predicate: Callable[[], bool], within: float, what: str) ->
 @asynccontextmanager
 async def gemini_rig(keepalive: Keepalive = KEEPALIVE) -> AsyncIterator[Rig]:
     async with GeminiLiveServer() as server, FaultProxy(server.port) as proxy:
-        http = genai_types.HttpOptions(
-            base_url=f"https://127.0.0.1:{proxy.port}",
-            async_client_args={"ssl": server.tls.client_context()},
-        )
-        from google import genai
-
-        client = genai.Client(api_key="local-test-key", http_options=http)
         llm = gemini.Realtime(
-            model="m", client=client, keepalive=keepalive, retry=RetryPolicy(initial_delay=0.05)
+            model="m",
+            client=gemini_client(server, proxy),
+            keepalive=keepalive,
+            retry=RetryPolicy(initial_delay=0.05),
         )
 
         async def inject(kind: str) -> None:
-            if kind == "close":
-                await server.close_connection(1000)
-            elif kind == "error_1011":
-                await server.close_connection(1011, "internal error")
-            elif kind == "go_away":
-                await server.send_go_away("1s")
-            elif kind == "stalled_close":
-                await server.stall_close(1000)
-            else:
-                proxy.blackhole()
+            await inject_gemini(server, proxy, kind)
 
         rig = Rig(
             "gemini",
@@ -132,18 +119,8 @@ async def openai_rig(keepalive: Keepalive = KEEPALIVE) -> AsyncIterator[Rig]:
         server.responder = responder
 
         async def inject(kind: str) -> None:
-            conn = server.current
-            if kind == "close":
-                await server.close_connection(1000)
-            elif kind == "error_1011":
-                await server.close_connection(1011, "server error")
-            elif kind == "go_away":
-                await server.expire_session()
-            elif kind == "stalled_close":
-                await server.stall_close(1000)
-            else:
-                proxy.blackhole()
-            assert conn is not None
+            assert server.current is not None
+            await inject_openai(server, proxy, kind)
 
         def turns_seen() -> set[str]:
             return {

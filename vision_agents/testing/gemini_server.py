@@ -20,7 +20,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -330,9 +330,13 @@ class GeminiLiveServer:
         await self.send({"goAway": {"timeLeft": time_left}})
         if then_close and conn is not None:
             seconds = float(time_left.rstrip("s") or 0)
-            task = asyncio.get_running_loop().create_task(self._close_later(conn, seconds))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._close_later(conn, seconds))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; ``close()`` cancels and awaits what is left."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _close_later(self, conn: _Conn, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -441,9 +445,7 @@ class GeminiLiveServer:
             with contextlib.suppress(ConnectionClosed):
                 await conn.ws.close(code, reason or "internal error")
 
-        task = asyncio.get_running_loop().create_task(close_later())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(close_later())
 
     async def stall_close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame, then stop reading: the client's close handshake never finishes
@@ -499,15 +501,11 @@ class GeminiLiveServer:
                     return  # resumed past the window: refused
             await ws.send(json.dumps({"setupComplete": {}}))
             if self.limits is not None and self.limits.connection_lifetime_s is not None:
-                lifetime = asyncio.get_running_loop().create_task(self._lifetime(conn))
-                self._tasks.add(lifetime)
-                lifetime.add_done_callback(self._tasks.discard)
+                self._spawn(self._lifetime(conn))
             if "sessionResumption" in setup:
                 await self.send_resumption_update()
                 if self.handle_every_s is not None:
-                    ticker = asyncio.get_running_loop().create_task(self._checkpoints(conn))
-                    self._tasks.add(ticker)
-                    ticker.add_done_callback(self._tasks.discard)
+                    self._spawn(self._checkpoints(conn))
             conn.ready.set()
             self.setups.append(setup)
             await self._notify()
@@ -684,9 +682,7 @@ class GeminiLiveServer:
         complete = payload.get("turnComplete", payload.get("turn_complete"))
         if complete and self.responder is not None:
             reply, audio = self.responder(text)
-            task = asyncio.get_running_loop().create_task(self._reply(reply, audio))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._reply(reply, audio))
         return None
 
     async def _reply(self, text: str, audio: PcmData | None) -> None:

@@ -100,6 +100,47 @@ def dominant_hz(samples: np.ndarray | bytes, sample_rate: int) -> float:
     return float(np.fft.rfftfreq(data.size, 1 / sample_rate)[int(np.argmax(spectrum))])
 
 
+def sample_index(sent: np.ndarray, window: int = 16) -> dict[bytes, int]:
+    """Where each ``window``-sample run of ``sent`` starts (for ``locate_samples``)."""
+    return {sent[i : i + window].tobytes(): i for i in range(len(sent) - window + 1)}
+
+
+def locate_samples(
+    sent: np.ndarray,
+    received: list[bytes],
+    window: int = 16,
+    index: dict[bytes, int] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Where the ``received`` audio (s16 bytes, in stretches) is in what was ``sent``.
+
+    Returns how many times each sample of ``sent`` was received, and how many received
+    samples are nowhere in it. Each stretch is placed sample for sample: a run starts where
+    ``window`` samples match a place in ``sent`` and goes on while they stay equal, so
+    ``sent`` must make every window unique (noise, or a tone with a fixed dither). Checks
+    what a model's state holds: each sample once, none missing, nothing foreign. ``index``:
+    ``sample_index(sent, window)``, when the same ``sent`` is looked up many times.
+    """
+    if index is None:
+        index = sample_index(sent, window)
+    counts = np.zeros(len(sent), np.int32)
+    foreign = 0
+    for raw in received:
+        rx = np.frombuffer(raw[: len(raw) // 2 * 2], np.int16)
+        j = 0
+        while j < len(rx):
+            at = index.get(rx[j : j + window].tobytes()) if j + window <= len(rx) else None
+            if at is None:
+                foreign += 1
+                j += 1
+                continue
+            n = min(len(rx) - j, len(sent) - at)
+            same = rx[j : j + n] == sent[at : at + n]
+            run = n if same.all() else int(np.argmin(same))
+            counts[at : at + run] += 1
+            j += run
+    return counts, foreign
+
+
 def read_frame_index(frame: av.VideoFrame | np.ndarray) -> int:
     """The index drawn by ``pattern_frame`` (works after lossy encoding and resizing to >= 50%)."""
     img = frame_to_ndarray(frame) if isinstance(frame, av.VideoFrame) else frame
